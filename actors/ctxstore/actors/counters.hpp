@@ -1,0 +1,18 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace ctxstore::actors {
+
+/// Counts shared by a registry and its owners; `stats` reads them. Each owner
+/// updates them before it answers the request that changed them, so a caller
+/// that got its answer sees its own change in the next `stats`.
+struct counters {
+  std::atomic<int64_t> contexts{0};
+  std::atomic<int64_t> sessions{0};
+  std::atomic<int64_t> waiters{0};
+  std::atomic<int64_t> owners{0};
+};
+
+} // namespace ctxstore::actors

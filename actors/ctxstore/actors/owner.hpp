@@ -1,0 +1,34 @@
+#pragma once
+
+#include <memory>
+#include <typeinfo>
+
+#include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
+
+#include "ctxstore/actors/counters.hpp"
+#include "ctxstore/messages/context_key.hpp"
+#include "ctxstore/messages/payload.hpp"
+#include "ctxstore/storage_options.hpp"
+
+namespace ctxstore::actors {
+
+/// Everything an owner needs at spawn time.
+struct owner_config {
+  messages::context_key key;
+  const std::type_info* type = nullptr; // the C++ type bound to key.type
+  messages::payload initial;            // the first committed value
+  storage_options options;
+  std::shared_ptr<counters> stats;
+  caf::actor_addr registry; // weak: the registry owns its owners, not back
+};
+
+/// The behavior of the actor that owns one context. See owner.cpp.
+class owner_actor;
+
+/// Spawns an owner linked to `registry_self`; `hide` keeps it out of the
+/// count of actors that the actor system awaits at shutdown.
+caf::actor spawn_owner(caf::local_actor* registry_self, owner_config cfg,
+                       bool hide);
+
+} // namespace ctxstore::actors

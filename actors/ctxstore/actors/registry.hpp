@@ -1,0 +1,17 @@
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "ctxstore/storage_options.hpp"
+
+namespace ctxstore::actors {
+
+/// Spawns the registry of a new storage: it maps (type name, id) to the owner
+/// actor of that context, spawns owners on the first store, answers stats,
+/// and forwards every other request to the owner. `hide` keeps the registry
+/// and its owners out of the actors that the system awaits at shutdown.
+caf::actor spawn_registry(caf::actor_system& sys, storage_options options,
+                          bool hide);
+
+} // namespace ctxstore::actors

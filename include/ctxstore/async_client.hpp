@@ -1,0 +1,242 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <utility>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/message.hpp>
+
+#include "ctxstore/async_session.hpp"
+#include "ctxstore/context_id.hpp"
+#include "ctxstore/context_types.hpp"
+#include "ctxstore/error.hpp"
+#include "ctxstore/messages/protocol.hpp"
+#include "ctxstore/pending.hpp"
+#include "ctxstore/storage.hpp"
+#include "ctxstore/storage_stats.hpp"
+#include "ctxstore/versioned.hpp"
+
+namespace ctxstore {
+
+/// Access to a storage from an event-based actor: every operation is a
+/// request whose answer arrives later, in the actor (`pending::then`); the
+/// actor never blocks. Use it only inside the actor given to it.
+///
+/// Reentrancy: the holder of a session is the actor. While it holds a session
+/// on a key, its nested `acquire`, `store`, `erase` and `snapshot` of that key
+/// proceed at once; a nested acquire shares the holder's working copy.
+class async_client {
+public:
+  async_client(caf::event_based_actor* self, storage st)
+    : self_(self), storage_(std::move(st)) {
+    // nop
+  }
+
+  /// The last committed value with its version; never waits for a session.
+  template <class T>
+  pending<versioned<T>> snapshot_versioned(const context_id& id) {
+    auto self = self_;
+    auto dest = storage_.registry();
+    return pending<versioned<T>>{[=](auto on_ok, auto on_err) {
+      auto key = key_of<T>(dest, id, on_err);
+      if (key.type.empty())
+        return;
+      self->request(dest, caf::infinite, messages::snapshot_atom::value, key)
+        .then(
+          [on_ok, on_err](messages::versioned_value& x) {
+            if (!x.value.value.template match_elements<T>())
+              return fail(on_err, errc::type_mismatch,
+                          "the stored value does not have the requested type");
+            on_ok(versioned<T>{x.value.value.template get_as<T>(0),
+                               x.version});
+          },
+          forward_error(on_err));
+    }};
+  }
+
+  /// The last committed value; never waits for a session.
+  template <class T>
+  pending<T> snapshot(const context_id& id) {
+    auto inner = std::make_shared<pending<versioned<T>>>(
+      snapshot_versioned<T>(id));
+    return pending<T>{[inner](auto on_ok, auto on_err) {
+      inner->then([on_ok](versioned<T> x) { on_ok(std::move(x.value)); },
+                  on_err);
+    }};
+  }
+
+  /// Creates or replaces the context; answers its new version. Waits behind
+  /// a session held by another actor; from the holder it proceeds at once and
+  /// also replaces the holder's working copy.
+  template <class T>
+  pending<uint64_t> store(const context_id& id, T value) {
+    auto self = self_;
+    auto dest = storage_.registry();
+    return pending<uint64_t>{[=](auto on_ok, auto on_err) {
+      auto key = key_of<T>(dest, id, on_err);
+      if (key.type.empty())
+        return;
+      auto held = detail::find_async_held(self, dest, key);
+      auto msg = caf::make_message(value);
+      self
+        ->request(dest, caf::infinite, messages::store_atom::value, key,
+                  messages::payload{msg}, held ? held->token : uint64_t{0})
+        .then(
+          [held, msg, on_ok](uint64_t version) {
+            if (held && held->open) {
+              held->working = msg;
+              held->version = version;
+            }
+            on_ok(version);
+          },
+          forward_error(on_err));
+    }};
+  }
+
+  /// Opens (or, for the holder actor, re-enters) an exclusive session; the
+  /// answer arrives when it is granted. `wait` bounds the time spent queued
+  /// (`errc::timeout`; zero: try once); negative: wait as long as it takes.
+  template <class T>
+  pending<async_session<T>>
+  acquire(const context_id& id,
+          std::chrono::milliseconds wait = std::chrono::milliseconds{-1}) {
+    auto self = self_;
+    auto dest = storage_.registry();
+    int64_t wait_ms = wait.count() < 0 ? -1 : wait.count();
+    return pending<async_session<T>>{[=](auto on_ok, auto on_err) {
+      auto key = key_of<T>(dest, id, on_err);
+      if (key.type.empty())
+        return;
+      self
+        ->request(dest, caf::infinite, messages::acquire_atom::value, key,
+                  wait_ms)
+        .then(
+          [=](messages::grant& g) {
+            auto held = detail::find_async_held(self, dest, key);
+            if (held && held->token == g.token)
+              return on_ok(async_session<T>{held, false}); // nested level
+            if (!g.value.value.template match_elements<T>()) {
+              self->send(g.owner, messages::abort_atom::value, key, g.token);
+              return fail(on_err, errc::type_mismatch,
+                          "the stored value does not have the requested type");
+            }
+            held = std::make_shared<detail::async_held>();
+            held->self = self;
+            held->registry = dest;
+            held->owner = std::move(g.owner);
+            held->key = key;
+            held->token = g.token;
+            held->version = g.version;
+            held->working = std::move(g.value.value);
+            detail::register_async_held(held);
+            on_ok(async_session<T>{std::move(held), true});
+          },
+          forward_error(on_err));
+    }};
+  }
+
+  /// Runs `fn(T&)` in a session and releases it; answers the new version.
+  /// If `fn` throws, the session is aborted and the exception propagates (by
+  /// CAF's default, that stops the actor).
+  template <class T, class F>
+  pending<uint64_t> update(const context_id& id, F fn) {
+    auto inner = std::make_shared<pending<async_session<T>>>(acquire<T>(id));
+    return pending<uint64_t>{[inner, fn](auto on_ok, auto on_err) mutable {
+      inner->then(
+        [fn, on_ok, on_err](async_session<T> s) mutable {
+          try {
+            fn(*s);
+          } catch (...) {
+            s.abort().then([](uint64_t) {}, [](caf::error&) {});
+            throw;
+          }
+          s.release().then(on_ok, on_err);
+        },
+        on_err);
+    }};
+  }
+
+  /// Removes the context (waits behind a session like `store`); answers
+  /// false if there was nothing to remove. From the holder it also ends the
+  /// holder's session.
+  template <class T>
+  pending<bool> erase(const context_id& id) {
+    auto self = self_;
+    auto dest = storage_.registry();
+    return pending<bool>{[=](auto on_ok, auto on_err) {
+      auto key = key_of<T>(dest, id, on_err);
+      if (key.type.empty())
+        return;
+      auto held = detail::find_async_held(self, dest, key);
+      self
+        ->request(dest, caf::infinite, messages::erase_atom::value, key,
+                  held ? held->token : uint64_t{0})
+        .then(
+          [held, on_ok](bool existed) {
+            if (held) {
+              held->open = false; // the holder's erase ends its session
+              detail::forget_async_held(held.get());
+            }
+            on_ok(existed);
+          },
+          forward_error(on_err));
+    }};
+  }
+
+  /// Counts of the storage.
+  pending<storage_stats> stats() {
+    auto self = self_;
+    auto dest = storage_.registry();
+    return pending<storage_stats>{[=](auto on_ok, auto on_err) {
+      if (!dest)
+        return fail(on_err, errc::storage_down, "no storage behind this handle");
+      self->request(dest, caf::infinite, messages::stats_atom::value)
+        .then([on_ok](storage_stats& x) { on_ok(x); },
+              forward_error(on_err));
+    }};
+  }
+
+  /// The storage this client talks to.
+  const storage& target() const noexcept {
+    return storage_;
+  }
+
+private:
+  static void fail(const detail::error_callback& on_err, errc code,
+                   const char* what) {
+    auto err = make_error(code, what);
+    on_err(err);
+  }
+
+  static detail::error_callback forward_error(detail::error_callback on_err) {
+    return [on_err](caf::error& err) {
+      auto e = detail::to_ctxstore_error(std::move(err));
+      on_err(e);
+    };
+  }
+
+  /// The key of `id`, or an empty key after reporting an unregistered type.
+  template <class T>
+  static messages::context_key key_of(const caf::actor& dest,
+                                      const context_id& id,
+                                      const detail::error_callback& on_err) {
+    if (!dest) {
+      fail(on_err, errc::storage_down, "no storage behind this handle");
+      return messages::context_key{};
+    }
+    try {
+      return messages::context_key{detail::type_name_of<T>(), id};
+    } catch (const error& e) {
+      fail(on_err, e.code(), e.what());
+      return messages::context_key{};
+    }
+  }
+
+  caf::event_based_actor* self_;
+  storage storage_;
+};
+
+} // namespace ctxstore

@@ -1,0 +1,141 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include <caf/actor_system.hpp>
+#include <caf/message.hpp>
+
+#include "ctxstore/context_id.hpp"
+#include "ctxstore/context_types.hpp"
+#include "ctxstore/detail/blocking_core.hpp"
+#include "ctxstore/error.hpp"
+#include "ctxstore/session.hpp"
+#include "ctxstore/storage.hpp"
+#include "ctxstore/storage_stats.hpp"
+#include "ctxstore/versioned.hpp"
+
+namespace ctxstore {
+
+/// Access to a storage from any thread; every call blocks until the storage
+/// answered. Failures throw `ctxstore::error`. Cheap to copy; copies share
+/// their pool of requesting actors. Destroy clients before the actor system.
+///
+/// Reentrancy: the holder of a session is the thread. While a thread holds a
+/// session on a key (through any `blocking_client` of the same storage
+/// handle), its nested `acquire`, `store`, `erase` and `snapshot` of that key
+/// proceed at once instead of waiting for itself.
+class blocking_client {
+public:
+  blocking_client(caf::actor_system& sys, storage st)
+    : core_(std::make_shared<detail::blocking_core>(sys, std::move(st))) {
+    // nop
+  }
+
+  /// Creates or replaces the context. Waits behind a session held by someone
+  /// else; from the holder it replaces the committed value and the holder's
+  /// working copy at once.
+  template <class T>
+  void store(const context_id& id, T value) {
+    auto key = key_of<T>(id);
+    if (auto held = detail::find_held(*core_, key)) {
+      try {
+        held->version = core_->commit(*held, caf::make_message(value));
+        // The holder's later changes apply on top of what it stored.
+        held->working.template get_mutable_as<T>(0) = std::move(value);
+        return;
+      } catch (const error& e) {
+        if (e.code() != errc::session_expired)
+          throw;
+        held->open = false; // revoked: store like anybody else
+      }
+    }
+    core_->store(key, caf::make_message(std::move(value)));
+  }
+
+  /// The last committed value. Never waits for a session; never shows
+  /// uncommitted changes. Throws `error{no_such_context}` if missing.
+  template <class T>
+  T snapshot(const context_id& id) {
+    return snapshot_versioned<T>(id).value;
+  }
+
+  /// The last committed value with its version.
+  template <class T>
+  versioned<T> snapshot_versioned(const context_id& id) {
+    auto result = core_->snapshot(key_of<T>(id));
+    return versioned<T>{detail::unpack<T>(result.value), result.version};
+  }
+
+  /// Opens (or, for the holder thread, re-enters) an exclusive session;
+  /// blocks until it is granted. Throws `error{no_such_context}` at once if
+  /// the context does not exist.
+  template <class T>
+  session<T> acquire(const context_id& id) {
+    return acquire_impl<T>(id, -1);
+  }
+
+  /// Like `acquire(id)`, but gives up with `error{timeout}` after waiting for
+  /// `wait` (zero: try once). A request that gave up is never granted later.
+  template <class T>
+  session<T> acquire(const context_id& id, std::chrono::milliseconds wait) {
+    return acquire_impl<T>(id, wait.count() < 0 ? 0 : wait.count());
+  }
+
+  /// Runs `fn(T&)` in a session and releases it; if `fn` throws, the session
+  /// is aborted (nothing of it is committed) and the exception propagates.
+  template <class T, class F>
+  void update(const context_id& id, F&& fn) {
+    auto s = acquire<T>(id);
+    fn(*s);
+    s.release();
+  }
+
+  /// Removes the context (waits behind a session like `store`). Returns false
+  /// if there was nothing to remove. From the holder it also ends its session.
+  template <class T>
+  bool erase(const context_id& id) {
+    auto key = key_of<T>(id);
+    if (auto held = detail::find_held(*core_, key))
+      return core_->erase_held(*held);
+    return core_->erase(key);
+  }
+
+  /// Counts of the storage, reflecting every call this thread completed.
+  storage_stats stats() {
+    return core_->stats();
+  }
+
+  /// The storage this client talks to.
+  const storage& target() const noexcept {
+    return core_->target();
+  }
+
+private:
+  template <class T>
+  static messages::context_key key_of(const context_id& id) {
+    return messages::context_key{detail::type_name_of<T>(), id};
+  }
+
+  template <class T>
+  session<T> acquire_impl(const context_id& id, int64_t wait_ms) {
+    auto key = key_of<T>(id);
+    if (auto held = detail::find_held(*core_, key)) {
+      held->depth += 1;
+      return session<T>{held->shared_from_this(), false};
+    }
+    session<T> result{core_->acquire(key, wait_ms), true};
+    if (!result.held_->working.template match_elements<T>()) {
+      result.abort();
+      throw error{errc::type_mismatch,
+                  "the stored value does not have the requested type"};
+    }
+    return result;
+  }
+
+  std::shared_ptr<detail::blocking_core> core_;
+};
+
+} // namespace ctxstore

@@ -1,0 +1,14 @@
+#pragma once
+
+#include <cstdint>
+
+namespace ctxstore {
+
+/// A committed value with the version it was committed as.
+template <class T>
+struct versioned {
+  T value;
+  uint64_t version = 0;
+};
+
+} // namespace ctxstore

@@ -1,0 +1,310 @@
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "ctxstore/actors/registry.hpp"
+#include "ctxstore/async_session.hpp"
+#include "ctxstore/blocking_client.hpp"
+#include "ctxstore/messages/protocol.hpp"
+#include "ctxstore/storage.hpp"
+
+namespace ctxstore {
+
+using namespace ctxstore::messages;
+
+// -- storages -------------------------------------------------------------------
+
+storage spawn_storage(caf::actor_system& sys, storage_options options) {
+  return storage{actors::spawn_registry(sys, options, false)};
+}
+
+const storage& default_storage(caf::actor_system& sys) {
+  // The default storage is hidden (the system does not wait for it at
+  // shutdown) and is kept in the system's registry of named actors. Its
+  // handle here must never be released after `sys` is gone (releasing the
+  // last reference runs actor cleanup against the dead system), so the table
+  // is deliberately leaked, and an entry of a destroyed system whose address
+  // was reused is leaked too.
+  static constexpr auto name = caf::atom("ctxstore");
+  static auto* mtx = new std::mutex;
+  static auto* entries
+    = new std::unordered_map<caf::actor_system*, std::unique_ptr<storage>>;
+  std::lock_guard<std::mutex> guard{*mtx};
+  auto& slot = (*entries)[&sys];
+  auto named = sys.registry().get(name);
+  if (slot && named
+      && named == caf::actor_cast<caf::strong_actor_ptr>(slot->registry()))
+    return *slot;
+  if (slot)
+    static_cast<void>(slot.release()); // belongs to a destroyed system
+  slot = std::make_unique<storage>(actors::spawn_registry(sys, {}, true));
+  sys.registry().put(name,
+                     caf::actor_cast<caf::strong_actor_ptr>(slot->registry()));
+  return *slot;
+}
+
+namespace detail {
+
+// -- requesting actors -------------------------------------------------------------
+
+class requester {
+public:
+  explicit requester(caf::actor_system& sys) : self_(sys) {
+    // nop
+  }
+
+  /// Sends a request and blocks for its answer; throws ctxstore::error.
+  template <class R, class... Ts>
+  R call(const caf::actor& dest, Ts&&... xs) {
+    if (!dest)
+      throw error{errc::storage_down, "no storage behind this handle"};
+    R result{};
+    caf::error err;
+    self_->request(dest, caf::infinite, std::forward<Ts>(xs)...)
+      .receive([&](R& x) { result = std::move(x); },
+               [&](caf::error& x) { err = std::move(x); });
+    if (err)
+      throw_error(err);
+    return result;
+  }
+
+private:
+  caf::scoped_actor self_;
+};
+
+void requester_deleter::operator()(requester* ptr) const noexcept {
+  delete ptr;
+}
+
+// -- sessions held by this thread ------------------------------------------------
+
+namespace {
+
+// Weak, so that a session destroyed on another thread leaves no dangling entry.
+thread_local std::vector<std::weak_ptr<held_session>> held_here;
+
+} // namespace
+
+held_session* find_held(const blocking_core& core, const context_key& key) {
+  held_session* found = nullptr;
+  auto stale = [&](const std::weak_ptr<held_session>& weak) {
+    auto ptr = weak.lock();
+    if (!ptr || !ptr->open)
+      return true;
+    if (found == nullptr && ptr->key == key
+        && ptr->core->target() == core.target())
+      found = ptr.get();
+    return false;
+  };
+  held_here.erase(std::remove_if(held_here.begin(), held_here.end(), stale),
+                  held_here.end());
+  return found;
+}
+
+held_session::~held_session() {
+  if (core && via)
+    core->give_back(via.release());
+}
+
+// -- blocking_core ----------------------------------------------------------------
+
+blocking_core::blocking_core(caf::actor_system& sys, storage st)
+  : sys_(sys), storage_(std::move(st)) {
+  // nop
+}
+
+blocking_core::~blocking_core() {
+  for (auto ptr : pool_)
+    delete ptr;
+}
+
+requester_ptr blocking_core::take_requester() {
+  {
+    std::lock_guard<std::mutex> guard{pool_mtx_};
+    if (!pool_.empty()) {
+      auto ptr = pool_.back();
+      pool_.pop_back();
+      return requester_ptr{ptr};
+    }
+  }
+  return requester_ptr{new requester(sys_)};
+}
+
+void blocking_core::give_back(requester* ptr) noexcept {
+  static constexpr size_t max_pooled = 64;
+  {
+    std::lock_guard<std::mutex> guard{pool_mtx_};
+    if (pool_.size() < max_pooled) {
+      pool_.push_back(ptr);
+      return;
+    }
+  }
+  delete ptr;
+}
+
+namespace {
+
+/// Borrows a requester from the pool for one call.
+template <class R, class... Ts>
+R call_via_pool(blocking_core& core, Ts&&... xs) {
+  auto req = core.take_requester();
+  try {
+    auto result = req->call<R>(core.target().registry(),
+                               std::forward<Ts>(xs)...);
+    core.give_back(req.release());
+    return result;
+  } catch (...) {
+    core.give_back(req.release());
+    throw;
+  }
+}
+
+} // namespace
+
+versioned_value blocking_core::snapshot(const context_key& key) {
+  return call_via_pool<versioned_value>(*this, snapshot_atom::value, key);
+}
+
+uint64_t blocking_core::store(const context_key& key, caf::message value) {
+  return call_via_pool<uint64_t>(*this, store_atom::value, key,
+                                 payload{std::move(value)}, uint64_t{0});
+}
+
+bool blocking_core::erase(const context_key& key) {
+  return call_via_pool<bool>(*this, erase_atom::value, key, uint64_t{0});
+}
+
+storage_stats blocking_core::stats() {
+  return call_via_pool<storage_stats>(*this, stats_atom::value);
+}
+
+std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
+                                                     int64_t wait_ms) {
+  // The requester that acquires becomes the holder: the owner monitors it,
+  // so it stays with the session until the session is gone.
+  auto req = take_requester();
+  grant g;
+  try {
+    g = req->call<grant>(storage_.registry(), acquire_atom::value, key,
+                         wait_ms);
+  } catch (...) {
+    give_back(req.release());
+    throw;
+  }
+  auto held = std::make_shared<held_session>();
+  held->core = shared_from_this();
+  held->key = key;
+  held->token = g.token;
+  held->version = g.version;
+  held->owner = std::move(g.owner);
+  held->via = std::move(req);
+  held->working = std::move(g.value.value);
+  held_here.emplace_back(held);
+  return held;
+}
+
+uint64_t blocking_core::commit(held_session& held, caf::message value) {
+  return held.via->call<uint64_t>(held.owner, commit_atom::value, held.key,
+                                  held.token, payload{std::move(value)});
+}
+
+uint64_t blocking_core::release(held_session& held, caf::message value) {
+  held.open = false;
+  return held.via->call<uint64_t>(held.owner, release_atom::value, held.key,
+                                  held.token, payload{std::move(value)});
+}
+
+void blocking_core::abort(held_session& held) {
+  held.open = false;
+  held.via->call<uint64_t>(held.owner, abort_atom::value, held.key,
+                           held.token);
+}
+
+bool blocking_core::erase_held(held_session& held) {
+  held.open = false;
+  return held.via->call<bool>(held.owner, erase_atom::value, held.key,
+                              held.token);
+}
+
+} // namespace detail
+
+} // namespace ctxstore
+
+// -- sessions held by actors -------------------------------------------------------
+
+namespace ctxstore::detail {
+
+namespace {
+
+struct async_table {
+  std::mutex mtx;
+  // Keyed by the holder actor; weak, so a dropped session leaves nothing.
+  std::unordered_map<const void*, std::vector<std::weak_ptr<async_held>>>
+    by_actor;
+};
+
+async_table& async_sessions() {
+  static auto* instance = new async_table; // used until the process ends
+  return *instance;
+}
+
+} // namespace
+
+std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
+                                            const caf::actor& registry,
+                                            const context_key& key) {
+  auto& tbl = async_sessions();
+  std::lock_guard<std::mutex> guard{tbl.mtx};
+  auto i = tbl.by_actor.find(self);
+  if (i == tbl.by_actor.end())
+    return nullptr;
+  std::shared_ptr<async_held> found;
+  auto& xs = i->second;
+  auto stale = [&](const std::weak_ptr<async_held>& weak) {
+    auto ptr = weak.lock();
+    if (!ptr || !ptr->open)
+      return true;
+    if (!found && ptr->key == key && ptr->registry == registry)
+      found = ptr;
+    return false;
+  };
+  xs.erase(std::remove_if(xs.begin(), xs.end(), stale), xs.end());
+  if (xs.empty())
+    tbl.by_actor.erase(i);
+  return found;
+}
+
+void forget_async_held(const async_held* held) {
+  auto& tbl = async_sessions();
+  std::lock_guard<std::mutex> guard{tbl.mtx};
+  auto i = tbl.by_actor.find(held->self);
+  if (i == tbl.by_actor.end())
+    return;
+  auto& xs = i->second;
+  auto gone = [held](const std::weak_ptr<async_held>& weak) {
+    auto ptr = weak.lock();
+    return !ptr || ptr.get() == held;
+  };
+  xs.erase(std::remove_if(xs.begin(), xs.end(), gone), xs.end());
+  if (xs.empty())
+    tbl.by_actor.erase(i);
+}
+
+void register_async_held(const std::shared_ptr<async_held>& held) {
+  auto& tbl = async_sessions();
+  std::lock_guard<std::mutex> guard{tbl.mtx};
+  tbl.by_actor[held->self].emplace_back(held);
+}
+
+caf::error to_ctxstore_error(caf::error err) {
+  if (err.category() == messages::error_category)
+    return err;
+  return make_error(errc::storage_down, describe(err));
+}
+
+} // namespace ctxstore::detail

@@ -1,0 +1,117 @@
+#pragma once
+
+// Shared by the specifications: the context types they use and a fixture
+// with an actor system, a storage and a blocking client.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+
+#include "ctxstore/ctxstore.hpp"
+
+namespace fixture_types {
+
+struct item {
+  std::string sku;
+  int qty = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item& x) {
+  return f(caf::meta::type_name("item"), x.sku, x.qty);
+}
+
+/// A shopping cart, as in the reference's examples.
+struct cart {
+  std::string owner;
+  std::vector<item> items;
+  std::map<std::string, std::string> tags;
+  int64_t total = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cart& x) {
+  return f(caf::meta::type_name("cart"), x.owner, x.items, x.tags, x.total);
+}
+
+/// A plain counter, the context of the stress tests.
+struct counter {
+  int64_t value = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, counter& x) {
+  return f(caf::meta::type_name("counter"), x.value);
+}
+
+/// Registered under the name of no other type: used for type mismatches.
+struct order {
+  std::string status;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order& x) {
+  return f(caf::meta::type_name("order"), x.status);
+}
+
+} // namespace fixture_types
+
+using fixture_types::cart;
+using fixture_types::counter;
+using fixture_types::item;
+using fixture_types::order;
+
+inline ctxstore::context_id new_id() {
+  static thread_local boost::uuids::random_generator gen;
+  return gen();
+}
+
+/// The configuration every test system uses.
+struct test_config : caf::actor_system_config {
+  test_config() {
+    ctxstore::add_context_type<cart>(*this, "cart");
+    ctxstore::add_context_type<counter>(*this, "counter");
+    ctxstore::add_context_type<order>(*this, "order");
+    set("scheduler.max-threads", 4);
+    set("logger.console", caf::atom("none"));
+  }
+};
+
+/// An actor system with one storage and a blocking client of it.
+struct fixture {
+  explicit fixture(ctxstore::storage_options opts = {})
+    : sys(cfg),
+      store(ctxstore::spawn_storage(sys, opts)),
+      client(std::make_unique<ctxstore::blocking_client>(sys, store)) {
+    // nop
+  }
+
+  ~fixture() {
+    client.reset();
+    store = ctxstore::storage{};
+  }
+
+  test_config cfg;
+  caf::actor_system sys;
+  ctxstore::storage store;
+  std::unique_ptr<ctxstore::blocking_client> client;
+};
+
+/// Runs `fn` and returns the code of the ctxstore::error it throws.
+template <class F>
+ctxstore::errc error_code_of(F&& fn) {
+  try {
+    fn();
+  } catch (const ctxstore::error& e) {
+    return e.code();
+  }
+  FAIL("expected a ctxstore::error");
+  return ctxstore::errc{};
+}
