@@ -1,0 +1,158 @@
+#include "fixture.hpp"
+
+#include <future>
+
+using namespace ctxstore;
+
+SCENARIO("default_storage is one storage per actor system", "[lifetime]") {
+  test_config cfg;
+  caf::actor_system sys{cfg};
+  auto id = new_id();
+  {
+    auto& a = default_storage(sys);
+    auto& b = default_storage(sys);
+    CHECK(&a == &b);
+    CHECK(a == b);
+    blocking_client one{sys, a};
+    one.store<counter>(id, counter{42});
+    blocking_client two{sys, default_storage(sys)};
+    CHECK(two.snapshot<counter>(id).value == 42);
+  }
+  THEN("another actor system has its own default storage") {
+    test_config cfg2;
+    caf::actor_system sys2{cfg2};
+    CHECK(default_storage(sys2) != default_storage(sys));
+    blocking_client other{sys2, default_storage(sys2)};
+    CHECK(error_code_of([&] { other.snapshot<counter>(id); })
+          == errc::no_such_context);
+  }
+}
+
+SCENARIO("actor systems with storages shut down without hanging",
+         "[lifetime]") {
+  auto run = std::async(std::launch::async, [] {
+    for (int round = 0; round < 3; ++round) {
+      test_config cfg;
+      caf::actor_system sys{cfg};
+      auto st = spawn_storage(sys, storage_options{});
+      blocking_client c{sys, st};
+      blocking_client d{sys, default_storage(sys)};
+      for (int i = 0; i < 10; ++i) {
+        c.store<counter>(new_id(), counter{i});
+        d.store<counter>(new_id(), counter{i});
+      }
+      auto id = new_id();
+      c.store<counter>(id, counter{0});
+      auto s = c.acquire<counter>(id); // released before the system goes
+      s->value = 1;
+    }
+    return true;
+  });
+  REQUIRE(run.wait_for(std::chrono::seconds{30})
+          == std::future_status::ready);
+  CHECK(run.get());
+}
+
+SCENARIO("a storage stops when its last handle is gone", "[lifetime]") {
+  test_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  {
+    auto st = spawn_storage(sys);
+    blocking_client c{sys, st};
+    c.store<counter>(new_id(), counter{1});
+    self->monitor(st.registry());
+  }
+  bool down = false;
+  self->receive([&](caf::down_msg&) { down = true; },
+                caf::after(std::chrono::seconds{10}) >> [] {});
+  CHECK(down);
+}
+
+SCENARIO("clients of a stopped storage get storage_down", "[lifetime]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  GIVEN("a waiter queued behind a holder") {
+    auto s = f.client->acquire<counter>(id);
+    auto waiter = std::async(std::launch::async, [&] {
+      blocking_client c{f.sys, f.store};
+      return error_code_of([&] { c.acquire<counter>(id); });
+    });
+    // The waiter is queued once the storage counts it.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (f.client->stats().waiters == 0
+           && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    REQUIRE(f.client->stats().waiters == 1);
+    WHEN("the storage is stopped") {
+      caf::anon_send_exit(f.store.registry(), caf::exit_reason::kill);
+      THEN("the waiter and every later call fail with storage_down") {
+        REQUIRE(waiter.wait_for(std::chrono::seconds{10})
+                == std::future_status::ready);
+        CHECK(waiter.get() == errc::storage_down);
+        CHECK(error_code_of([&] { f.client->snapshot<counter>(id); })
+              == errc::storage_down);
+        CHECK(error_code_of([&] { s.commit(); }) == errc::storage_down);
+      }
+    }
+  }
+}
+
+SCENARIO("erase removes a context and its owner", "[lifetime][erase]") {
+  fixture f;
+  auto& c = *f.client;
+  auto id = new_id();
+  THEN("erasing a missing context answers false") {
+    CHECK_FALSE(c.erase<counter>(id));
+  }
+  GIVEN("a stored context") {
+    c.store<counter>(id, counter{3});
+    CHECK(c.stats().contexts == 1);
+    WHEN("it is erased") {
+      CHECK(c.erase<counter>(id));
+      THEN("it is gone, and counted as gone at once") {
+        CHECK(error_code_of([&] { c.snapshot<counter>(id); })
+              == errc::no_such_context);
+        CHECK(error_code_of([&] { c.acquire<counter>(id); })
+              == errc::no_such_context);
+        CHECK(c.stats().contexts == 0);
+        CHECK_FALSE(c.erase<counter>(id));
+      }
+      THEN("its owner actor retires") {
+        auto deadline
+          = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+        while (c.stats().owners != 0
+               && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::yield();
+        CHECK(c.stats().owners == 0);
+      }
+      THEN("a later store creates it again") {
+        c.store<counter>(id, counter{9});
+        CHECK(c.snapshot<counter>(id).value == 9);
+        CHECK(c.stats().contexts == 1);
+      }
+    }
+  }
+}
+
+SCENARIO("create, use and erase in a loop returns to the baseline",
+         "[lifetime][erase]") {
+  fixture f;
+  auto& c = *f.client;
+  for (int i = 0; i < 2000; ++i) {
+    auto id = new_id();
+    c.store<counter>(id, counter{i});
+    c.update<counter>(id, [](counter& x) { ++x.value; });
+    REQUIRE(c.snapshot<counter>(id).value == i + 1);
+    REQUIRE(c.erase<counter>(id));
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (c.stats().owners != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  auto st = c.stats();
+  CHECK(st.contexts == 0);
+  CHECK(st.owners == 0);
+  CHECK(st.sessions == 0);
+  CHECK(st.waiters == 0);
+}
