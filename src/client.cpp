@@ -17,7 +17,8 @@ namespace ctxstore {
 
 using namespace ctxstore::messages;
 
-// -- storages -------------------------------------------------------------------
+// -- storages
+// -------------------------------------------------------------------
 
 storage spawn_storage(caf::actor_system& sys, storage_options options) {
   return storage{actors::spawn_registry(sys, options, false)};
@@ -50,7 +51,8 @@ const storage& default_storage(caf::actor_system& sys) {
 
 namespace detail {
 
-// -- requesting actors -------------------------------------------------------------
+// -- requesting actors
+// -------------------------------------------------------------
 
 class requester {
 public:
@@ -81,7 +83,8 @@ void requester_deleter::operator()(requester* ptr) const noexcept {
   delete ptr;
 }
 
-// -- sessions held by this thread ------------------------------------------------
+// -- sessions held by this thread
+// ------------------------------------------------
 
 namespace {
 
@@ -111,10 +114,11 @@ held_session::~held_session() {
     core->give_back(via.release());
 }
 
-// -- blocking_core ----------------------------------------------------------------
+// -- blocking_core
+// ----------------------------------------------------------------
 
 blocking_core::blocking_core(caf::actor_system& sys, storage st)
-  : sys_(sys), storage_(std::move(st)) {
+    : sys_(sys), storage_(std::move(st)) {
   // nop
 }
 
@@ -154,8 +158,8 @@ template <class R, class... Ts>
 R call_via_pool(blocking_core& core, Ts&&... xs) {
   auto req = core.take_requester();
   try {
-    auto result = req->call<R>(core.target().registry(),
-                               std::forward<Ts>(xs)...);
+    auto result
+      = req->call<R>(core.target().registry(), std::forward<Ts>(xs)...);
     core.give_back(req.release());
     return result;
   } catch (...) {
@@ -221,8 +225,7 @@ uint64_t blocking_core::release(held_session& held, caf::message value) {
 
 void blocking_core::abort(held_session& held) {
   held.open = false;
-  held.via->call<uint64_t>(held.owner, abort_atom::value, held.key,
-                           held.token);
+  held.via->call<uint64_t>(held.owner, abort_atom::value, held.key, held.token);
 }
 
 bool blocking_core::erase_held(held_session& held) {
@@ -235,7 +238,8 @@ bool blocking_core::erase_held(held_session& held) {
 
 } // namespace ctxstore
 
-// -- sessions held by actors -------------------------------------------------------
+// -- sessions held by actors
+// -------------------------------------------------------
 
 namespace ctxstore::detail {
 

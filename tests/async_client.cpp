@@ -24,8 +24,7 @@ R run_in_actor(fixture& f, Body body) {
     body(self, ac, done);
     return caf::behavior{[ac](int) {}};
   });
-  REQUIRE(fut.wait_for(std::chrono::seconds{10})
-          == std::future_status::ready);
+  REQUIRE(fut.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
   return fut.get();
 }
 
@@ -34,8 +33,7 @@ using client_ptr = std::shared_ptr<async_client>;
 
 } // namespace
 
-SCENARIO("an actor stores, snapshots, updates and erases contexts",
-         "[async]") {
+SCENARIO("an actor stores, snapshots, updates and erases contexts", "[async]") {
   fixture f;
   auto id = new_id();
   auto log = run_in_actor<std::string>(
@@ -72,12 +70,11 @@ SCENARIO("an actor stores, snapshots, updates and erases contexts",
 SCENARIO("an actor gets errors as values", "[async]") {
   fixture f;
   auto id = new_id();
-  auto code = run_in_actor<errc>(
-    f, [id](caf::event_based_actor*, client_ptr ac,
-            std::function<void(errc)> done) {
-      ac->snapshot<cart>(id).then([done](cart) { done(errc{}); },
-                                  [done](caf::error& e) { done(to_errc(e)); });
-    });
+  auto code = run_in_actor<errc>(f, [id](caf::event_based_actor*, client_ptr ac,
+                                         std::function<void(errc)> done) {
+    ac->snapshot<cart>(id).then([done](cart) { done(errc{}); },
+                                [done](caf::error& e) { done(to_errc(e)); });
+  });
   CHECK(code == errc::no_such_context);
 }
 
@@ -87,32 +84,32 @@ SCENARIO("an actor session commits on release and aborts when dropped",
   auto id = new_id();
   f.client->store<counter>(id, counter{1});
   WHEN("the actor releases its session") {
-    auto version = run_in_actor<uint64_t>(
-      f, [id](caf::event_based_actor*, client_ptr ac,
-              std::function<void(uint64_t)> done) {
-        ac->acquire<counter>(id).then(
-          [done](async_session<counter> s) {
-            s->value = 2;
-            s.release().then(done, [done](caf::error&) { done(0); });
-          },
-          [done](caf::error&) { done(0); });
-      });
+    auto version
+      = run_in_actor<uint64_t>(f, [id](caf::event_based_actor*, client_ptr ac,
+                                       std::function<void(uint64_t)> done) {
+          ac->acquire<counter>(id).then(
+            [done](async_session<counter> s) {
+              s->value = 2;
+              s.release().then(done, [done](caf::error&) { done(0); });
+            },
+            [done](caf::error&) { done(0); });
+        });
     THEN("the change is committed") {
       CHECK(version == 2);
       CHECK(f.client->snapshot<counter>(id).value == 2);
     }
   }
   WHEN("the actor drops its session without releasing it") {
-    auto dropped = run_in_actor<bool>(
-      f, [id](caf::event_based_actor*, client_ptr ac,
-              std::function<void(bool)> done) {
-        ac->acquire<counter>(id).then(
-          [done](async_session<counter> s) {
-            s->value = 99;
-            done(true);
-          },
-          [done](caf::error&) { done(false); });
-      });
+    auto dropped
+      = run_in_actor<bool>(f, [id](caf::event_based_actor*, client_ptr ac,
+                                   std::function<void(bool)> done) {
+          ac->acquire<counter>(id).then(
+            [done](async_session<counter> s) {
+              s->value = 99;
+              done(true);
+            },
+            [done](caf::error&) { done(false); });
+        });
     REQUIRE(dropped);
     THEN("the session is aborted and the context is free again") {
       auto s = f.client->acquire<counter>(id, std::chrono::seconds{10});
@@ -128,13 +125,12 @@ SCENARIO("an actor's acquire with a deadline times out behind a holder",
   auto id = new_id();
   f.client->store<counter>(id, counter{1});
   auto held = f.client->acquire<counter>(id);
-  auto code = run_in_actor<errc>(
-    f, [id](caf::event_based_actor*, client_ptr ac,
-            std::function<void(errc)> done) {
-      ac->acquire<counter>(id, std::chrono::milliseconds{30})
-        .then([done](async_session<counter>) { done(errc{}); },
-              [done](caf::error& e) { done(to_errc(e)); });
-    });
+  auto code = run_in_actor<errc>(f, [id](caf::event_based_actor*, client_ptr ac,
+                                         std::function<void(errc)> done) {
+    ac->acquire<counter>(id, std::chrono::milliseconds{30})
+      .then([done](async_session<counter>) { done(errc{}); },
+            [done](caf::error& e) { done(to_errc(e)); });
+  });
   CHECK(code == errc::timeout);
   held.release();
   CHECK(f.client->stats().waiters == 0);
@@ -146,23 +142,23 @@ SCENARIO("an actor's store while it holds the key proceeds at once",
   fixture f;
   auto id = new_id();
   f.client->store<cart>(id, cart{"ann", {}, {}, 1});
-  auto total = run_in_actor<int64_t>(
-    f, [id](caf::event_based_actor*, client_ptr ac,
-            std::function<void(int64_t)> done) {
-      auto fail = [done](caf::error&) { done(-1); };
-      ac->acquire<cart>(id).then(
-        [=](async_session<cart> s) {
-          ac->store<cart>(id, cart{"bob", {}, {}, 10})
-            .then(
-              [=](uint64_t) mutable {
-                s->total += 1; // on top of what it stored
-                s.release().then([=](uint64_t) mutable { done(s.version()); },
-                                 fail);
-              },
-              fail);
-        },
-        fail);
-    });
+  auto total
+    = run_in_actor<int64_t>(f, [id](caf::event_based_actor*, client_ptr ac,
+                                    std::function<void(int64_t)> done) {
+        auto fail = [done](caf::error&) { done(-1); };
+        ac->acquire<cart>(id).then(
+          [=](async_session<cart> s) {
+            ac->store<cart>(id, cart{"bob", {}, {}, 10})
+              .then(
+                [=](uint64_t) mutable {
+                  s->total += 1; // on top of what it stored
+                  s.release().then([=](uint64_t) mutable { done(s.version()); },
+                                   fail);
+                },
+                fail);
+          },
+          fail);
+      });
   CHECK(total == 3);
   auto v = f.client->snapshot<cart>(id);
   CHECK(v.owner == "bob");

@@ -41,9 +41,9 @@ SCENARIO("a value of another type than registered is a type mismatch",
   auto& reg = f.store.registry();
   f.client->store<cart>(id, cart{"ann", {}, {}, 1});
   WHEN("someone stores an order under the cart type") {
-    auto err = raw_error(f.sys, reg, store_atom::value, context_key{"cart", id},
-                         payload{caf::make_message(order{"paid"})},
-                         uint64_t{0});
+    auto err
+      = raw_error(f.sys, reg, store_atom::value, context_key{"cart", id},
+                  payload{caf::make_message(order{"paid"})}, uint64_t{0});
     THEN("it fails with type_mismatch and the cart is unchanged") {
       REQUIRE(err);
       CHECK(*err == errc::type_mismatch);
@@ -54,9 +54,9 @@ SCENARIO("a value of another type than registered is a type mismatch",
   }
   WHEN("someone creates a new context with a mismatched value") {
     auto fresh = new_id();
-    auto err = raw_error(f.sys, reg, store_atom::value,
-                         context_key{"order", fresh},
-                         payload{value_of(cart{})}, uint64_t{0});
+    auto err
+      = raw_error(f.sys, reg, store_atom::value, context_key{"order", fresh},
+                  payload{value_of(cart{})}, uint64_t{0});
     THEN("it fails with type_mismatch and nothing is created") {
       REQUIRE(err);
       CHECK(*err == errc::type_mismatch);
@@ -66,28 +66,30 @@ SCENARIO("a value of another type than registered is a type mismatch",
   WHEN("a holder commits a value of the wrong type") {
     caf::scoped_actor self{f.sys};
     grant g;
-    self->request(reg, caf::infinite, acquire_atom::value,
-                  context_key{"cart", id}, int64_t{-1})
+    self
+      ->request(reg, caf::infinite, acquire_atom::value,
+                context_key{"cart", id}, int64_t{-1})
       .receive([&](grant& x) { g = std::move(x); },
                [&](caf::error& err) { FAIL(f.sys.render(err)); });
     REQUIRE(g.owner);
-    auto err = raw_error(f.sys, g.owner, commit_atom::value,
-                         context_key{"cart", id}, g.token,
-                         payload{caf::make_message(order{"x"})});
+    auto err
+      = raw_error(f.sys, g.owner, commit_atom::value, context_key{"cart", id},
+                  g.token, payload{caf::make_message(order{"x"})});
     THEN("the commit fails with type_mismatch and publishes nothing") {
       REQUIRE(err);
       // raw_error uses its own actor: that one is not the holder.
       CHECK(*err == errc::not_holder);
       caf::optional<errc> own;
-      self->request(g.owner, caf::infinite, commit_atom::value,
-                    context_key{"cart", id}, g.token,
-                    payload{caf::make_message(order{"x"})})
-        .receive([&](uint64_t) {},
-                 [&](caf::error& e) { own = to_errc(e); });
+      self
+        ->request(g.owner, caf::infinite, commit_atom::value,
+                  context_key{"cart", id}, g.token,
+                  payload{caf::make_message(order{"x"})})
+        .receive([&](uint64_t) {}, [&](caf::error& e) { own = to_errc(e); });
       CHECK(own == errc::type_mismatch);
       CHECK(f.client->snapshot_versioned<cart>(id).version == 1);
-      self->request(g.owner, caf::infinite, abort_atom::value,
-                    context_key{"cart", id}, g.token)
+      self
+        ->request(g.owner, caf::infinite, abort_atom::value,
+                  context_key{"cart", id}, g.token)
         .receive([&](uint64_t) {},
                  [&](caf::error& e) { FAIL(f.sys.render(e)); });
     }
@@ -128,9 +130,8 @@ SCENARIO("requests naming an unknown type or a nil id change nothing",
           == errc::bad_request);
     CHECK(raw_error(f.sys, reg, erase_atom::value, nil, uint64_t{0})
           == errc::bad_request);
-    CHECK(error_code_of([&] {
-            f.client->store<cart>(boost::uuids::uuid{}, cart{});
-          })
+    CHECK(error_code_of(
+            [&] { f.client->store<cart>(boost::uuids::uuid{}, cart{}); })
           == errc::bad_request);
   }
   THEN("a store without a value is bad_request") {
@@ -171,15 +172,13 @@ SCENARIO("registering a type twice under conflicting names is refused",
          "[bad_input]") {
   caf::actor_system_config cfg;
   add_context_type<cart>(cfg, "cart"); // same binding again: fine
-  CHECK_THROWS_AS(add_context_type<cart>(cfg, "other-cart"),
-                  std::logic_error);
+  CHECK_THROWS_AS(add_context_type<cart>(cfg, "other-cart"), std::logic_error);
   CHECK_THROWS_AS(add_context_type<unregistered>(cfg, "cart"),
                   std::logic_error);
   CHECK_THROWS_AS(add_context_type<unregistered>(cfg, ""), std::logic_error);
 }
 
-SCENARIO("out-of-protocol messages are answered with an error",
-         "[bad_input]") {
+SCENARIO("out-of-protocol messages are answered with an error", "[bad_input]") {
   fixture f;
   auto& reg = f.store.registry();
   auto id = new_id();
@@ -188,15 +187,16 @@ SCENARIO("out-of-protocol messages are answered with an error",
   caf::actor owner;
   {
     caf::scoped_actor self{f.sys};
-    self->request(reg, caf::infinite, acquire_atom::value,
-                  context_key{"cart", id}, int64_t{-1})
+    self
+      ->request(reg, caf::infinite, acquire_atom::value,
+                context_key{"cart", id}, int64_t{-1})
       .receive([&](grant& g) { owner = g.owner; },
                [&](caf::error& err) { FAIL(f.sys.render(err)); });
-    self->request(owner, caf::infinite, abort_atom::value,
-                  context_key{"cart", id}, uint64_t{1})
-      .receive([&](uint64_t) {}, [&](caf::error& err) {
-        FAIL(f.sys.render(err));
-      });
+    self
+      ->request(owner, caf::infinite, abort_atom::value,
+                context_key{"cart", id}, uint64_t{1})
+      .receive([&](uint64_t) {},
+               [&](caf::error& err) { FAIL(f.sys.render(err)); });
   }
   REQUIRE(owner);
   for (auto& dest : {reg, owner}) {

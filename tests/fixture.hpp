@@ -87,9 +87,8 @@ struct test_config : caf::actor_system_config {
 /// An actor system with one storage and a blocking client of it.
 struct fixture {
   explicit fixture(ctxstore::storage_options opts = {})
-    : sys(cfg),
-      store(ctxstore::spawn_storage(sys, opts)),
-      client(std::make_unique<ctxstore::blocking_client>(sys, store)) {
+      : sys(cfg), store(ctxstore::spawn_storage(sys, opts)),
+        client(std::make_unique<ctxstore::blocking_client>(sys, store)) {
     // nop
   }
 

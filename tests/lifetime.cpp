@@ -48,8 +48,7 @@ SCENARIO("actor systems with storages shut down without hanging",
     }
     return true;
   });
-  REQUIRE(run.wait_for(std::chrono::seconds{30})
-          == std::future_status::ready);
+  REQUIRE(run.wait_for(std::chrono::seconds{30}) == std::future_status::ready);
   CHECK(run.get());
 }
 

@@ -125,8 +125,8 @@ SCENARIO("an actor that holds a context re-enters it without deadlock",
   f.sys.spawn([st, id, &done](caf::event_based_actor* self) {
     auto ac = std::make_shared<async_client>(self, st);
     auto fail = [self, &done](caf::error& err) {
-      done.set_exception(std::make_exception_ptr(
-        ctxstore::error{to_errc(err), describe(err)}));
+      done.set_exception(
+        std::make_exception_ptr(ctxstore::error{to_errc(err), describe(err)}));
       self->quit();
     };
     ac->acquire<counter>(id).then(
@@ -154,8 +154,7 @@ SCENARIO("an actor that holds a context re-enters it without deadlock",
       fail);
     return caf::behavior{[](int) {}};
   });
-  REQUIRE(fut.wait_for(std::chrono::seconds{10})
-          == std::future_status::ready);
+  REQUIRE(fut.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
   auto r = fut.get();
   CHECK(r.inner_saw == 7);
   CHECK(r.inner_token == r.outer_token);

@@ -115,9 +115,7 @@ SCENARIO("update runs a function in a session", "[session][update]") {
   }
   WHEN("the context does not exist") {
     THEN("update fails with no_such_context") {
-      CHECK(error_code_of([&] {
-              c.update<counter>(new_id(), [](counter&) {});
-            })
+      CHECK(error_code_of([&] { c.update<counter>(new_id(), [](counter&) {}); })
             == errc::no_such_context);
     }
   }
@@ -128,16 +126,16 @@ SCENARIO("versions count every store, commit and committing release",
   fixture f;
   auto& c = *f.client;
   auto id = new_id();
-  c.store<counter>(id, counter{0});                  // 1
-  c.store<counter>(id, counter{0});                  // 2: same value counts
+  c.store<counter>(id, counter{0}); // 1
+  c.store<counter>(id, counter{0}); // 2: same value counts
   {
     auto s = c.acquire<counter>(id);
-    s.commit();                                      // 3
-    s.commit();                                      // 4
-  }                                                  // 5: release commits
+    s.commit(); // 3
+    s.commit(); // 4
+  }             // 5: release commits
   {
     auto s = c.acquire<counter>(id);
-    s.abort();                                       // abort adds nothing
+    s.abort(); // abort adds nothing
   }
   CHECK(c.snapshot_versioned<counter>(id).version == 5);
 }

@@ -30,8 +30,7 @@ void run_threads(int n, F fn, std::chrono::seconds limit) {
 
 } // namespace
 
-SCENARIO("8 threads x 2,000 updates of ONE context lose nothing",
-         "[stress]") {
+SCENARIO("8 threads x 2,000 updates of ONE context lose nothing", "[stress]") {
   fixture f;
   auto id = new_id();
   f.client->store<counter>(id, counter{0});
@@ -137,8 +136,7 @@ SCENARIO("actors and threads updating one context together lose nothing",
     },
     std::chrono::seconds{120});
   auto fut = all_done.get_future();
-  REQUIRE(fut.wait_for(std::chrono::seconds{120})
-          == std::future_status::ready);
+  REQUIRE(fut.wait_for(std::chrono::seconds{120}) == std::future_status::ready);
   CHECK(failures == 0);
   CHECK(f.client->snapshot<counter>(id).value
         == actors * per_actor + per_thread);

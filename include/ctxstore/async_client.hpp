@@ -31,7 +31,7 @@ namespace ctxstore {
 class async_client {
 public:
   async_client(caf::event_based_actor* self, storage st)
-    : self_(self), storage_(std::move(st)) {
+      : self_(self), storage_(std::move(st)) {
     // nop
   }
 
@@ -50,8 +50,7 @@ public:
             if (!x.value.value.template match_elements<T>())
               return fail(on_err, errc::type_mismatch,
                           "the stored value does not have the requested type");
-            on_ok(versioned<T>{x.value.value.template get_as<T>(0),
-                               x.version});
+            on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
           },
           forward_error(on_err));
     }};
@@ -60,8 +59,8 @@ public:
   /// The last committed value; never waits for a session.
   template <class T>
   pending<T> snapshot(const context_id& id) {
-    auto inner = std::make_shared<pending<versioned<T>>>(
-      snapshot_versioned<T>(id));
+    auto inner
+      = std::make_shared<pending<versioned<T>>>(snapshot_versioned<T>(id));
     return pending<T>{[inner](auto on_ok, auto on_err) {
       inner->then([on_ok](versioned<T> x) { on_ok(std::move(x.value)); },
                   on_err);
@@ -100,9 +99,9 @@ public:
   /// answer arrives when it is granted. `wait` bounds the time spent queued
   /// (`errc::timeout`; zero: try once); negative: wait as long as it takes.
   template <class T>
-  pending<async_session<T>>
-  acquire(const context_id& id,
-          std::chrono::milliseconds wait = std::chrono::milliseconds{-1}) {
+  pending<async_session<T>> acquire(const context_id& id,
+                                    std::chrono::milliseconds wait
+                                    = std::chrono::milliseconds{-1}) {
     auto self = self_;
     auto dest = storage_.registry();
     int64_t wait_ms = wait.count() < 0 ? -1 : wait.count();
@@ -192,10 +191,10 @@ public:
     auto dest = storage_.registry();
     return pending<storage_stats>{[=](auto on_ok, auto on_err) {
       if (!dest)
-        return fail(on_err, errc::storage_down, "no storage behind this handle");
+        return fail(on_err, errc::storage_down,
+                    "no storage behind this handle");
       self->request(dest, caf::infinite, messages::stats_atom::value)
-        .then([on_ok](storage_stats& x) { on_ok(x); },
-              forward_error(on_err));
+        .then([on_ok](storage_stats& x) { on_ok(x); }, forward_error(on_err));
     }};
   }
 

@@ -176,7 +176,7 @@ public:
 
   /// @private: used by async_client.
   async_session(std::shared_ptr<detail::async_held> held, bool outermost)
-    : level_(std::make_shared<detail::async_level>()) {
+      : level_(std::make_shared<detail::async_level>()) {
     level_->held = std::move(held);
     level_->outermost = outermost;
   }

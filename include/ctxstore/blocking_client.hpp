@@ -30,7 +30,7 @@ namespace ctxstore {
 class blocking_client {
 public:
   blocking_client(caf::actor_system& sys, storage st)
-    : core_(std::make_shared<detail::blocking_core>(sys, std::move(st))) {
+      : core_(std::make_shared<detail::blocking_core>(sys, std::move(st))) {
     // nop
   }
 

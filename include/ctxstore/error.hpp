@@ -38,7 +38,7 @@ std::string to_string(errc code);
 class error : public std::runtime_error {
 public:
   error(errc code, const std::string& what)
-    : std::runtime_error(what), code_(code) {
+      : std::runtime_error(what), code_(code) {
     // nop
   }
 

@@ -28,9 +28,8 @@ public:
   session() = default;
 
   session(session&& other) noexcept
-    : held_(std::move(other.held_)),
-      exceptions_(other.exceptions_),
-      outermost_(other.outermost_) {
+      : held_(std::move(other.held_)), exceptions_(other.exceptions_),
+        outermost_(other.outermost_) {
     // nop
   }
 
@@ -112,9 +111,8 @@ public:
 
   /// @private: used by blocking_client.
   session(std::shared_ptr<detail::held_session> held, bool outermost)
-    : held_(std::move(held)),
-      exceptions_(std::uncaught_exceptions()),
-      outermost_(outermost) {
+      : held_(std::move(held)), exceptions_(std::uncaught_exceptions()),
+        outermost_(outermost) {
     // nop
   }
 

@@ -33,11 +33,11 @@ enum class request_kind : uint8_t { acquire, store, erase };
 
 struct waiter {
   request_kind kind;
-  uint64_t seq;                   // identifies the waiter for its deadline
-  caf::response_promise promise;  // answered when it is its turn
-  caf::actor_addr client;         // monitored while it waits
-  payload value;                  // what a store stores
-  uint64_t token = 0;             // the session token a store/erase carried
+  uint64_t seq;                  // identifies the waiter for its deadline
+  caf::response_promise promise; // answered when it is its turn
+  caf::actor_addr client;        // monitored while it waits
+  payload value;                 // what a store stores
+  uint64_t token = 0;            // the session token a store/erase carried
 };
 
 struct owner_state {
@@ -45,21 +45,21 @@ struct owner_state {
 
   owner_config cfg;
 
-  bool present = false;  // false once erased
-  uint64_t version = 0;  // of `committed`; keeps counting across erase
-  payload committed;     // what snapshots see
+  bool present = false; // false once erased
+  uint64_t version = 0; // of `committed`; keeps counting across erase
+  payload committed;    // what snapshots see
 
-  uint64_t token = 0;       // the open session's fencing token; 0: none
-  uint64_t last_token = 0;  // highest token ever issued here
-  caf::actor_addr holder;   // the actor that holds the session
+  uint64_t token = 0;      // the open session's fencing token; 0: none
+  uint64_t last_token = 0; // highest token ever issued here
+  caf::actor_addr holder;  // the actor that holds the session
 
-  std::deque<waiter> waiters;  // oldest first
+  std::deque<waiter> waiters; // oldest first
   uint64_t next_seq = 0;
 
   // Monitor reference counts: one actor may wait several times and hold.
   std::unordered_map<caf::actor_addr, size_t> watched;
 
-  bool retiring = false;  // asked the registry to forget us
+  bool retiring = false; // asked the registry to forget us
 
   void set_present(bool value) {
     if (present != value)
@@ -175,8 +175,7 @@ grant open_session(owner_ptr self, const caf::actor_addr& who) {
   st.cfg.stats->sessions += 1;
   watch(self, who);
   if (st.cfg.options.lease.count() > 0)
-    self->delayed_send(self, st.cfg.options.lease, lease_atom::value,
-                       st.token);
+    self->delayed_send(self, st.cfg.options.lease, lease_atom::value, st.token);
   return grant{st.token, st.version, st.committed,
                caf::actor_cast<caf::actor>(self)};
 }
@@ -210,21 +209,21 @@ void run_waiters(owner_ptr self) {
     st.waiters.pop_front();
     st.cfg.stats->waiters -= 1;
     switch (w.kind) {
-      case request_kind::acquire:
-        if (!st.present)
-          w.promise.deliver(missing(self));
-        else
-          w.promise.deliver(open_session(self, w.client));
-        break;
-      case request_kind::store:
-        w.promise.deliver(publish(self, std::move(w.value)));
-        break;
-      case request_kind::erase: {
-        auto existed = st.present;
-        erase_value(self);
-        w.promise.deliver(existed);
-        break;
-      }
+    case request_kind::acquire:
+      if (!st.present)
+        w.promise.deliver(missing(self));
+      else
+        w.promise.deliver(open_session(self, w.client));
+      break;
+    case request_kind::store:
+      w.promise.deliver(publish(self, std::move(w.value)));
+      break;
+    case request_kind::erase: {
+      auto existed = st.present;
+      erase_value(self);
+      w.promise.deliver(existed);
+      break;
+    }
     }
     unwatch(self, w.client);
   }
@@ -232,15 +231,15 @@ void run_waiters(owner_ptr self) {
 }
 
 /// Queues a request behind the holder, or refuses it when the queue is full.
-caf::response_promise enqueue(owner_ptr self, request_kind kind,
-                              payload value, uint64_t token) {
+caf::response_promise enqueue(owner_ptr self, request_kind kind, payload value,
+                              uint64_t token) {
   auto& st = self->state;
   auto who = sender_of(self);
   auto rp = self->make_response_promise();
   auto limit = st.cfg.options.max_waiters;
   if (limit > 0 && st.waiters.size() >= limit) {
-    rp.deliver(make_error(errc::overloaded,
-                          "too many requests queued on this context"));
+    rp.deliver(
+      make_error(errc::overloaded, "too many requests queued on this context"));
     return rp;
   }
   watch(self, who);
@@ -303,8 +302,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   st.cfg.initial = payload{};
   st.version = 1;
   st.set_present(true);
-  self->set_down_handler(
-    [=](caf::down_msg& dm) { on_down(self, dm.source); });
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm.source); });
   self->set_default_handler(
     [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
       return make_error(errc::bad_request,
@@ -426,8 +424,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       if (!from_self(self))
         return;
       drop_waiter(self, seq,
-                  make_error(errc::timeout,
-                             "gave up waiting for the context"));
+                  make_error(errc::timeout, "gave up waiting for the context"));
     },
     [=](retired_atom) {
       if (sender_of(self) == self->state.cfg.registry)
@@ -442,7 +439,7 @@ caf::actor spawn_owner(caf::local_actor* registry_self, owner_config cfg,
                        bool hide) {
   if (hide)
     return registry_self->spawn<caf::linked + caf::hidden>(owner_behavior,
-                                                            std::move(cfg));
+                                                           std::move(cfg));
   return registry_self->spawn<caf::linked>(owner_behavior, std::move(cfg));
 }
 

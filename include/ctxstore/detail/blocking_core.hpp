@@ -35,13 +35,13 @@ struct held_session : std::enable_shared_from_this<held_session> {
   std::shared_ptr<blocking_core> core;
   messages::context_key key;
   uint64_t token = 0;
-  uint64_t version = 0;  // of the last value committed by this session
+  uint64_t version = 0; // of the last value committed by this session
   caf::actor owner;
-  requester_ptr via;     // the holder: the owner monitors this actor
-  caf::message working;  // one T; detached from the committed value on
-                         // first write (copy-on-write)
-  int depth = 1;          // open levels
-  bool open = true;       // false once released, aborted or erased
+  requester_ptr via;    // the holder: the owner monitors this actor
+  caf::message working; // one T; detached from the committed value on
+                        // first write (copy-on-write)
+  int depth = 1;        // open levels
+  bool open = true;     // false once released, aborted or erased
 
   ~held_session();
 };
@@ -62,8 +62,8 @@ public:
   storage_stats stats();
 
   /// Opens a session and registers it as this thread's.
-  std::shared_ptr<held_session>
-  acquire(const messages::context_key& key, int64_t wait_ms);
+  std::shared_ptr<held_session> acquire(const messages::context_key& key,
+                                        int64_t wait_ms);
 
   uint64_t commit(held_session& held, caf::message value);
   uint64_t release(held_session& held, caf::message value);

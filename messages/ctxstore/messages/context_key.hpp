@@ -40,8 +40,9 @@ typename Inspector::result_type inspect(Inspector& f, context_key& x) {
 struct context_key_hash {
   std::size_t operator()(const context_key& x) const noexcept {
     auto h = boost::uuids::hash_value(x.id);
-    return h ^ (std::hash<std::string>{}(x.type) + 0x9e3779b97f4a7c15ULL
-                + (h << 6) + (h >> 2));
+    return h
+           ^ (std::hash<std::string>{}(x.type) + 0x9e3779b97f4a7c15ULL
+              + (h << 6) + (h >> 2));
   }
 };
 

@@ -20,8 +20,8 @@ struct grant {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grant& x) {
-  return f(caf::meta::type_name("ctxstore.grant"), x.token, x.version,
-           x.value, x.owner);
+  return f(caf::meta::type_name("ctxstore.grant"), x.token, x.version, x.value,
+           x.owner);
 }
 
 } // namespace ctxstore::messages

@@ -14,24 +14,24 @@ namespace ctxstore {
 
 std::string to_string(errc code) {
   switch (code) {
-    case errc::no_such_context:
-      return "no_such_context";
-    case errc::type_mismatch:
-      return "type_mismatch";
-    case errc::session_expired:
-      return "session_expired";
-    case errc::not_holder:
-      return "not_holder";
-    case errc::timeout:
-      return "timeout";
-    case errc::storage_down:
-      return "storage_down";
-    case errc::overloaded:
-      return "overloaded";
-    case errc::bad_request:
-      return "bad_request";
-    case errc::unknown_type:
-      return "unknown_type";
+  case errc::no_such_context:
+    return "no_such_context";
+  case errc::type_mismatch:
+    return "type_mismatch";
+  case errc::session_expired:
+    return "session_expired";
+  case errc::not_holder:
+    return "not_holder";
+  case errc::timeout:
+    return "timeout";
+  case errc::storage_down:
+    return "storage_down";
+  case errc::overloaded:
+    return "overloaded";
+  case errc::bad_request:
+    return "bad_request";
+  case errc::unknown_type:
+    return "unknown_type";
   }
   return "errc(" + std::to_string(static_cast<int>(code)) + ")";
 }
@@ -65,17 +65,16 @@ void throw_error(const caf::error& err) {
 namespace messages {
 
 caf::error missing_context(const context_key& key) {
-  return make_error(errc::no_such_context,
-                    "No " + key.type + " context known for "
-                      + boost::uuids::to_string(key.id));
+  return make_error(errc::no_such_context, "No " + key.type
+                                             + " context known for "
+                                             + boost::uuids::to_string(key.id));
 }
 
 caf::error validate_key(const context_key& key) {
   if (key.type.empty())
     return make_error(errc::unknown_type, "empty context type name");
   if (detail::context_type_of(key.type) == nullptr)
-    return make_error(errc::unknown_type,
-                      "unknown context type: " + key.type);
+    return make_error(errc::unknown_type, "unknown context type: " + key.type);
   if (key.id.is_nil())
     return make_error(errc::bad_request, "nil context id");
   return caf::none;
@@ -88,13 +87,13 @@ void add_protocol_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<grant>("ctxstore.grant");
   cfg.add_message_type<versioned_value>("ctxstore.versioned");
   cfg.add_message_type<storage_stats>("ctxstore.stats");
-  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
-                                            const caf::message& ctx) {
-    auto text = "ctxstore::" + to_string(static_cast<errc>(code));
-    if (ctx.match_elements<std::string>())
-      text += " (" + ctx.get_as<std::string>(0) + ")";
-    return text;
-  });
+  cfg.add_error_category(
+    error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+      auto text = "ctxstore::" + to_string(static_cast<errc>(code));
+      if (ctx.match_elements<std::string>())
+        text += " (" + ctx.get_as<std::string>(0) + ")";
+      return text;
+    });
 }
 
 } // namespace messages
