@@ -10,6 +10,7 @@
 #include "ctxstore/actors/registry.hpp"
 #include "ctxstore/async_session.hpp"
 #include "ctxstore/blocking_client.hpp"
+#include "ctxstore/detail/remote_guard.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/storage.hpp"
 
@@ -67,9 +68,11 @@ public:
       throw error{errc::storage_down, "no storage behind this handle"};
     R result{};
     caf::error err;
-    self_->request(dest, caf::infinite, std::forward<Ts>(xs)...)
-      .receive([&](R& x) { result = std::move(x); },
-               [&](caf::error& x) { err = std::move(x); });
+    auto handle = self_->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+    auto guard = remote_guard::make(dest, caf::strong_actor_ptr{self_->ctrl()},
+                                    handle.id());
+    handle.receive([&](R& x) { result = std::move(x); },
+                   [&](caf::error& x) { err = std::move(x); });
     if (err)
       throw_error(err);
     return result;
@@ -81,6 +84,13 @@ private:
 
 void requester_deleter::operator()(requester* ptr) const noexcept {
   delete ptr;
+}
+
+// CAF compares handles by (actor id, node); two actor systems in one process
+// without a middleman can hand out equal ids. Sessions compare identities.
+bool same_actor(const caf::actor& x, const caf::actor& y) {
+  return caf::actor_cast<caf::abstract_actor*>(x)
+         == caf::actor_cast<caf::abstract_actor*>(y);
 }
 
 // -- sessions held by this thread
@@ -100,7 +110,7 @@ held_session* find_held(const blocking_core& core, const context_key& key) {
     if (!ptr || !ptr->open)
       return true;
     if (found == nullptr && ptr->key == key
-        && ptr->core->target() == core.target())
+        && same_actor(ptr->core->target().registry(), core.target().registry()))
       found = ptr.get();
     return false;
   };
@@ -273,7 +283,7 @@ std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
     auto ptr = weak.lock();
     if (!ptr || !ptr->open)
       return true;
-    if (!found && ptr->key == key && ptr->registry == registry)
+    if (!found && ptr->key == key && same_actor(ptr->registry, registry))
       found = ptr;
     return false;
   };

@@ -12,6 +12,7 @@
 #include "ctxstore/async_session.hpp"
 #include "ctxstore/context_id.hpp"
 #include "ctxstore/context_types.hpp"
+#include "ctxstore/detail/async_request.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/pending.hpp"
@@ -44,15 +45,15 @@ public:
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
-      self->request(dest, caf::infinite, messages::snapshot_atom::value, key)
-        .then(
-          [on_ok, on_err](messages::versioned_value& x) {
-            if (!x.value.value.template match_elements<T>())
-              return fail(on_err, errc::type_mismatch,
-                          "the stored value does not have the requested type");
-            on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
-          },
-          forward_error(on_err));
+      detail::request_then(
+        self, dest,
+        [on_ok, on_err](messages::versioned_value& x) {
+          if (!x.value.value.template match_elements<T>())
+            return fail(on_err, errc::type_mismatch,
+                        "the stored value does not have the requested type");
+          on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
+        },
+        forward_error(on_err), messages::snapshot_atom::value, key);
     }};
   }
 
@@ -80,18 +81,17 @@ public:
         return;
       auto held = detail::find_async_held(self, dest, key);
       auto msg = caf::make_message(value);
-      self
-        ->request(dest, caf::infinite, messages::store_atom::value, key,
-                  messages::payload{msg}, held ? held->token : uint64_t{0})
-        .then(
-          [held, msg, on_ok](uint64_t version) {
-            if (held && held->open) {
-              held->working = msg;
-              held->version = version;
-            }
-            on_ok(version);
-          },
-          forward_error(on_err));
+      detail::request_then(
+        self, dest,
+        [held, msg, on_ok](uint64_t version) {
+          if (held && held->open) {
+            held->working = msg;
+            held->version = version;
+          }
+          on_ok(version);
+        },
+        forward_error(on_err), messages::store_atom::value, key,
+        messages::payload{msg}, held ? held->token : uint64_t{0});
     }};
   }
 
@@ -109,31 +109,29 @@ public:
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
-      self
-        ->request(dest, caf::infinite, messages::acquire_atom::value, key,
-                  wait_ms)
-        .then(
-          [=](messages::grant& g) {
-            auto held = detail::find_async_held(self, dest, key);
-            if (held && held->token == g.token)
-              return on_ok(async_session<T>{held, false}); // nested level
-            if (!g.value.value.template match_elements<T>()) {
-              self->send(g.owner, messages::abort_atom::value, key, g.token);
-              return fail(on_err, errc::type_mismatch,
-                          "the stored value does not have the requested type");
-            }
-            held = std::make_shared<detail::async_held>();
-            held->self = self;
-            held->registry = dest;
-            held->owner = std::move(g.owner);
-            held->key = key;
-            held->token = g.token;
-            held->version = g.version;
-            held->working = std::move(g.value.value);
-            detail::register_async_held(held);
-            on_ok(async_session<T>{std::move(held), true});
-          },
-          forward_error(on_err));
+      detail::request_then(
+        self, dest,
+        [=](messages::grant& g) {
+          auto held = detail::find_async_held(self, dest, key);
+          if (held && held->token == g.token)
+            return on_ok(async_session<T>{held, false}); // nested level
+          if (!g.value.value.template match_elements<T>()) {
+            self->send(g.owner, messages::abort_atom::value, key, g.token);
+            return fail(on_err, errc::type_mismatch,
+                        "the stored value does not have the requested type");
+          }
+          held = std::make_shared<detail::async_held>();
+          held->self = self;
+          held->registry = dest;
+          held->owner = std::move(g.owner);
+          held->key = key;
+          held->token = g.token;
+          held->version = g.version;
+          held->working = std::move(g.value.value);
+          detail::register_async_held(held);
+          on_ok(async_session<T>{std::move(held), true});
+        },
+        forward_error(on_err), messages::acquire_atom::value, key, wait_ms);
     }};
   }
 
@@ -170,18 +168,17 @@ public:
       if (key.type.empty())
         return;
       auto held = detail::find_async_held(self, dest, key);
-      self
-        ->request(dest, caf::infinite, messages::erase_atom::value, key,
-                  held ? held->token : uint64_t{0})
-        .then(
-          [held, on_ok](bool existed) {
-            if (held) {
-              held->open = false; // the holder's erase ends its session
-              detail::forget_async_held(held.get());
-            }
-            on_ok(existed);
-          },
-          forward_error(on_err));
+      detail::request_then(
+        self, dest,
+        [held, on_ok](bool existed) {
+          if (held) {
+            held->open = false; // the holder's erase ends its session
+            detail::forget_async_held(held.get());
+          }
+          on_ok(existed);
+        },
+        forward_error(on_err), messages::erase_atom::value, key,
+        held ? held->token : uint64_t{0});
     }};
   }
 
@@ -193,8 +190,9 @@ public:
       if (!dest)
         return fail(on_err, errc::storage_down,
                     "no storage behind this handle");
-      self->request(dest, caf::infinite, messages::stats_atom::value)
-        .then([on_ok](storage_stats& x) { on_ok(x); }, forward_error(on_err));
+      detail::request_then(
+        self, dest, [on_ok](storage_stats& x) { on_ok(x); },
+        forward_error(on_err), messages::stats_atom::value);
     }};
   }
 

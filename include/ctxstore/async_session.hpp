@@ -8,6 +8,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/message.hpp>
 
+#include "ctxstore/detail/async_request.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/pending.hpp"
@@ -90,18 +91,18 @@ public:
         return on_err(err);
       }
       auto value = caf::make_message(held->working.template get_as<T>(0));
-      held->self
-        ->request(held->owner, caf::infinite, messages::commit_atom::value,
-                  held->key, held->token, messages::payload{std::move(value)})
-        .then(
-          [held, on_ok](uint64_t version) {
-            held->version = version;
-            on_ok(version);
-          },
-          [on_err](caf::error& err) {
-            auto e = detail::to_ctxstore_error(std::move(err));
-            on_err(e);
-          });
+      detail::request_then(
+        held->self, held->owner,
+        [held, on_ok](uint64_t version) {
+          held->version = version;
+          on_ok(version);
+        },
+        [on_err](caf::error& err) {
+          auto e = detail::to_ctxstore_error(std::move(err));
+          on_err(e);
+        },
+        messages::commit_atom::value, held->key, held->token,
+        messages::payload{std::move(value)});
     }};
   }
 
@@ -121,18 +122,18 @@ public:
       held->open = false;
       detail::forget_async_held(held.get());
       auto value = caf::make_message(held->working.template get_as<T>(0));
-      held->self
-        ->request(held->owner, caf::infinite, messages::release_atom::value,
-                  held->key, held->token, messages::payload{std::move(value)})
-        .then(
-          [held, on_ok](uint64_t version) {
-            held->version = version;
-            on_ok(version);
-          },
-          [on_err](caf::error& err) {
-            auto e = detail::to_ctxstore_error(std::move(err));
-            on_err(e);
-          });
+      detail::request_then(
+        held->self, held->owner,
+        [held, on_ok](uint64_t version) {
+          held->version = version;
+          on_ok(version);
+        },
+        [on_err](caf::error& err) {
+          auto e = detail::to_ctxstore_error(std::move(err));
+          on_err(e);
+        },
+        messages::release_atom::value, held->key, held->token,
+        messages::payload{std::move(value)});
     }};
   }
 
@@ -148,14 +149,13 @@ public:
       auto held = level->held;
       held->open = false;
       detail::forget_async_held(held.get());
-      held->self
-        ->request(held->owner, caf::infinite, messages::abort_atom::value,
-                  held->key, held->token)
-        .then([on_ok](uint64_t version) { on_ok(version); },
-              [on_err](caf::error& err) {
-                auto e = detail::to_ctxstore_error(std::move(err));
-                on_err(e);
-              });
+      detail::request_then(
+        held->self, held->owner, [on_ok](uint64_t version) { on_ok(version); },
+        [on_err](caf::error& err) {
+          auto e = detail::to_ctxstore_error(std::move(err));
+          on_err(e);
+        },
+        messages::abort_atom::value, held->key, held->token);
     }};
   }
 

@@ -10,6 +10,7 @@
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/pending.hpp"
+#include "ctxstore/remote.hpp"
 #include "ctxstore/session.hpp"
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_options.hpp"

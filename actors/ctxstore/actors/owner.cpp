@@ -297,11 +297,10 @@ caf::error wrong_key() {
 caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
-  st.cfg.stats->owners += 1;
   st.committed = st.cfg.initial;
   st.cfg.initial = payload{};
   st.version = 1;
-  st.set_present(true);
+  st.present = true; // the registry counted us (owners, contexts) already
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm.source); });
   self->set_default_handler(
     [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {

@@ -98,6 +98,10 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       auto& st = self->state;
       owner_config cfg{key,        type,     std::move(value),
                        st.options, st.stats, self->address()};
+      // Counted here, not by the owner: its initialization may run after we
+      // answered, and stats must reflect every completed call.
+      st.stats->owners += 1;
+      st.stats->contexts += 1;
       st.owners.emplace(key, spawn_owner(self, std::move(cfg), st.hidden));
       return uint64_t{1}; // the first version of a new context
     },
