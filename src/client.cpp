@@ -21,8 +21,17 @@ using namespace ctxstore::messages;
 // -- storages
 // -------------------------------------------------------------------
 
+storage storage::owning(caf::actor registry) {
+  storage result{registry};
+  result.lifetime_ = std::shared_ptr<const void>{
+    nullptr, [registry](const void*) mutable {
+      caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    }};
+  return result;
+}
+
 storage spawn_storage(caf::actor_system& sys, storage_options options) {
-  return storage{actors::spawn_registry(sys, options, false)};
+  return storage::owning(actors::spawn_registry(sys, options, false));
 }
 
 const storage& default_storage(caf::actor_system& sys) {
@@ -32,7 +41,7 @@ const storage& default_storage(caf::actor_system& sys) {
   // last reference runs actor cleanup against the dead system), so the table
   // is deliberately leaked, and an entry of a destroyed system whose address
   // was reused is leaked too.
-  static constexpr auto name = caf::atom("ctxstore");
+  constexpr auto name = actors::default_storage_name;
   static auto* mtx = new std::mutex;
   static auto* entries
     = new std::unordered_map<caf::actor_system*, std::unique_ptr<storage>>;
@@ -215,7 +224,9 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   held->key = key;
   held->token = g.token;
   held->version = g.version;
-  held->owner = std::move(g.owner);
+  // Remote holders get no owner handle: their session requests go to the
+  // storage, which forwards them.
+  held->owner = g.owner ? std::move(g.owner) : storage_.registry();
   held->via = std::move(req);
   held->working = std::move(g.value.value);
   held_here.emplace_back(held);
@@ -316,7 +327,7 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
 }
 
 caf::error to_ctxstore_error(caf::error err) {
-  if (err.category() == messages::error_category)
+  if (!err || err.category() == messages::error_category)
     return err;
   return make_error(errc::storage_down, describe(err));
 }

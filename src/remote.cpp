@@ -3,6 +3,8 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "ctxstore/actors/gateway.hpp"
+#include "ctxstore/actors/registry.hpp"
 #include "ctxstore/detail/remote_guard.hpp"
 #include "ctxstore/error.hpp"
 
@@ -24,12 +26,21 @@ caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
     return need_middleman();
   if (!st)
     return make_error(errc::storage_down, "no storage behind this handle");
-  auto result
-    = sys.middleman().publish(st.registry(), port, address.c_str(), true);
-  if (!result)
+  // The default storage lives (hidden) until the system is destroyed, so a
+  // gateway to it would outlive the system's actors: see gateway.hpp.
+  if (caf::actor_cast<caf::strong_actor_ptr>(st.registry())
+      == sys.registry().get(actors::default_storage_name))
+    return make_error(errc::bad_request,
+                      "publish a storage from spawn_storage, not the default "
+                      "storage");
+  auto gateway = actors::spawn_gateway(sys, st.registry());
+  auto result = sys.middleman().publish(gateway, port, address.c_str(), true);
+  if (!result) {
+    caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
     return make_error(errc::storage_down, "cannot publish on " + address + ":"
                                             + std::to_string(port) + ": "
                                             + sys.render(result.error()));
+  }
   return *result;
 }
 

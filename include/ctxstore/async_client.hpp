@@ -123,7 +123,7 @@ public:
           held = std::make_shared<detail::async_held>();
           held->self = self;
           held->registry = dest;
-          held->owner = std::move(g.owner);
+          held->owner = g.owner ? std::move(g.owner) : dest;
           held->key = key;
           held->token = g.token;
           held->version = g.version;

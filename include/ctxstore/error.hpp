@@ -56,7 +56,7 @@ caf::error make_error(errc code, std::string detail);
 
 /// Converts any `caf::error` that a ctxstore request produced into ctxstore's
 /// codes: CAF's own failures (receiver down, lost connection, ...) become
-/// `storage_down`.
+/// `storage_down`. No error gives `errc{}` (zero).
 errc to_errc(const caf::error& err);
 
 /// Returns a readable description of `err` (detail text when present).

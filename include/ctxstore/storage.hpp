@@ -1,5 +1,7 @@
 #pragma once
 
+#include <memory>
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
@@ -14,9 +16,17 @@ class storage {
 public:
   storage() = default;
 
+  /// A handle that refers to `registry` without owning it (e.g. a remote
+  /// storage from `connect`).
   explicit storage(caf::actor registry) : registry_(std::move(registry)) {
     // nop
   }
+
+  /// A handle that owns the storage behind `registry`: when its last copy is
+  /// gone, the storage is told to stop. (Relying on CAF noticing that the
+  /// registry became unreachable is not enough: an actor that ever answered
+  /// a remote node stays registered with the middleman while it runs.)
+  static storage owning(caf::actor registry);
 
   /// The registry actor, for sending protocol messages directly.
   const caf::actor& registry() const noexcept {
@@ -37,11 +47,13 @@ public:
 
 private:
   caf::actor registry_;
+  std::shared_ptr<const void> lifetime_; // stops the storage when released
 };
 
-/// Spawns a new storage in `sys`. Destroy its handles (and clients) before
-/// `sys`: like any CAF actor, a storage that is still referenced keeps the
-/// actor system's destructor waiting.
+/// Spawns a new storage in `sys`; it stops when the last copy of the returned
+/// handle (clients hold copies) is gone. Destroy its handles and clients
+/// before `sys`: like any CAF actor, a running storage keeps the actor
+/// system's destructor waiting.
 storage spawn_storage(caf::actor_system& sys, storage_options options = {});
 
 /// The one storage of `sys`, spawned on first use with default options (the

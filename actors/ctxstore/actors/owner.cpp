@@ -168,6 +168,16 @@ void maybe_retire(owner_ptr self) {
   self->send(registry, retire_atom::value, st.cfg.key);
 }
 
+/// The owner handle a grant carries: only local holders get it. A handle
+/// that crosses the network pins the owner in the actor system's registry of
+/// published actors; remote holders send session requests to the storage,
+/// which forwards them by key.
+caf::actor handle_for(owner_ptr self, const caf::actor_addr& who) {
+  if (who && who.node() != self->node())
+    return caf::actor{};
+  return caf::actor_cast<caf::actor>(self);
+}
+
 grant open_session(owner_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
   st.token = ++st.last_token;
@@ -176,8 +186,7 @@ grant open_session(owner_ptr self, const caf::actor_addr& who) {
   watch(self, who);
   if (st.cfg.options.lease.count() > 0)
     self->delayed_send(self, st.cfg.options.lease, lease_atom::value, st.token);
-  return grant{st.token, st.version, st.committed,
-               caf::actor_cast<caf::actor>(self)};
+  return grant{st.token, st.version, st.committed, handle_for(self, who)};
 }
 
 void run_waiters(owner_ptr self);
@@ -330,8 +339,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         return open_session(self, who);
       }
       if (st.holder == who) // re-entry by the holder: same session
-        return grant{st.token, st.version, st.committed,
-                     caf::actor_cast<caf::actor>(self)};
+        return grant{st.token, st.version, st.committed, handle_for(self, who)};
       if (wait_ms == 0)
         return make_error(errc::timeout, "the context is held");
       auto rp = enqueue(self, request_kind::acquire, payload{}, 0);

@@ -113,6 +113,26 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return caf::delegated<bool>{};
       return false;
     },
+    // Session requests of holders on other nodes (their grant carries no
+    // owner handle): forwarded by key; no owner means no session.
+    [=](commit_atom, const context_key& key, uint64_t token,
+        payload& value) -> caf::result<uint64_t> {
+      if (forward(self, key, commit_atom::value, key, token, std::move(value)))
+        return caf::delegated<uint64_t>{};
+      return make_error(errc::session_expired, "commit: no such session");
+    },
+    [=](release_atom, const context_key& key, uint64_t token,
+        payload& value) -> caf::result<uint64_t> {
+      if (forward(self, key, release_atom::value, key, token, std::move(value)))
+        return caf::delegated<uint64_t>{};
+      return make_error(errc::session_expired, "release: no such session");
+    },
+    [=](abort_atom, const context_key& key,
+        uint64_t token) -> caf::result<uint64_t> {
+      if (forward(self, key, abort_atom::value, key, token))
+        return caf::delegated<uint64_t>{};
+      return make_error(errc::session_expired, "abort: no such session");
+    },
     [=](stats_atom) {
       auto& c = *self->state.stats;
       auto get = [](const std::atomic<int64_t>& x) {

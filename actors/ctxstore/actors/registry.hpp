@@ -2,10 +2,15 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
 
 #include "ctxstore/storage_options.hpp"
 
 namespace ctxstore::actors {
+
+/// The name under which the default storage's registry is kept in the actor
+/// system's registry of named actors.
+constexpr caf::atom_value default_storage_name = caf::atom("ctxstore");
 
 /// Spawns the registry of a new storage: it maps (type name, id) to the owner
 /// actor of that context, spawns owners on the first store, answers stats,

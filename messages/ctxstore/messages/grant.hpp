@@ -15,7 +15,8 @@ struct grant {
   uint64_t token = 0;   // fencing token of this session
   uint64_t version = 0; // version of `value`
   payload value;        // the last committed value
-  caf::actor owner;     // where commit, release and abort go
+  caf::actor owner;     // where commit, release and abort go; empty for
+                        // remote holders (they send them to the storage)
 };
 
 template <class Inspector>

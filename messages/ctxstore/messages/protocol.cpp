@@ -42,6 +42,8 @@ caf::error make_error(errc code, std::string detail) {
 }
 
 errc to_errc(const caf::error& err) {
+  if (!err) // CAF 0.17 dereferences null for the category of "no error"
+    return errc{};
   if (err.category() == messages::error_category && err.code() != 0)
     return static_cast<errc>(err.code());
   // CAF's own failures: the receiver is gone, the connection broke, ...
@@ -49,6 +51,8 @@ errc to_errc(const caf::error& err) {
 }
 
 std::string describe(const caf::error& err) {
+  if (!err)
+    return "no error";
   if (err.category() == messages::error_category) {
     auto& ctx = err.context();
     if (ctx.match_elements<std::string>())

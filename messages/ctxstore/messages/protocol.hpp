@@ -20,7 +20,8 @@
 //        token: the caller's session token, 0 if it holds none
 //   (erase_atom, context_key, uint64 token)           -> bool existed
 //   (stats_atom)                                      -> storage_stats
-// Session requests go straight to `grant::owner`:
+// Session requests go straight to `grant::owner`, or to the storage, which
+// forwards them, when the grant has no owner (remote holders):
 //   (commit_atom, context_key, uint64 token, payload)  -> uint64 version
 //   (release_atom, context_key, uint64 token, payload) -> uint64 version
 //   (abort_atom, context_key, uint64 token)            -> uint64 version

@@ -1,0 +1,41 @@
+#include "ctxstore/actors/gateway.hpp"
+
+#include <caf/all.hpp>
+
+#include "ctxstore/error.hpp"
+
+namespace ctxstore::actors {
+
+namespace {
+
+struct gateway_state {
+  static inline const char* name = "ctxstore.gateway";
+};
+
+caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
+                               caf::actor_addr registry) {
+  self->set_default_handler(
+    [registry](caf::scheduled_actor* ptr,
+               caf::message_view& x) -> caf::result<caf::message> {
+      auto dest = caf::actor_cast<caf::actor>(registry);
+      if (!dest)
+        return make_error(errc::storage_down, "the storage has stopped");
+      auto rp = static_cast<caf::local_actor*>(ptr)->make_response_promise();
+      rp.delegate(dest, x.move_content_to_message());
+      return rp;
+    });
+  // Stop with the storage: the actor system's registry of published actors
+  // must not be the last to hold us (releasing us after the system is gone
+  // would run our cleanup against it).
+  self->set_down_handler([=](caf::down_msg&) { self->quit(); });
+  self->monitor(registry);
+  return {[](caf::unit_t) {}}; // everything goes to the default handler
+}
+
+} // namespace
+
+caf::actor spawn_gateway(caf::actor_system& sys, const caf::actor& registry) {
+  return sys.spawn<caf::hidden>(gateway_behavior, registry.address());
+}
+
+} // namespace ctxstore::actors

@@ -1,0 +1,285 @@
+#include "fixture.hpp"
+
+#include <future>
+
+#include <caf/io/middleman.hpp>
+
+// Two actor systems in one process, connected over 127.0.0.1 by CAF's
+// middleman: the storage lives on the first, clients run on the second.
+
+using namespace ctxstore;
+
+namespace {
+
+struct node_config : test_config {
+  node_config() {
+    load<caf::io::middleman>();
+  }
+};
+
+/// A storage node and a client node, connected.
+struct two_nodes {
+  explicit two_nodes(storage_options opts = {})
+      : server_sys(server_cfg), client_sys(client_cfg) {
+    local = spawn_storage(server_sys, opts);
+    auto port = publish(server_sys, local, 0);
+    REQUIRE(port);
+    REQUIRE(*port != 0);
+    auto handle = connect(client_sys, "127.0.0.1", *port);
+    REQUIRE(handle);
+    remote = *handle;
+    local_client = std::make_unique<blocking_client>(server_sys, local);
+    remote_client = std::make_unique<blocking_client>(client_sys, remote);
+  }
+
+  ~two_nodes() {
+    local_client.reset();
+    remote_client.reset();
+    local = storage{};
+    remote = storage{};
+  }
+
+  node_config server_cfg;
+  node_config client_cfg;
+  caf::actor_system server_sys;
+  caf::actor_system client_sys;
+  storage local;
+  storage remote;
+  std::unique_ptr<blocking_client> local_client;
+  std::unique_ptr<blocking_client> remote_client;
+};
+
+template <class Pred>
+bool eventually(Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+cart sample_cart() {
+  cart c;
+  c.owner = "ann";
+  c.items = {{"apple", 2}, {"pear", 5}};
+  c.tags = {{"channel", "web"}};
+  c.total = 7;
+  return c;
+}
+
+} // namespace
+
+SCENARIO("a storage is used from another node like a local one", "[remote]") {
+  two_nodes n;
+  auto& rc = *n.remote_client;
+  auto id = new_id();
+  WHEN("the remote node stores a context") {
+    rc.store<cart>(id, sample_cart());
+    THEN("both nodes read it intact") {
+      auto local = n.local_client->snapshot<cart>(id);
+      auto remote = rc.snapshot_versioned<cart>(id);
+      CHECK(remote.version == 1);
+      for (auto* c : {&local, &remote.value}) {
+        CHECK(c->owner == "ann");
+        REQUIRE(c->items.size() == 2);
+        CHECK(c->items[1].sku == "pear");
+        CHECK(c->tags.at("channel") == "web");
+      }
+    }
+    AND_THEN("a remote session commits, re-enters and releases") {
+      {
+        auto s = rc.acquire<cart>(id);
+        s->total = 8;
+        s.commit();
+        CHECK(n.local_client->snapshot<cart>(id).total == 8);
+        auto inner = rc.acquire<cart>(id);
+        inner->total = 9;
+        inner.release();
+        rc.store<cart>(id, cart{"bob", {}, {}, 100}); // holder's store
+        s->total += 1;
+      }
+      auto v = n.local_client->snapshot_versioned<cart>(id);
+      CHECK(v.value.owner == "bob");
+      CHECK(v.value.total == 101);
+      CHECK(rc.stats().sessions == 0);
+    }
+  }
+  THEN("errors arrive as codes") {
+    CHECK(error_code_of([&] { rc.snapshot<cart>(id); })
+          == errc::no_such_context);
+    CHECK(error_code_of([&] { rc.store<cart>(boost::uuids::uuid{}, {}); })
+          == errc::bad_request);
+  }
+}
+
+SCENARIO("a remote snapshot is answered while sessions are held",
+         "[remote][snapshot]") {
+  two_nodes n;
+  auto id = new_id();
+  n.local_client->store<counter>(id, counter{1});
+  GIVEN("a local holder with an uncommitted change and a remote waiter") {
+    auto s = n.local_client->acquire<counter>(id);
+    s->value = 50;
+    auto waiter = std::async(std::launch::async, [&] {
+      blocking_client c{n.client_sys, n.remote};
+      auto w = c.acquire<counter>(id);
+      return w->value;
+    });
+    REQUIRE(eventually([&] { return n.local_client->stats().waiters == 1; }));
+    THEN("a remote snapshot returns the last commit at once") {
+      CHECK(n.remote_client->snapshot<counter>(id).value == 1);
+      s.release();
+      REQUIRE(waiter.wait_for(std::chrono::seconds{10})
+              == std::future_status::ready);
+      CHECK(waiter.get() == 50);
+    }
+  }
+  GIVEN("a remote holder") {
+    auto s = n.remote_client->acquire<counter>(id);
+    s->value = 60;
+    THEN("local and remote snapshots show the last commit") {
+      CHECK(n.local_client->snapshot<counter>(id).value == 1);
+      blocking_client other{n.client_sys, n.remote};
+      auto other_thread = std::async(
+        std::launch::async, [&] { return other.snapshot<counter>(id).value; });
+      REQUIRE(other_thread.wait_for(std::chrono::seconds{10})
+              == std::future_status::ready);
+      CHECK(other_thread.get() == 1);
+    }
+  }
+}
+
+SCENARIO("remote waiters are granted in arrival order", "[remote][queue]") {
+  two_nodes n;
+  auto id = new_id();
+  n.local_client->store<cart>(id, cart{});
+  auto holder = n.local_client->acquire<cart>(id);
+  constexpr int waiters = 4;
+  std::vector<std::future<void>> done;
+  for (int i = 0; i < waiters; ++i) {
+    done.emplace_back(std::async(std::launch::async, [&, i] {
+      blocking_client c{n.client_sys, n.remote};
+      c.update<cart>(id, [i](cart& x) {
+        x.items.push_back(item{std::to_string(i), i});
+      });
+    }));
+    REQUIRE(eventually([&] {
+      return n.local_client->stats().waiters == static_cast<uint64_t>(i + 1);
+    }));
+  }
+  holder.release();
+  for (auto& d : done) {
+    REQUIRE(d.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
+    d.get();
+  }
+  auto c = n.local_client->snapshot<cart>(id);
+  REQUIRE(c.items.size() == waiters);
+  for (int i = 0; i < waiters; ++i)
+    CHECK(c.items[i].qty == i);
+}
+
+SCENARIO("a remote holder actor that dies loses its session",
+         "[remote][failure]") {
+  two_nodes n;
+  auto id = new_id();
+  n.local_client->store<counter>(id, counter{1});
+  std::promise<void> holding;
+  auto held = holding.get_future();
+  auto remote = n.remote;
+  auto holder = n.client_sys.spawn([&, remote](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, remote);
+    ac->acquire<counter>(id).then(
+      [self, &holding](async_session<counter> s) {
+        s->value = 999; // never committed
+        // Keep the session open for as long as this actor lives.
+        self->become([s](int) {});
+        holding.set_value();
+      },
+      [&holding](caf::error&) { holding.set_value(); });
+    return caf::behavior{[ac](int) {}};
+  });
+  REQUIRE(held.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
+  REQUIRE(n.local_client->stats().sessions == 1);
+  auto waiter = std::async(std::launch::async, [&] {
+    blocking_client c{n.server_sys, n.local};
+    return c.acquire<counter>(id)->value;
+  });
+  REQUIRE(eventually([&] { return n.local_client->stats().waiters == 1; }));
+  caf::anon_send_exit(holder, caf::exit_reason::kill);
+  REQUIRE(waiter.wait_for(std::chrono::seconds{10})
+          == std::future_status::ready);
+  CHECK(waiter.get() == 1);
+  CHECK(n.local_client->snapshot<counter>(id).value == 1);
+}
+
+SCENARIO("leases and fencing hold for remote holders", "[remote][lease]") {
+  two_nodes n{storage_options{std::chrono::milliseconds{100}, 0}};
+  auto id = new_id();
+  n.local_client->store<counter>(id, counter{1});
+  auto late = n.remote_client->acquire<counter>(id);
+  late->value = 77;
+  // A local waiter gets the context once the remote lease runs out.
+  auto next = n.local_client->acquire<counter>(id, std::chrono::seconds{10});
+  CHECK(next->value == 1);
+  CHECK(next.token() > late.token());
+  CHECK(error_code_of([&] { late.commit(); }) == errc::session_expired);
+  next.release();
+  CHECK(n.local_client->snapshot<counter>(id).value == 1);
+}
+
+SCENARIO("an actor on another node uses the async client", "[remote][async]") {
+  two_nodes n;
+  auto id = new_id();
+  std::promise<uint64_t> result;
+  auto fut = result.get_future();
+  auto remote = n.remote;
+  n.client_sys.spawn([&, remote](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, remote);
+    auto fail = [self, &result](caf::error& err) {
+      result.set_exception(
+        std::make_exception_ptr(ctxstore::error{to_errc(err), describe(err)}));
+      self->quit();
+    };
+    ac->store<counter>(id, counter{1})
+      .then(
+        [=, &result](uint64_t) {
+          ac->update<counter>(id, [](counter& c) { c.value += 1; })
+            .then(
+              [=, &result](uint64_t version) {
+                result.set_value(version);
+                self->quit();
+              },
+              fail);
+        },
+        fail);
+    return caf::behavior{[ac](int) {}};
+  });
+  REQUIRE(fut.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
+  CHECK(fut.get() == 2);
+  CHECK(n.local_client->snapshot<counter>(id).value == 2);
+}
+
+SCENARIO("connecting to nothing is storage_down, never a hang", "[remote]") {
+  node_config cfg;
+  caf::actor_system sys{cfg};
+  // Publish and close again to learn a port that nobody listens on.
+  uint16_t port = 0;
+  {
+    auto dummy = sys.spawn([]() -> caf::behavior { return {[](int) {}}; });
+    auto p = sys.middleman().publish(dummy, 0, "127.0.0.1");
+    REQUIRE(p);
+    port = *p;
+    REQUIRE(sys.middleman().unpublish(dummy, port));
+    caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);
+  }
+  auto handle = connect(sys, "127.0.0.1", port);
+  REQUIRE_FALSE(handle);
+  CHECK(to_errc(handle.error()) == errc::storage_down);
+  test_config plain; // no middleman
+  caf::actor_system no_mm{plain};
+  auto refused = connect(no_mm, "127.0.0.1", port);
+  REQUIRE_FALSE(refused);
+  CHECK(to_errc(refused.error()) == errc::storage_down);
+}
