@@ -37,7 +37,6 @@ struct waiter {
   caf::response_promise promise; // answered when it is its turn
   caf::actor_addr client;        // monitored while it waits
   payload value;                 // what a store stores
-  uint64_t token = 0;            // the session token a store/erase carried
 };
 
 struct owner_state {
@@ -240,8 +239,8 @@ void run_waiters(owner_ptr self) {
 }
 
 /// Queues a request behind the holder, or refuses it when the queue is full.
-caf::response_promise enqueue(owner_ptr self, request_kind kind, payload value,
-                              uint64_t token) {
+caf::response_promise enqueue(owner_ptr self, request_kind kind,
+                              payload value = {}) {
   auto& st = self->state;
   auto who = sender_of(self);
   auto rp = self->make_response_promise();
@@ -252,8 +251,7 @@ caf::response_promise enqueue(owner_ptr self, request_kind kind, payload value,
     return rp;
   }
   watch(self, who);
-  st.waiters.push_back(
-    waiter{kind, ++st.next_seq, rp, who, std::move(value), token});
+  st.waiters.push_back(waiter{kind, ++st.next_seq, rp, who, std::move(value)});
   st.cfg.stats->waiters += 1;
   return rp;
 }
@@ -342,7 +340,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         return grant{st.token, st.version, st.committed, handle_for(self, who)};
       if (wait_ms == 0)
         return make_error(errc::timeout, "the context is held");
-      auto rp = enqueue(self, request_kind::acquire, payload{}, 0);
+      auto rp = enqueue(self, request_kind::acquire);
       if (wait_ms > 0 && rp.pending())
         self->delayed_send(self, std::chrono::milliseconds{wait_ms},
                            deadline_atom::value, st.next_seq);
@@ -368,7 +366,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         return publish(self, std::move(value));
       if (token == st.token && sender_of(self) == st.holder)
         return publish(self, std::move(value)); // the holder's own store
-      return enqueue(self, request_kind::store, std::move(value), token);
+      return enqueue(self, request_kind::store, std::move(value));
     },
     [=](erase_atom, const context_key& key,
         uint64_t token) -> caf::result<bool> {
@@ -387,7 +385,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         end_session(self);
         return true;
       }
-      return enqueue(self, request_kind::erase, payload{}, token);
+      return enqueue(self, request_kind::erase);
     },
     [=](commit_atom, const context_key& key, uint64_t token,
         payload& value) -> caf::result<uint64_t> {
