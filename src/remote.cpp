@@ -77,7 +77,9 @@ public:
     auto err
       = make_error(errc::storage_down, "lost the connection to the storage ("
                                          + caf::to_string(reason) + ")");
-    who->enqueue(caf::make_mailbox_element(nullptr, mid_.response_id(), {},
+    // The handle's id is already the response id (mixin/requester.hpp).
+    auto rid = mid_.is_response() ? mid_ : mid_.response_id();
+    who->enqueue(caf::make_mailbox_element(nullptr, rid, {},
                                            std::move(err)),
                  host);
   }
