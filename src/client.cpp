@@ -51,8 +51,12 @@ const storage& default_storage(caf::actor_system& sys) {
   if (slot && named
       && named == caf::actor_cast<caf::strong_actor_ptr>(slot->registry()))
     return *slot;
-  if (slot)
-    static_cast<void>(slot.release()); // belongs to a destroyed system
+  if (slot) {
+    // Belongs to a destroyed system: keep it (reachable, so that leak checkers
+    // know it is deliberate), never release it.
+    static auto* graveyard = new std::vector<std::unique_ptr<storage>>;
+    graveyard->push_back(std::move(slot));
+  }
   slot = std::make_unique<storage>(actors::spawn_registry(sys, {}, true));
   sys.registry().put(name,
                      caf::actor_cast<caf::strong_actor_ptr>(slot->registry()));
