@@ -283,3 +283,50 @@ SCENARIO("connecting to nothing is storage_down, never a hang", "[remote]") {
   REQUIRE_FALSE(refused);
   CHECK(to_errc(refused.error()) == errc::storage_down);
 }
+
+SCENARIO("bad input from another node gets an error and changes nothing",
+         "[remote][bad_input]") {
+  using namespace ctxstore::messages;
+  two_nodes n;
+  auto id = new_id();
+  n.local_client->store<counter>(id, counter{1});
+  caf::scoped_actor self{n.client_sys};
+  auto code_of = [&](auto... xs) {
+    caf::optional<errc> result;
+    self->request(n.remote.registry(), std::chrono::seconds{10}, xs...)
+      .receive([&](caf::message&) {},
+               [&](caf::error& err) { result = to_errc(err); });
+    return result;
+  };
+  CHECK(code_of(snapshot_atom::value, context_key{"no-such-type", id})
+        == errc::unknown_type);
+  CHECK(code_of(snapshot_atom::value, context_key{"counter", {}})
+        == errc::bad_request);
+  CHECK(code_of(store_atom::value, context_key{"counter", id},
+                payload{caf::make_message(cart{})}, uint64_t{0})
+        == errc::type_mismatch);
+  CHECK(code_of(42) == errc::bad_request);
+  GIVEN("a session held on the storage node") {
+    auto s = n.local_client->acquire<counter>(id);
+    THEN("forged tokens and releases from non-holders are refused") {
+      CHECK(code_of(release_atom::value, context_key{"counter", id},
+                    s.token() + 1000, payload{caf::make_message(counter{9})})
+            == errc::not_holder);
+      CHECK(code_of(release_atom::value, context_key{"counter", id},
+                    s.token(), payload{caf::make_message(counter{9})})
+            == errc::not_holder);
+      CHECK(code_of(abort_atom::value, context_key{"counter", id}, s.token())
+            == errc::not_holder);
+      auto token = s.token();
+      s.release();
+      CHECK(code_of(commit_atom::value, context_key{"counter", id}, token,
+                    payload{caf::make_message(counter{9})})
+            == errc::session_expired);
+    }
+  }
+  THEN("the node keeps serving and nothing changed") {
+    auto v = n.remote_client->snapshot_versioned<counter>(id);
+    CHECK(v.value.value == 1);
+    CHECK(n.remote_client->stats().contexts == 1);
+  }
+}
