@@ -34,6 +34,10 @@ storage spawn_storage(caf::actor_system& sys, storage_options options) {
   return storage::owning(actors::spawn_registry(sys, options, false));
 }
 
+storage spawn_storage(caf::actor_system& sys) {
+  return spawn_storage(sys, storage_options_from(sys.config()));
+}
+
 const storage& default_storage(caf::actor_system& sys) {
   // The default storage is hidden (the system does not wait for it at
   // shutdown) and is kept in the system's registry of named actors. Its
@@ -57,7 +61,8 @@ const storage& default_storage(caf::actor_system& sys) {
     static auto* graveyard = new std::vector<std::unique_ptr<storage>>;
     graveyard->push_back(std::move(slot));
   }
-  slot = std::make_unique<storage>(actors::spawn_registry(sys, {}, true));
+  slot = std::make_unique<storage>(
+    actors::spawn_registry(sys, storage_options_from(sys.config()), true));
   sys.registry().put(name,
                      caf::actor_cast<caf::strong_actor_ptr>(slot->registry()));
   return *slot;

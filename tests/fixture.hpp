@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,15 @@ struct fixture {
     // nop
   }
 
+  /// A fixture whose config is first parsed from `args` (CAF options, e.g.
+  /// `--ctxstore.max-waiters=1`) and whose storage is `make_storage(sys)`.
+  template <class MakeStorage>
+  fixture(caf::actor_system_config::string_list args, MakeStorage make_storage)
+      : sys(parsed(cfg, std::move(args))), store(make_storage(sys)),
+        client(std::make_unique<ctxstore::blocking_client>(sys, store)) {
+    // nop
+  }
+
   ~fixture() {
     client.reset();
     store = ctxstore::storage{};
@@ -110,6 +120,14 @@ struct fixture {
   caf::actor_system sys;
   ctxstore::storage store;
   std::unique_ptr<ctxstore::blocking_client> client;
+
+private:
+  static test_config& parsed(test_config& cfg,
+                             caf::actor_system_config::string_list args) {
+    if (auto err = cfg.parse(std::move(args)))
+      throw std::invalid_argument{"bad CAF options: " + caf::to_string(err)};
+    return cfg;
+  }
 };
 
 /// Runs `fn` and returns the code of the ctxstore::error it throws.

@@ -9,6 +9,7 @@
 #include <caf/type_nr.hpp>
 
 #include "ctxstore/messages/protocol.hpp"
+#include "ctxstore/storage_options.hpp"
 
 namespace ctxstore {
 
@@ -48,6 +49,7 @@ const std::string& type_name_of() {
 /// before the `caf::actor_system` is constructed, on every node that uses `T`.
 /// `T` needs `inspect()`, a default constructor and copy; it must be a type of
 /// your own (not a CAF builtin such as `int` or `std::string`).
+/// Also declares the `ctxstore` option group (see `storage_options`).
 /// Throws `std::logic_error` if `name` or `T` is already bound differently.
 template <class T>
 void add_context_type(caf::actor_system_config& cfg, const std::string& name) {
@@ -59,6 +61,7 @@ void add_context_type(caf::actor_system_config& cfg, const std::string& name) {
   detail::bind_context_type(typeid(T), name);
   cfg.add_message_type<T>(name);
   messages::add_protocol_types(cfg);
+  add_storage_options(cfg);
 }
 
 } // namespace ctxstore

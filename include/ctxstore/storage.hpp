@@ -54,11 +54,15 @@ private:
 /// handle (clients hold copies) is gone. Destroy its handles and clients
 /// before `sys`: like any CAF actor, a running storage keeps the actor
 /// system's destructor waiting.
-storage spawn_storage(caf::actor_system& sys, storage_options options = {});
+storage spawn_storage(caf::actor_system& sys, storage_options options);
 
-/// The one storage of `sys`, spawned on first use with default options (the
-/// reference's `context_storage_singleton()`). It lives as long as `sys` and
-/// does not keep `sys` from shutting down. Thread-safe.
+/// Spawns a new storage with the options of `sys`'s configuration (group
+/// `ctxstore`, see `storage_options`).
+storage spawn_storage(caf::actor_system& sys);
+
+/// The one storage of `sys`, spawned on first use with the options of `sys`'s
+/// configuration (the reference's `context_storage_singleton()`). It lives as
+/// long as `sys` and does not keep `sys` from shutting down. Thread-safe.
 const storage& default_storage(caf::actor_system& sys);
 
 } // namespace ctxstore

@@ -3,9 +3,21 @@
 #include <chrono>
 #include <cstddef>
 
+#include <caf/fwd.hpp>
+
 namespace ctxstore {
 
 /// Limits that apply to every context of one storage.
+///
+/// They can also come from CAF's configuration, group `ctxstore` (in
+/// `caf-application.ini` or on the command line, like every CAF option):
+///
+/// | option                 | type     | default | field         |
+/// |------------------------|----------|---------|---------------|
+/// | `ctxstore.lease`       | timespan | `0s`    | `lease`       |
+/// | `ctxstore.max-waiters` | integer  | `0`     | `max_waiters` |
+///
+/// `spawn_storage(sys)` and `default_storage(sys)` use them.
 struct storage_options {
   /// Longest time a holder may keep a context; past it the session is revoked
   /// and the late holder's commit fails with `errc::session_expired`.
@@ -17,5 +29,14 @@ struct storage_options {
   /// Zero: unbounded.
   std::size_t max_waiters = 0;
 };
+
+/// Declares the `ctxstore` option group on `cfg`, so that the command line
+/// and `caf-application.ini` accept (and type-check) it and `--help` lists it.
+/// `add_context_type` calls it; calling it again does nothing.
+void add_storage_options(caf::actor_system_config& cfg);
+
+/// The options of the `ctxstore` group of `cfg`; defaults for those not set.
+/// Throws `std::invalid_argument` for a negative value.
+storage_options storage_options_from(const caf::actor_system_config& cfg);
 
 } // namespace ctxstore

@@ -1,0 +1,55 @@
+#include "ctxstore/storage_options.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/config_option_adder.hpp>
+#include <caf/config_option_set.hpp>
+#include <caf/timespan.hpp>
+
+namespace ctxstore {
+
+namespace {
+
+constexpr const char* group = "ctxstore";
+
+/// The config's option set is protected; a pointer to the member, formed in
+/// a derived class, reaches it without a cast of the object.
+struct option_access : caf::actor_system_config {
+  static caf::config_option_set& of(caf::actor_system_config& cfg) {
+    caf::config_option_set caf::actor_system_config::*member
+      = &option_access::custom_options_;
+    return cfg.*member;
+  }
+};
+
+} // namespace
+
+void add_storage_options(caf::actor_system_config& cfg) {
+  auto& options = option_access::of(cfg);
+  if (options.qualified_name_lookup(group, "lease") != nullptr)
+    return;
+  caf::config_option_adder{options, group}
+    .add<caf::timespan>("lease",
+                        "longest time a session may be held (0s: no limit)")
+    .add<int64_t>("max-waiters",
+                  "most requests queued per context (0: no limit)");
+}
+
+storage_options storage_options_from(const caf::actor_system_config& cfg) {
+  storage_options result;
+  auto lease = caf::get_or(cfg, "ctxstore.lease", caf::timespan{0});
+  auto max_waiters = caf::get_or(cfg, "ctxstore.max-waiters", int64_t{0});
+  if (lease.count() < 0)
+    throw std::invalid_argument{"ctxstore.lease must not be negative"};
+  if (max_waiters < 0)
+    throw std::invalid_argument{"ctxstore.max-waiters must not be negative"};
+  result.lease = std::chrono::duration_cast<std::chrono::milliseconds>(lease);
+  if (lease.count() > 0 && result.lease.count() == 0)
+    result.lease = std::chrono::milliseconds{1}; // never round down to "none"
+  result.max_waiters = static_cast<std::size_t>(max_waiters);
+  return result;
+}
+
+} // namespace ctxstore
