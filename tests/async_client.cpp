@@ -164,3 +164,45 @@ SCENARIO("an actor's store while it holds the key proceeds at once",
   CHECK(v.owner == "bob");
   CHECK(v.total == 11);
 }
+
+SCENARIO("an actor that drops its session and lives on gets no stray answer "
+         "and the context stays usable",
+         "[async][session]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  messages::context_key key{"counter", id};
+  std::promise<int> promise;
+  auto fut = promise.get_future();
+  auto st = f.store;
+  auto a = f.sys.spawn([&promise, st, key](caf::event_based_actor* self) {
+    auto strays = std::make_shared<int>(0);
+    auto ac = std::make_shared<async_client>(self, st);
+    auto done = [&promise](int n) { promise.set_value(n); };
+    ac->acquire<counter>(key.id).then(
+      [=](async_session<counter> s) {
+        s->value = 99;
+        // Ask the owner itself after the abort: messages from one sender to
+        // one receiver arrive in order, and so do the owner's answers.
+        auto owner = detail::find_async_held(self, st.registry(), key)->owner;
+        s = async_session<counter>{}; // dropped: aborts with a plain message
+        self->request(owner, caf::infinite, messages::snapshot_atom::value, key)
+          .then([=](messages::versioned_value&) { done(*strays); },
+                [=](caf::error&) { done(-1); });
+      },
+      [=](caf::error&) { done(-1); });
+    // The actor lives on; an answer to the abort would land here.
+    return caf::behavior{[strays](uint64_t) { ++*strays; }, [ac](int) {}};
+  });
+  REQUIRE(fut.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
+  auto strays = fut.get();
+  caf::anon_send_exit(a, caf::exit_reason::kill);
+  THEN("the abort was not answered into the actor's mailbox") {
+    CHECK(strays == 0);
+  }
+  THEN("the context is free and unchanged") {
+    auto s = f.client->acquire<counter>(id, std::chrono::seconds{10});
+    CHECK(s->value == 1);
+    CHECK(s.version() == 1);
+  }
+}

@@ -256,3 +256,40 @@ SCENARIO("lookups of unknown ids leave nothing behind", "[bad_input][memory]") {
   CHECK(after.sessions == 0);
   CHECK(after.waiters == 0);
 }
+
+SCENARIO("an error sent as a plain message stops neither the storage nor an "
+         "owner",
+         "[bad_input][stray]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<cart>(id, cart{"ann", {}, {}, 1});
+  caf::actor owner;
+  {
+    // The grant names the owner of the context. With wait 0 the answer
+    // comes at once (no timeout: its timer trips ThreadSanitizer in CAF).
+    caf::scoped_actor self{f.sys};
+    self
+      ->request(f.store.registry(), caf::infinite, acquire_atom::value,
+                context_key{"cart", id}, int64_t{0})
+      .receive(
+        [&](grant& g) {
+          owner = g.owner;
+          self->send(g.owner, abort_atom::value, context_key{"cart", id},
+                     g.token);
+        },
+        [&](caf::error& err) { FAIL(describe(err)); });
+  }
+  REQUIRE(owner);
+  // Enqueued before the requests below: by CAF's default, an actor that
+  // receives an error it did not ask for stops with it.
+  caf::anon_send(owner, caf::make_error(caf::sec::unexpected_message));
+  caf::anon_send(f.store.registry(),
+                 caf::make_error(caf::sec::unexpected_message));
+  THEN("the context is still there and can be acquired") {
+    auto s = f.client->acquire<cart>(id, std::chrono::seconds{10});
+    CHECK(s->owner == "ann");
+    s.release();
+    CHECK(f.client->snapshot_versioned<cart>(id).version == 2);
+    CHECK(f.client->stats().contexts == 1);
+  }
+}

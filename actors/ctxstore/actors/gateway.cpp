@@ -28,6 +28,8 @@ caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
   // must not be the last to hold us (releasing us after the system is gone
   // would run our cleanup against it).
   self->set_down_handler([=](caf::down_msg&) { self->quit(); });
+  // A stray error sent as a plain message must not stop the gateway.
+  self->set_error_handler([](caf::error&) {});
   self->monitor(registry);
   return {[](caf::unit_t) {}}; // everything goes to the default handler
 }

@@ -309,6 +309,10 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   st.version = 1;
   st.present = true; // the registry counted us (owners, contexts) already
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm.source); });
+  // An error that arrives as a plain message (e.g. a client bouncing an
+  // answer it did not expect) must not stop the owner: CAF's default error
+  // handler would, and the context would be lost for everybody.
+  self->set_error_handler([](caf::error&) {});
   self->set_default_handler(
     [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
       return make_error(errc::bad_request,
@@ -417,6 +421,10 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         return err;
       auto version = self->state.version;
       end_session(self);
+      // A dropped async session aborts with a plain message: answering it
+      // would put a stray version into the holder's mailbox.
+      if (!self->current_message_id().is_request())
+        return caf::delegated<uint64_t>{};
       return version;
     },
     [=](lease_atom, uint64_t token) {

@@ -52,6 +52,8 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       return make_error(errc::bad_request,
                         "unexpected message for a ctxstore storage");
     });
+  // A stray error sent as a plain message must not stop the storage.
+  self->set_error_handler([](caf::error&) {});
   // Owners exit normally when retired; anything else is a failure.
   self->set_exit_handler([=](caf::exit_msg& em) {
     auto& owners = self->state.owners;
