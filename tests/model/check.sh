@@ -25,8 +25,8 @@ cp "$here/owner.pml" "$work/"
 cd "$work"
 
 # Bounded configurations (see README.md, "Bounds").
-small="-DNC=2 -DBUDGET=2" # 2 clients, 2 operations each: deep histories
-wide="-DNC=3 -DBUDGET=1"  # 3 clients, 1 operation each: 2 waiters queued
+small=(-DNC=2 -DBUDGET=2) # 2 clients, 2 operations each: deep histories
+wide=(-DNC=3 -DBUDGET=1)  # 3 clients, 1 operation each: 2 waiters queued
 # pan: compressed states (COLLAPSE), bounded memory, search depth. -O1: gcc
 # takes longer at -O2 than the search gains; mutants stop early, so -O0.
 pan_cflags="-DCOLLAPSE -DMEMLIM=2048 -DNFAIR=3"
@@ -34,7 +34,7 @@ pan_depth=10000
 
 failures=0
 # run NAME EXPECT MODE SPIN_DEFINES...
-#   EXPECT: "pass", or a fixed string that spin's report must contain
+#   EXPECT: "pass", or a fixed string that spin's error line must contain
 #   MODE:   safety (assertions + invalid end states) | liveness (ltl, -a -f)
 run() {
   local name=$1 expect=$2 mode=$3
@@ -54,6 +54,7 @@ run() {
     echo "FAIL $name: spin or cc failed"; sed 's/^/  /' "$log"
     failures=$((failures + 1)); return
   fi
+  # shellcheck disable=SC2086 # the flags are separate words
   ./pan $run_flags >>"$log" 2>&1 || true
   local errors states verdict
   errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
@@ -64,7 +65,7 @@ run() {
   elif [ "$expect" = pass ]; then
     if [ "$errors" = 0 ]; then verdict=PASS; else verdict="FAIL (errors: $errors)"; fi
   else
-    if [ "${errors:-0}" != 0 ] && grep -qF -- "$expect" "$log"; then
+    if [ "${errors:-0}" != 0 ] && grep '^pan:[0-9]' "$log" | grep -qF -- "$expect"; then
       verdict="PASS (found: $expect)"
     else
       verdict="FAIL (the planted bug was not found: expected '$expect')"
@@ -79,20 +80,28 @@ run() {
 }
 
 # -- the model -------------------------------------------------------------------
-run safety-small           pass safety   $small
-run safety-wide            pass safety   $wide
-run safety-wide-maxwaiters pass safety   $wide -DMAXW=1
-run liveness-small         pass liveness $small
-run liveness-small-nolease pass liveness $small -DLEASE=0
-run liveness-wide-nolease  pass liveness $wide -DLEASE=0
+run safety-small           pass safety   "${small[@]}"
+run safety-small-remote    pass safety   "${small[@]}" -DREMOTE
+run safety-wide            pass safety   "${wide[@]}"
+run safety-wide-maxwaiters pass safety   "${wide[@]}" -DMAXW=1
+run liveness-small         pass liveness "${small[@]}"
+run liveness-small-nolease pass liveness "${small[@]}" -DLEASE=0
+run liveness-wide-nolease  pass liveness "${wide[@]}" -DLEASE=0
 
 # -- mutants: each planted bug must be found ------------------------------------------
-run mutant-no-fencing      "(ended[g]&(1<<tok))" safety $small -DBUG_NO_FENCING
-run mutant-lifo            "qtick[j]>=qtick[pick]" safety $wide -DBUG_LIFO
-run mutant-keep-timed-out  "assertion violated pending" safety $small -DBUG_KEEP_TIMED_OUT
-run mutant-down-no-grant   "assertion violated ((qn==0)||(token!=0))" safety $small -DBUG_DOWN_NO_GRANT
-run mutant-lose-waiters    "invalid end state" safety $small -DBUG_LOSE_WAITERS
-run mutant-lose-waiters-ltl "acceptance cycle" liveness $small -DBUG_LOSE_WAITERS
+run mutant-no-fencing      "(ended[g]&(1<<tok))" safety "${small[@]}" -DBUG_NO_FENCING
+run mutant-lifo            "qtick[j]>=qtick[pick]" safety "${wide[@]}" -DBUG_LIFO
+run mutant-keep-timed-out  "assertion violated pending" safety "${small[@]}" -DBUG_KEEP_TIMED_OUT
+run mutant-down-no-grant   "assertion violated ((qn==0)||(token!=0))" safety "${small[@]}" -DBUG_DOWN_NO_GRANT
+run mutant-lose-waiters    "invalid end state" safety "${small[@]}" -DBUG_LOSE_WAITERS
+run mutant-lose-waiters-ltl "acceptance cycle" liveness "${small[@]}" -DBUG_LOSE_WAITERS
+
+# -- known issue (README.md, "Known issue"): the async client takes an equal
+# token for a nested level, and a re-created owner restarts its tokens at 1, so
+# a remote holder's revoked session commits into the new owner. This check
+# fails once that is fixed: then move the macro into the checks above.
+run known-issue-token-reuse "(rg==og))" safety \
+  "${small[@]}" -DREMOTE -DCLIENT_SAME_TOKEN_IS_NESTED
 
 if [ "$failures" -ne 0 ]; then
   echo "owner model: $failures check(s) FAILED"

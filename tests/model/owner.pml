@@ -15,7 +15,7 @@
 #define NC 2          /* clients */
 #endif
 #ifndef BUDGET
-#define BUDGET 3      /* operations per client, besides ending its session */
+#define BUDGET 2      /* operations per client, besides ending its session */
 #endif
 #ifndef DEATHS
 #define DEATHS 1      /* client deaths in one run, in total */
@@ -29,6 +29,9 @@
 #ifndef LEASE
 #define LEASE 1       /* storage_options::lease > 0: sessions expire */
 #endif
+/* With REMOTE, the last client is on another node: its grants carry no
+   owner handle, so it sends commit/release/abort to the registry, which
+   forwards them by key (registry.cpp). */
 
 #define NGEN   2            /* owner generations: first + one after retire */
 #define NOBODY 255
@@ -60,7 +63,7 @@ mtype = {
    value (the wait mode for ACQ) */
 chan mbox[NGEN] = [MBOX] of { mtype, byte, byte, byte };
 chan reg = [RBOX] of { mtype, byte, byte, byte };
-/* answers: kind, token/version, version/value, value, owner generation */
+/* answers: kind, token, version (erase: existed), value, owner generation */
 chan rep[NC] = [2] of { mtype, byte, byte, byte, byte };
 
 /* -- shared facts of the actor system ------------------------------------ */
@@ -147,6 +150,7 @@ inline maybe_retire() {
 inline open_session(_c) {
   assert(token == 0); /* at most one holder per owner ... */
   last_token++;
+  assert(last_token < 31); /* fits the ghost bit set `ended` */
   token = last_token;
   holder = _c;
   nsessions++;
@@ -531,8 +535,15 @@ proctype client(byte me) {
        acq_inf[me] = (req == ACQ && wait == W_INF);
        if
        :: late -> mbox[lastg]!COMMIT, me, lasttok, val /* an old handle */
+#ifdef REMOTE
+       :: !late && me == NC - 1 && (req == COMMIT || req == RELEASE || req == ABORT) ->
+          reg!req, me, tok, val /* no owner handle: by key */
+       :: !late && me != NC - 1 && (req == COMMIT || req == RELEASE || req == ABORT) ->
+          mbox[og]!req, me, tok, val /* the owner handle of the grant */
+#else
        :: !late && (req == COMMIT || req == RELEASE || req == ABORT) ->
           mbox[og]!req, me, tok, val /* the owner handle of the grant */
+#endif
        :: !late && held && (req == STORE || req == ERASE) ->
           reg!req, me, tok, val /* the holder's token */
        :: else -> reg!req, me, 0, val
@@ -545,7 +556,13 @@ proctype client(byte me) {
              assert(req == ACQ);
              check_committed();
              if
+#ifdef CLIENT_SAME_TOKEN_IS_NESTED
+             /* async_client.hpp: an equal token means a nested level, even
+                from another owner generation (tokens restart at 1) */
+             :: held && tok == ra -> skip
+#else
              :: held && tok == ra && og == rg -> skip /* a nested level */
+#endif
              :: else ->
                 if /* a held session that was revoked meanwhile */
                 :: held -> lasttok = tok; lastg = og
@@ -557,6 +574,8 @@ proctype client(byte me) {
           :: rk == VER ->
              assert(!late); /* a stale token never commits */
              assert(req == STORE || req == COMMIT || req == RELEASE || req == ABORT);
+             /* a session's requests reach the owner that granted it */
+             assert(req == STORE || rg == og);
              if /* read-after-commit: our own value at that version */
              :: req != ABORT -> assert(pub_at[val] == STAMP(rg, rb))
              :: else -> skip
@@ -576,6 +595,13 @@ proctype client(byte me) {
           :: rk == MISSING -> assert(req == ACQ || req == SNAP)
           :: rk == TIMEOUT -> assert(req == ACQ && wait != W_INF)
           :: rk == OVERLOADED -> assert(req == ACQ || req == STORE || req == ERASE)
+#ifdef REMOTE
+          /* by key, a token of a retired owner reaches its successor, whose
+             tokens restart at 1: "no session has this token" */
+          :: rk == NOTHOLDER && me == NC - 1 && !late ->
+             assert(req == COMMIT || req == RELEASE || req == ABORT);
+             forget_session()
+#endif
           :: rk == STALE || rk == RDOWN ->
              assert(req == COMMIT || req == RELEASE || req == ABORT);
              if
