@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what ctxstore needs to build and test on Debian 12 (run as root):
-# the compiler and build tools, CAF 0.17.6, Boost (UUID is header-only) and
-# Catch2 v2, and spin (the model checker of tests/model/). The sanitizer
-# runtimes (libasan8, libtsan2, libubsan1) come with g++. Nothing else is
-# downloaded.
+# the compiler and build tools, CAF 0.17.6, Boost (UUID and Beast are
+# header-only) and Catch2 v2; for the tests also pkg-config (the
+# installed-package test), spin (the model checker of tests/model/), curl
+# (drives the HTTP example) and doxygen (the API reference must build without
+# warnings). The sanitizer runtimes (libasan8, libtsan2, libubsan1) come with
+# g++. Nothing else is downloaded.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
-  g++ cmake make libcaf-dev libboost-dev catch2 spin
+  g++ cmake make pkg-config libcaf-dev libboost-dev catch2 spin curl doxygen

@@ -31,6 +31,7 @@ namespace ctxstore {
 /// proceed at once; a nested acquire shares the holder's working copy.
 class async_client {
 public:
+  /// A client that sends its requests as `self` to storage `st`.
   async_client(caf::event_based_actor* self, storage st)
       : self_(self), storage_(std::move(st)) {
     // nop

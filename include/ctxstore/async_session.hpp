@@ -78,6 +78,7 @@ public:
     return *working();
   }
 
+  /// Member access to the working copy; throws like `operator*`.
   T* operator->() {
     return working();
   }

@@ -29,6 +29,8 @@ namespace ctxstore {
 /// proceed at once instead of waiting for itself.
 class blocking_client {
 public:
+  /// A client of storage `st` in actor system `sys`; it spawns its
+  /// requesting actors in `sys` on demand.
   blocking_client(caf::actor_system& sys, storage st)
       : core_(std::make_shared<detail::blocking_core>(sys, std::move(st))) {
     // nop

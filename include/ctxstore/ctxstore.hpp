@@ -1,7 +1,13 @@
 #pragma once
 
-// ctxstore: typed context objects keyed by (context type, UUID) for CAF actor
-// systems, with exclusive reentrant sessions and out-of-band snapshots.
+/// @file
+/// Includes the whole public API of ctxstore.
+
+/// @namespace ctxstore
+/// Typed context objects keyed by (context type, UUID) for CAF actor systems,
+/// with exclusive reentrant sessions and out-of-band snapshots. Start with
+/// `spawn_storage`, then use a `blocking_client` from any thread or an
+/// `async_client` inside an event-based actor.
 
 #include "ctxstore/async_client.hpp"
 #include "ctxstore/async_session.hpp"

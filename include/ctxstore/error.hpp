@@ -37,6 +37,7 @@ std::string to_string(errc code);
 /// reports as a `caf::error`.
 class error : public std::runtime_error {
 public:
+  /// An error with reason `code`; `what` is the readable text of `what()`.
   error(errc code, const std::string& what)
       : std::runtime_error(what), code_(code) {
     // nop

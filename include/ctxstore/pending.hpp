@@ -31,13 +31,19 @@ using error_callback = std::function<void(caf::error&)>;
 template <class R>
 class pending {
 public:
+  /// What `then` hands the answer to: `std::function<void(R)>`, or
+  /// `std::function<void()>` for `pending<void>`.
   using value_handler = typename detail::value_callback<R>::type;
+
+  /// Sends the request and routes its answer to the two handlers.
   using starter = std::function<void(value_handler, detail::error_callback)>;
 
+  /// A request that `start` sends once `then` is called (or at destruction).
   explicit pending(starter start) : start_(std::move(start)) {
     // nop
   }
 
+  /// Takes over the unsent request of `other`, which then sends nothing.
   pending(pending&& other) noexcept : start_(std::move(other.start_)) {
     other.start_ = nullptr;
   }

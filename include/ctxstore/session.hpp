@@ -25,14 +25,18 @@ namespace ctxstore {
 template <class T>
 class session {
 public:
+  /// An empty session: holds nothing; `bool(s)` is false.
   session() = default;
 
+  /// Takes over the level held by `other`, which becomes empty.
   session(session&& other) noexcept
       : held_(std::move(other.held_)), exceptions_(other.exceptions_),
         outermost_(other.outermost_) {
     // nop
   }
 
+  /// Ends the level held so far (like the destructor), then takes over the
+  /// level held by `other`, which becomes empty.
   session& operator=(session&& other) noexcept {
     if (this != &other) {
       end_silently();
@@ -58,6 +62,7 @@ public:
     return *working();
   }
 
+  /// Member access to the working copy; throws like `operator*`.
   T* operator->() {
     return working();
   }

@@ -14,6 +14,8 @@ namespace ctxstore {
 /// handle (and last client) is gone.
 class storage {
 public:
+  /// An empty handle; `bool(st)` is false and every request fails with
+  /// `errc::storage_down`.
   storage() = default;
 
   /// A handle that refers to `registry` without owning it (e.g. a remote
@@ -33,14 +35,17 @@ public:
     return registry_;
   }
 
+  /// False for a default-constructed handle (no storage behind it).
   explicit operator bool() const noexcept {
     return static_cast<bool>(registry_);
   }
 
+  /// True if both handles refer to the same registry actor.
   friend bool operator==(const storage& x, const storage& y) noexcept {
     return x.registry_ == y.registry_;
   }
 
+  /// The negation of `==`.
   friend bool operator!=(const storage& x, const storage& y) noexcept {
     return !(x == y);
   }

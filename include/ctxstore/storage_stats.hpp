@@ -18,6 +18,7 @@ struct storage_stats {
   uint64_t owners = 0;
 };
 
+/// Lets CAF serialize `storage_stats` (it travels as a reply).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, storage_stats& x) {
   return f(caf::meta::type_name("ctxstore.stats"), x.contexts, x.sessions,

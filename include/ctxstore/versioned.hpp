@@ -7,8 +7,8 @@ namespace ctxstore {
 /// A committed value with the version it was committed as.
 template <class T>
 struct versioned {
-  T value;
-  uint64_t version = 0;
+  T value;              ///< The committed value.
+  uint64_t version = 0; ///< Its version: each store or commit adds 1.
 };
 
 } // namespace ctxstore

@@ -5,19 +5,31 @@
 // Every atom of the ctxstore protocol (text at most 10 characters).
 namespace ctxstore::messages {
 
+/// Opens or re-enters an exclusive session (answer: `grant`).
 using acquire_atom = caf::atom_constant<caf::atom("acquire")>;
+/// Publishes the holder's value and keeps the session (answer: version).
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
+/// Publishes the holder's value and ends the session (answer: version).
 using release_atom = caf::atom_constant<caf::atom("release")>;
+/// Ends the session without publishing (answer: version).
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
+/// Creates or replaces a context (answer: version).
 using store_atom = caf::atom_constant<caf::atom("store")>;
+/// Asks for the last committed value (answer: `versioned_value`).
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
+/// Removes a context (answer: whether it existed).
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
+/// Asks a storage for its counts (answer: `storage_stats`).
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
-// Internal: owner <-> registry and owner timers.
+/// Internal: an owner of an erased context with nothing left to do asks the
+/// registry to forget it.
 using retire_atom = caf::atom_constant<caf::atom("retire")>;
+/// Internal: the registry's answer to `retire_atom`; the owner then stops.
 using retired_atom = caf::atom_constant<caf::atom("retired")>;
+/// Internal: an owner's timer for the lease of the current session.
 using lease_atom = caf::atom_constant<caf::atom("lease")>;
+/// Internal: an owner's timer for a queued acquire's wait limit.
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 
 /// The category atom of ctxstore's error codes.

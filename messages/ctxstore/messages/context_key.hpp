@@ -24,20 +24,24 @@ namespace ctxstore::messages {
 
 /// Names one context: its registered type name and its id.
 struct context_key {
-  std::string type;
-  context_id id{};
+  std::string type; ///< The name given to `add_context_type`.
+  context_id id{};  ///< The context among those of its type.
 
+  /// Equal if both name the same type and id.
   friend bool operator==(const context_key& x, const context_key& y) {
     return x.id == y.id && x.type == y.type;
   }
 };
 
+/// Lets CAF serialize a `context_key`.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, context_key& x) {
   return f(caf::meta::type_name("ctxstore.key"), x.type, x.id);
 }
 
+/// Hashes a `context_key` for unordered containers.
 struct context_key_hash {
+  /// Combines the hashes of the id and the type name.
   std::size_t operator()(const context_key& x) const noexcept {
     auto h = boost::uuids::hash_value(x.id);
     return h

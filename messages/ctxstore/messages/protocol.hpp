@@ -26,6 +26,11 @@
 //   (release_atom, context_key, uint64 token, payload) -> uint64 version
 //   (abort_atom, context_key, uint64 token)            -> uint64 version
 // Failures are `caf::error`s of category "ctxstore" (see ctxstore::errc).
+
+/// @namespace ctxstore::messages
+/// The wire protocol between clients, the registry and the owner actors:
+/// atoms, message types and their `inspect()` overloads. Clients need it only
+/// to talk to a storage without `blocking_client` or `async_client`.
 namespace ctxstore::messages {
 
 /// Registers the protocol's message types and the error renderer with `cfg`,
