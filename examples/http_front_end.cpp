@@ -7,7 +7,10 @@
 // Answers 200 {"type":"cart","id":..,"version":..,"owner":..,"total":..,
 // "items":[{"sku":..,"qty":..}]}, or a JSON error {"error":"<code>",
 // "message":".."}: 400 bad UUID or body, 404 unknown type, context or path,
-// 405 wrong method. One request per connection (Connection: close).
+// 405 wrong method. One request per connection (Connection: close). Kept
+// short on purpose: synchronous reads have no timeout, so a client that
+// connects and sends nothing occupies a worker; a real server would use
+// Beast's asynchronous API with `beast::tcp_stream` deadlines.
 //
 // Threads: the main thread accepts; `--threads` workers (default 4) take the
 // connections from a queue. A synchronous server has one thread per request
@@ -23,6 +26,7 @@
 #include <cctype>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -203,19 +207,51 @@ struct queue {
   }
 };
 
+// A worker: serves one connection at a time until the queue says stop;
+// `on_shutdown` runs after the answer to POST /shutdown went out.
+void serve(queue& conns, ctxstore::blocking_client client,
+           const std::function<void()>& on_shutdown) {
+  while (auto sock = conns.pop()) {
+    boost::beast::flat_buffer buf;
+    boost::beast::error_code ec;
+    request req;
+    http::read(*sock, buf, req, ec);
+    if (ec)
+      continue; // closed or garbage: drop the connection
+    bool stop = req.target() == "/shutdown" && req.method() == http::verb::post;
+    auto res = stop ? reply(http::status::ok, "{\"stopping\":true}")
+                    : handle(client, req);
+    {
+      std::lock_guard<std::mutex> guard{out_mtx};
+      std::cout << "http: " << req.method_string() << " " << req.target()
+                << " -> " << res.result_int() << std::endl;
+    }
+    http::write(*sock, res, ec);
+    sock->shutdown(tcp::socket::shutdown_both, ec);
+    if (stop)
+      on_shutdown();
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   unsigned short port = 0;
   int n_workers = 4;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string arg = argv[i];
-    if (arg == "--port")
-      port = static_cast<unsigned short>(std::stoi(argv[i + 1]));
-    else if (arg == "--threads")
-      n_workers = std::max(1, std::stoi(argv[i + 1]));
-  }
-  if (argc % 2 == 0) {
+  try {
+    for (int i = 1; i < argc; i += 2) {
+      std::string arg = argv[i];
+      if (i + 1 == argc || (arg != "--port" && arg != "--threads"))
+        throw std::invalid_argument{arg};
+      auto value = std::stoi(argv[i + 1]);
+      if (value < (arg == "--port" ? 0 : 1) || value > 65535)
+        throw std::out_of_range{arg};
+      if (arg == "--port")
+        port = static_cast<unsigned short>(value);
+      else
+        n_workers = value;
+    }
+  } catch (const std::exception&) {
     std::cerr << "usage: http_front_end [--port N] [--threads N]\n";
     return 2;
   }
@@ -224,45 +260,36 @@ int main(int argc, char** argv) {
     examples::add_example_types(cfg);
     caf::actor_system sys{cfg};
     auto st = ctxstore::spawn_storage(sys);
+    auto localhost = boost::asio::ip::make_address("127.0.0.1");
     boost::asio::io_context ioc;
-    tcp::acceptor acceptor{ioc,
-                           {boost::asio::ip::make_address("127.0.0.1"), port}};
+    tcp::acceptor acceptor{ioc};
+    boost::beast::error_code ec;
+    acceptor.open(tcp::v4(), ec);
+    if (!ec)
+      acceptor.bind({localhost, port}, ec);
+    if (!ec)
+      acceptor.listen(boost::asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      std::cerr << "http: cannot listen on port " << port << ": "
+                << ec.message() << std::endl;
+      return 1; // `st` goes before `sys`
+    }
     port = acceptor.local_endpoint().port();
     std::cout << "http: listening on 127.0.0.1:" << port << std::endl;
     queue conns;
     std::atomic<bool> stopping{false};
+    auto on_shutdown = [&] { // a connection wakes the blocked accept below
+      boost::beast::error_code ignored;
+      if (!stopping.exchange(true))
+        tcp::socket{ioc}.connect({localhost, port}, ignored);
+    };
     std::vector<std::thread> workers;
     for (int w = 0; w < n_workers; ++w)
-      workers.emplace_back([&, client
-                               = ctxstore::blocking_client{sys, st}]() mutable {
-        while (auto sock = conns.pop()) {
-          boost::beast::flat_buffer buf;
-          boost::beast::error_code ec;
-          request req;
-          http::read(*sock, buf, req, ec);
-          if (ec)
-            continue; // closed or garbage: drop the connection
-          bool stop
-            = req.target() == "/shutdown" && req.method() == http::verb::post;
-          auto res = stop ? reply(http::status::ok, "{\"stopping\":true}")
-                          : handle(client, req);
-          {
-            std::lock_guard<std::mutex> guard{out_mtx};
-            std::cout << "http: " << req.method_string() << " " << req.target()
-                      << " -> " << res.result_int() << std::endl;
-          }
-          http::write(*sock, res, ec);
-          sock->shutdown(tcp::socket::shutdown_both, ec);
-          if (stop && !stopping.exchange(true)) { // wake the acceptor
-            tcp::socket wake{ioc};
-            wake.connect({boost::asio::ip::make_address("127.0.0.1"), port},
-                         ec);
-          }
-        }
-      });
+      workers.emplace_back(serve, std::ref(conns),
+                           ctxstore::blocking_client{sys, st},
+                           std::cref(on_shutdown));
     while (!stopping) {
       tcp::socket sock{ioc};
-      boost::beast::error_code ec;
       acceptor.accept(sock, ec);
       if (!ec && !stopping)
         conns.push(std::move(sock));
