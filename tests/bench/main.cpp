@@ -4,7 +4,8 @@
 //
 //   ctxstore-bench [--reps N] [--json] [--only g1,g2] [--scale N] [--smoke]
 //                  [--max-ops N] [--max-ms N] [--python CMD]
-//                  [--python-reps N] [--redis-runs N] [--redis-dur S]
+//                  [--python-reps N] [--python-full] [--redis-runs N]
+//                  [--redis-dur S]
 //                  [--source-dir DIR] [CAF options, e.g.
 //                  --scheduler.policy=sharing --middleman.workers=0]
 // Groups: caf mutex snapshot cycle contention held store scale remote python
@@ -38,7 +39,8 @@ namespace {
 const char* usage
   = "usage: ctxstore-bench [--reps N] [--json] [--only g1,g2,...] [--scale N]\n"
     "         [--smoke] [--max-ops N] [--max-ms N] [--python CMD]\n"
-    "         [--python-reps N] [--redis-runs N] [--redis-dur S]\n"
+    "         [--python-reps N] [--python-full] [--redis-runs N]\n"
+    "         [--redis-dur S]\n"
     "         [--source-dir DIR] [CAF options such as "
     "--scheduler.policy=sharing]\n"
     "groups: caf mutex snapshot cycle contention held store scale remote "
@@ -87,6 +89,8 @@ bool parse(int argc, char** argv, options& opts, bool& serve) {
       opts.max_time = std::chrono::milliseconds{std::stoll(value())};
     } else if (arg == "--python") {
       opts.python = value();
+    } else if (arg == "--python-full") {
+      opts.python_full = true;
     } else if (arg == "--python-reps") {
       opts.python_reps = std::stoi(value());
     } else if (arg == "--redis-runs") {

@@ -26,6 +26,7 @@ struct options {
   std::string source_dir;            // the repository (for ../shared)
   std::string python = "python3";
   int python_reps = 3;
+  bool python_full = false; // bench.py's full run (minutes) instead of rows
   std::string redis_runs = "3";
   std::string redis_dur = "1.5";
   std::string caf_settings; // filled in by main
