@@ -1,0 +1,379 @@
+// Load drivers and the operations they run; see driver.hpp.
+
+#include "driver.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <caf/all.hpp>
+
+namespace bench {
+
+namespace {
+
+int64_t ns_since(bench_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(bench_clock::now()
+                                                              - t0)
+    .count();
+}
+
+// The budget shared by the clients of one repetition.
+struct budget {
+  std::atomic<uint64_t> issued{0};
+  uint64_t max_ops = 0;
+  bench_clock::time_point deadline;
+
+  bool take() {
+    if (bench_clock::now() >= deadline)
+      return false;
+    return issued.fetch_add(1, std::memory_order_relaxed) < max_ops;
+  }
+};
+
+// A run that does not end is a bug in the library or the bench: say so and
+// stop (the serving child dies with us).
+template <class Future>
+void await_or_die(Future& fut, const limits& lim, const char* what) {
+  auto bound = lim.max_time + std::chrono::seconds(120);
+  if (fut.wait_for(bound) != std::future_status::ready) {
+    std::cout << "HUNG: " << what << " did not finish within "
+              << std::chrono::duration_cast<std::chrono::seconds>(bound).count()
+              << " s" << std::endl;
+    std::_Exit(3);
+  }
+}
+
+struct async_shared {
+  budget b;
+  async_op op;
+  bool latencies = true;
+  std::atomic<int> running{0};
+  bench_clock::time_point end;
+  std::promise<void> done;
+};
+
+struct async_client_state {
+  async_ctx ctx;
+  std::vector<int64_t> lat;
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  int active = 0;
+  bool stopped = false; // after an error or when the budget is spent
+  bool starting = true; // inside the actor's init: finish later
+  bool finished = false;
+};
+
+void finish(const std::shared_ptr<async_shared>& sh,
+            const std::shared_ptr<async_client_state>& cs) {
+  if (cs->finished)
+    return;
+  cs->finished = true;
+  auto self = cs->ctx.self;
+  cs->ctx.client.reset();
+  self->quit();
+  if (sh->running.fetch_sub(1) == 1) {
+    sh->end = bench_clock::now();
+    sh->done.set_value();
+  }
+}
+
+void issue(const std::shared_ptr<async_shared>& sh,
+           const std::shared_ptr<async_client_state>& cs) {
+  if (cs->stopped || !sh->b.take()) {
+    cs->stopped = true;
+    if (cs->active == 0 && !cs->starting)
+      finish(sh, cs);
+    return;
+  }
+  cs->active += 1;
+  auto t0 = bench_clock::now();
+  auto seq = cs->ops + cs->errors + static_cast<uint64_t>(cs->active);
+  sh->op(cs->ctx, seq, [sh, cs, t0](bool ok) {
+    cs->active -= 1;
+    if (sh->latencies)
+      cs->lat.push_back(ns_since(t0));
+    if (ok) {
+      cs->ops += 1;
+    } else {
+      cs->errors += 1;
+      cs->stopped = true; // keeps a failing op from recursing
+    }
+    issue(sh, cs);
+  });
+}
+
+} // namespace
+
+rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
+                     int clients, int inflight, const limits& lim,
+                     async_op op) {
+  auto sh = std::make_shared<async_shared>();
+  sh->op = std::move(op);
+  sh->latencies = lim.latencies;
+  sh->b.max_ops = lim.max_ops;
+  sh->running = clients;
+  auto fut = sh->done.get_future();
+  std::vector<std::shared_ptr<async_client_state>> states;
+  for (int i = 0; i < clients; ++i) {
+    auto cs = std::make_shared<async_client_state>();
+    cs->ctx.index = i;
+    cs->ctx.rng.seed(0x5eed + static_cast<uint64_t>(i));
+    states.push_back(cs);
+  }
+  auto start = bench_clock::now();
+  sh->b.deadline = start + lim.max_time;
+  for (auto& cs : states) {
+    sys.spawn([sh, cs, st, inflight](caf::event_based_actor* self) {
+      cs->ctx.self = self;
+      if (st)
+        cs->ctx.client.emplace(self, st);
+      for (int k = 0; k < inflight && !cs->stopped; ++k)
+        issue(sh, cs);
+      cs->starting = false;
+      // Nothing to do at all (the budget was spent by the others): finish
+      // from a message, not from inside the init.
+      if (cs->active == 0)
+        self->send(self, int32_t{0});
+      return caf::behavior{[sh, cs](int32_t) { finish(sh, cs); }};
+    });
+  }
+  await_or_die(fut, lim, "an async run");
+  rep_sample s;
+  s.seconds = std::chrono::duration<double>(sh->end - start).count();
+  for (auto& cs : states) {
+    s.ops += cs->ops;
+    s.errors += cs->errors;
+    s.per_client.push_back(cs->ops);
+    s.lat_ns.insert(s.lat_ns.end(), cs->lat.begin(), cs->lat.end());
+  }
+  return s;
+}
+
+rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
+                        int threads, const limits& lim, blocking_op op,
+                        bool scoped) {
+  budget b;
+  b.max_ops = lim.max_ops;
+  std::mutex mtx;
+  std::condition_variable cv;
+  int ready = 0;
+  bool go = false;
+  std::vector<rep_sample> per(static_cast<size_t>(threads));
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) {
+    pool.emplace_back([&, i] {
+      blocking_ctx ctx;
+      ctx.index = i;
+      ctx.rng.seed(0x5eed + static_cast<uint64_t>(i));
+      if (st)
+        ctx.client.emplace(sys, st);
+      if (scoped)
+        ctx.self.emplace(sys);
+      {
+        std::unique_lock<std::mutex> guard{mtx};
+        ++ready;
+        cv.notify_all();
+        cv.wait(guard, [&] { return go; });
+      }
+      auto& mine = per[static_cast<size_t>(i)];
+      for (uint64_t seq = 0; b.take(); ++seq) {
+        auto t0 = bench_clock::now();
+        bool ok = op(ctx, seq);
+        if (lim.latencies)
+          mine.lat_ns.push_back(ns_since(t0));
+        if (!ok) {
+          mine.errors += 1;
+          break;
+        }
+        mine.ops += 1;
+      }
+    });
+  }
+  bench_clock::time_point start;
+  {
+    std::unique_lock<std::mutex> guard{mtx};
+    cv.wait(guard, [&] { return ready == threads; });
+    start = bench_clock::now();
+    b.deadline = start + lim.max_time;
+    go = true;
+    cv.notify_all();
+  }
+  for (auto& t : pool)
+    t.join();
+  rep_sample s;
+  s.seconds = std::chrono::duration<double>(bench_clock::now() - start).count();
+  for (auto& p : per) {
+    s.ops += p.ops;
+    s.errors += p.errors;
+    s.per_client.push_back(p.ops);
+    s.lat_ns.insert(s.lat_ns.end(), p.lat_ns.begin(), p.lat_ns.end());
+  }
+  return s;
+}
+
+ctxstore::context_id random_id(std::mt19937_64& rng) {
+  ctxstore::context_id id;
+  uint64_t a = rng();
+  uint64_t b = rng();
+  std::memcpy(id.data, &a, 8);
+  std::memcpy(id.data + 8, &b, 8);
+  id.data[6] = static_cast<uint8_t>((id.data[6] & 0x0F) | 0x40); // v4
+  id.data[8] = static_cast<uint8_t>((id.data[8] & 0x3F) | 0x80);
+  return id;
+}
+
+// -- keys
+// -----------------------------------------------------------------------
+
+key_fn one_key(ctxstore::context_id id) {
+  return [id](int, uint64_t) { return id; };
+}
+
+key_fn
+keys_round_robin(std::shared_ptr<std::vector<ctxstore::context_id>> ids) {
+  // Client i starts at a different place, so clients spread over the keys.
+  return [ids](int index, uint64_t seq) {
+    auto n = ids->size();
+    return (*ids)[(static_cast<size_t>(index) * 7919 + seq) % n];
+  };
+}
+
+key_fn key_per_client(std::shared_ptr<std::vector<ctxstore::context_id>> ids) {
+  return [ids](int index, uint64_t) {
+    return (*ids)[static_cast<size_t>(index) % ids->size()];
+  };
+}
+
+// -- async ops
+// --------------------------------------------------------------------
+
+namespace {
+
+auto fail_with(done_fn done) {
+  return [done](caf::error& err) {
+    // Only the first few failures are printed: they are bugs to look at.
+    static std::atomic<int> printed{0};
+    if (printed.fetch_add(1) < 5)
+      std::cout << "error: " << ctxstore::describe(err) << std::endl;
+    done(false);
+  };
+}
+
+} // namespace
+
+async_op async_snapshot(key_fn keys) {
+  return [keys](async_ctx& c, uint64_t seq, done_fn done) {
+    c.client->snapshot<session_ctx>(keys(c.index, seq))
+      .then([done](const session_ctx&) { done(true); }, fail_with(done));
+  };
+}
+
+async_op async_cycle(key_fn keys) {
+  return [keys](async_ctx& c, uint64_t seq, done_fn done) {
+    c.client->acquire<session_ctx>(keys(c.index, seq))
+      .then(
+        [done](ctxstore::async_session<session_ctx> s) {
+          s->counter += 1;
+          s.release().then([done](uint64_t) { done(true); }, fail_with(done));
+        },
+        fail_with(done));
+  };
+}
+
+async_op async_store(key_fn keys, std::shared_ptr<const session_ctx> value) {
+  return [keys, value](async_ctx& c, uint64_t seq, done_fn done) {
+    c.client->store<session_ctx>(keys(c.index, seq), *value)
+      .then([done](uint64_t) { done(true); }, fail_with(done));
+  };
+}
+
+async_op async_store_new(std::shared_ptr<const session_ctx> value) {
+  return [value](async_ctx& c, uint64_t, done_fn done) {
+    c.client->store<session_ctx>(random_id(c.rng), *value)
+      .then([done](uint64_t) { done(true); }, fail_with(done));
+  };
+}
+
+async_op async_echo(caf::actor echo) {
+  return [echo](async_ctx& c, uint64_t seq, done_fn done) {
+    c.self->request(echo, caf::infinite, static_cast<int32_t>(seq))
+      .then([done](int32_t) { done(true); }, fail_with(done));
+  };
+}
+
+// -- blocking ops
+// -------------------------------------------------------------------
+
+namespace {
+
+template <class F>
+bool guarded(F f) {
+  try {
+    f();
+    return true;
+  } catch (const std::exception& e) {
+    static std::atomic<int> printed{0};
+    if (printed.fetch_add(1) < 5)
+      std::cout << "error: " << e.what() << std::endl;
+    return false;
+  }
+}
+
+} // namespace
+
+blocking_op blocking_snapshot(key_fn keys) {
+  return [keys](blocking_ctx& c, uint64_t seq) {
+    return guarded(
+      [&] { c.client->snapshot<session_ctx>(keys(c.index, seq)); });
+  };
+}
+
+blocking_op blocking_cycle(key_fn keys) {
+  return [keys](blocking_ctx& c, uint64_t seq) {
+    return guarded([&] {
+      auto s = c.client->acquire<session_ctx>(keys(c.index, seq));
+      s->counter += 1;
+      s.release();
+    });
+  };
+}
+
+blocking_op blocking_store(key_fn keys,
+                           std::shared_ptr<const session_ctx> value) {
+  return [keys, value](blocking_ctx& c, uint64_t seq) {
+    return guarded(
+      [&] { c.client->store<session_ctx>(keys(c.index, seq), *value); });
+  };
+}
+
+blocking_op blocking_store_new(std::shared_ptr<const session_ctx> value) {
+  return [value](blocking_ctx& c, uint64_t) {
+    return guarded(
+      [&] { c.client->store<session_ctx>(random_id(c.rng), *value); });
+  };
+}
+
+blocking_op blocking_echo(caf::actor echo) {
+  return [echo](blocking_ctx& c, uint64_t seq) {
+    bool ok = false;
+    (*c.self)
+      ->request(echo, caf::infinite, static_cast<int32_t>(seq))
+      .receive([&](int32_t) { ok = true; },
+               [&](caf::error& err) {
+                 std::cout << "error: " << to_string(err) << std::endl;
+               });
+    return ok;
+  };
+}
+
+caf::actor spawn_echo(caf::actor_system& sys) {
+  return sys.spawn(
+    []() -> caf::behavior { return {[](int32_t x) { return x; }}; });
+}
+
+} // namespace bench

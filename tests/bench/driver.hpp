@@ -1,0 +1,114 @@
+#pragma once
+
+// Load drivers: N event-based actors (each with k requests in flight) or N
+// threads (blocking), doing ops until a budget of ops or time is spent, and
+// the operations they run (ctxstore clients, bare CAF echo, ...).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "ctxstore/async_client.hpp"
+#include "ctxstore/blocking_client.hpp"
+#include "ctxstore/storage.hpp"
+#include "model.hpp"
+#include "stats.hpp"
+
+namespace bench {
+
+/// Budget of one repetition.
+struct limits {
+  uint64_t max_ops = 0;
+  std::chrono::milliseconds max_time{0};
+  bool latencies = true; // record one latency per op
+};
+
+inline limits limits_of(const options& opts) {
+  return limits{opts.max_ops, opts.max_time, true};
+}
+
+/// What an op of an async client sees; lives inside its actor.
+struct async_ctx {
+  caf::event_based_actor* self = nullptr;
+  std::optional<ctxstore::async_client> client; // none without a storage
+  int index = 0;                                // of this client
+  std::mt19937_64 rng;
+};
+
+/// Called once per completed op (false: it failed).
+using done_fn = std::function<void(bool)>;
+using async_op = std::function<void(async_ctx&, uint64_t seq, done_fn)>;
+
+/// What an op of a blocking client sees; lives in its thread.
+struct blocking_ctx {
+  std::optional<ctxstore::blocking_client> client; // none without a storage
+  std::optional<caf::scoped_actor> self;           // for bare CAF requests
+  int index = 0;
+  std::mt19937_64 rng;
+};
+
+/// Returns false when the op failed.
+using blocking_op = std::function<bool(blocking_ctx&, uint64_t seq)>;
+
+/// `clients` actors with `inflight` ops each in flight.
+rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
+                     int clients, int inflight, const limits& lim, async_op op);
+
+/// `threads` threads, one op at a time each; `scoped` gives each a
+/// scoped_actor (bare CAF requests).
+rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
+                        int threads, const limits& lim, blocking_op op,
+                        bool scoped = false);
+
+/// A fresh random id (fast, not cryptographic).
+ctxstore::context_id random_id(std::mt19937_64& rng);
+
+// -- the operations
+// ------------------------------------------------------------
+
+/// Picks the key of op `seq` of client `index`.
+using key_fn = std::function<ctxstore::context_id(int index, uint64_t seq)>;
+
+key_fn one_key(ctxstore::context_id id);
+key_fn keys_round_robin(std::shared_ptr<std::vector<ctxstore::context_id>>);
+/// Client i works on key i (2 clients on distinct keys).
+key_fn key_per_client(std::shared_ptr<std::vector<ctxstore::context_id>>);
+
+async_op async_snapshot(key_fn keys);
+async_op async_cycle(key_fn keys);
+async_op async_store(key_fn keys, std::shared_ptr<const session_ctx> value);
+async_op async_store_new(std::shared_ptr<const session_ctx> value);
+async_op async_echo(caf::actor echo);
+
+blocking_op blocking_snapshot(key_fn keys);
+blocking_op blocking_cycle(key_fn keys);
+blocking_op blocking_store(key_fn keys,
+                           std::shared_ptr<const session_ctx> value);
+blocking_op blocking_store_new(std::shared_ptr<const session_ctx> value);
+blocking_op blocking_echo(caf::actor echo);
+
+/// A trivial actor answering an int with the same int.
+caf::actor spawn_echo(caf::actor_system& sys);
+
+/// Runs `reps` repetitions of `once` and adds the row; `fair`: the row shows
+/// max/min completed ops per client (meaningful where clients compete).
+template <class F>
+const result& measure(const options& opts, const std::string& key,
+                      const std::string& name, F once, bool fair = false) {
+  std::vector<rep_sample> reps;
+  for (int i = 0; i < opts.reps; ++i) {
+    reps.push_back(once());
+    if (!fair)
+      reps.back().per_client.clear();
+  }
+  return add_result(opts, summarize(key, name, reps));
+}
+
+} // namespace bench

@@ -1,0 +1,246 @@
+// Scenario 6: the storage in another process over 127.0.0.1. The bench runs
+// itself again with `--serve`; the child publishes a storage and a trivial
+// echo actor (for the bare remote round trip), prints both ports, and serves
+// until its stdin closes. It also dies with the parent (PR_SET_PDEATHSIG) and
+// after 30 minutes at the latest.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "ctxstore/remote.hpp"
+#include "driver.hpp"
+#include "scenarios.hpp"
+
+namespace bench {
+
+namespace {
+
+struct child {
+  pid_t pid = -1;
+  int to = -1;   // its stdin
+  int from = -1; // its stdout
+};
+
+// Starts `/proc/self/exe --serve <CAF options>`.
+child spawn_server(const options& opts) {
+  std::vector<std::string> args{"ctxstore-bench", "--serve"};
+  for (auto& a : opts.caf_args)
+    args.push_back(a);
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int in[2];
+  int out[2];
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
+    return {};
+  auto parent = getpid();
+  auto pid = fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec.
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(1);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  if (pid < 0) {
+    close(in[1]);
+    close(out[0]);
+    return {};
+  }
+  return child{pid, in[1], out[0]};
+}
+
+// Reads the child's "serving <port> <port>" line (10 s at most).
+bool read_ports(const child& c, uint16_t& storage_port, uint16_t& echo_port) {
+  std::string line;
+  auto deadline = bench_clock::now() + std::chrono::seconds(10);
+  while (line.find('\n') == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  deadline - bench_clock::now())
+                  .count();
+    if (left <= 0)
+      return false;
+    pollfd p{c.from, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) <= 0)
+      return false;
+    char buf[256];
+    auto n = read(c.from, buf, sizeof(buf));
+    if (n <= 0)
+      return false;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  std::istringstream in{line};
+  std::string word;
+  int a = 0;
+  int b = 0;
+  in >> word >> a >> b;
+  storage_port = static_cast<uint16_t>(a);
+  echo_port = static_cast<uint16_t>(b);
+  return word == "serving" && a > 0 && b > 0;
+}
+
+// Closes the child's stdin (it stops), waits 10 s at most, then kills it.
+void stop_server(child& c) {
+  close(c.to);
+  close(c.from);
+  for (int i = 0; i < 200; ++i) {
+    if (waitpid(c.pid, nullptr, WNOHANG) == c.pid)
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::cout << "note: the serving child did not stop; killed" << std::endl;
+  kill(c.pid, SIGKILL);
+  waitpid(c.pid, nullptr, 0);
+}
+
+using ids_ptr = std::shared_ptr<std::vector<ctxstore::context_id>>;
+
+ids_ptr fill(caf::actor_system& sys, const ctxstore::storage& st, size_t n,
+             uint64_t seed) {
+  auto ids = std::make_shared<std::vector<ctxstore::context_id>>();
+  std::mt19937_64 rng{seed};
+  ctxstore::blocking_client client{sys, st};
+  auto value = make_ctx();
+  for (size_t i = 0; i < n; ++i) {
+    ids->push_back(random_id(rng));
+    client.store(ids->back(), value);
+  }
+  return ids;
+}
+
+void measure_remote(const options& opts, caf::actor_system& sys,
+                    const ctxstore::storage& st, const caf::actor& echo) {
+  ctxstore::storage none;
+  auto lim = limits_of(opts);
+  measure(opts, "remote.caf.blocking.1",
+          "remote: bare CAF round trip, blocking scoped_actor", [&] {
+            return run_blocking(sys, none, 1, lim, blocking_echo(echo), true);
+          });
+  measure(opts, "remote.caf.async.1",
+          "remote: bare CAF round trip, async, 1 in flight",
+          [&] { return run_async(sys, none, 1, 1, lim, async_echo(echo)); });
+  measure(opts, "remote.caf.async.64",
+          "remote: bare CAF round trip, async, 64 in flight",
+          [&] { return run_async(sys, none, 1, 64, lim, async_echo(echo)); });
+  auto one = fill(sys, st, 1, 21);
+  auto two = fill(sys, st, 2, 22);
+  auto many = fill(sys, st, 1000, 23);
+  auto key = one_key(one->front());
+  measure(
+    opts, "remote.snapshot.blocking.1", "remote: snapshot, blocking",
+    [&] { return run_blocking(sys, st, 1, lim, blocking_snapshot(key)); });
+  measure(opts, "remote.snapshot.async.1",
+          "remote: snapshot, async, 1 in flight",
+          [&] { return run_async(sys, st, 1, 1, lim, async_snapshot(key)); });
+  measure(opts, "remote.snapshot.async.64",
+          "remote: snapshot, async, 64 in flight (pipelined)",
+          [&] { return run_async(sys, st, 1, 64, lim, async_snapshot(key)); });
+  measure(opts, "remote.cycle.blocking.1",
+          "remote: session cycle, blocking, 1 thread 1 key",
+          [&] { return run_blocking(sys, st, 1, lim, blocking_cycle(key)); });
+  measure(opts, "remote.cycle.async.1",
+          "remote: session cycle, async, 1 actor 1 key",
+          [&] { return run_async(sys, st, 1, 1, lim, async_cycle(key)); });
+  measure(
+    opts, "remote.cycle.blocking.2same",
+    "remote: session cycle, blocking, 2 threads ONE key",
+    [&] { return run_blocking(sys, st, 2, lim, blocking_cycle(key)); }, true);
+  auto distinct = key_per_client(two);
+  measure(
+    opts, "remote.cycle.blocking.2distinct",
+    "remote: session cycle, blocking, 2 threads distinct keys",
+    [&] { return run_blocking(sys, st, 2, lim, blocking_cycle(distinct)); },
+    true);
+  auto spread = keys_round_robin(many);
+  measure(opts, "remote.cycle.async.64x1000",
+          "remote: session cycle, async, 64 actors over 1,000 keys",
+          [&] { return run_async(sys, st, 64, 1, lim, async_cycle(spread)); });
+  auto value = std::make_shared<const session_ctx>(make_ctx());
+  auto slim = lim;
+  slim.max_ops = std::min<uint64_t>(slim.max_ops, 20000);
+  measure(
+    opts, "remote.store.blocking.new", "remote: store new contexts, blocking",
+    [&] { return run_blocking(sys, st, 1, slim, blocking_store_new(value)); });
+  measure(opts, "remote.store.async.new",
+          "remote: store new contexts, async, 1 in flight", [&] {
+            return run_async(sys, st, 1, 1, slim, async_store_new(value));
+          });
+  auto spread_keys = keys_round_robin(many);
+  measure(opts, "remote.store.blocking.replace",
+          "remote: store replacing (1,000 keys), blocking", [&] {
+            return run_blocking(sys, st, 1, lim,
+                                blocking_store(spread_keys, value));
+          });
+}
+
+} // namespace
+
+void run_remote(const options& opts) {
+  auto srv = spawn_server(opts);
+  if (srv.pid < 0) {
+    std::cout << "error: cannot start the serving child" << std::endl;
+    return;
+  }
+  uint16_t storage_port = 0;
+  uint16_t echo_port = 0;
+  if (!read_ports(srv, storage_port, echo_port)) {
+    std::cout << "error: the serving child printed no ports" << std::endl;
+    stop_server(srv);
+    return;
+  }
+  {
+    auto cfg = make_config(opts, true);
+    caf::actor_system sys{*cfg};
+    auto st = ctxstore::connect(sys, "127.0.0.1", storage_port);
+    auto echo = sys.middleman().remote_actor("127.0.0.1", echo_port);
+    if (!st || !echo)
+      std::cout << "error: cannot connect to the serving child" << std::endl;
+    else
+      measure_remote(opts, sys, *st, *echo);
+  }
+  stop_server(srv);
+}
+
+int serve_main(const options& opts) {
+  alarm(30 * 60); // bounded, whatever happens to the parent
+  auto cfg = make_config(opts, true);
+  if (!cfg)
+    return 2;
+  caf::actor_system sys{*cfg};
+  auto st = ctxstore::spawn_storage(sys);
+  auto echo = spawn_echo(sys);
+  auto port = ctxstore::publish(sys, st, 0, "127.0.0.1");
+  auto echo_port = sys.middleman().publish(echo, 0, "127.0.0.1");
+  if (!port || !echo_port) {
+    std::cerr << "serve: cannot publish" << std::endl;
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  std::cout << "serving " << *port << " " << *echo_port << std::endl;
+  char buf[64];
+  while (read(0, buf, sizeof(buf)) > 0) {
+    // Nothing is sent on stdin: it only closes when the parent is done.
+  }
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  st = ctxstore::storage{};
+  return 0;
+}
+
+} // namespace bench
