@@ -80,6 +80,7 @@ bool pending[NC];   /* the client's request is not answered yet */
 bool acq_inf[NC];   /* a live client waits for an acquire without deadline */
 short pub_at[NVAL]; /* STAMP at which each (unique) value was published */
 byte nsessions;     /* open sessions over all owners */
+byte storage_token = 0; /* the last token issued by any owner */
 int ended[NGEN];    /* bit t: session with token t of that owner has ended */
 
 #ifdef LIVENESS /* spin -DLIVENESS -a: the claim; safety runs have none */
@@ -149,7 +150,12 @@ inline maybe_retire() {
 /* open_session(): a new token; the lease timer is armed. */
 inline open_session(_c) {
   assert(token == 0); /* at most one holder per owner ... */
-  last_token++;
+#ifdef BUG_OWNER_TOKENS
+  last_token++; /* the old code: tokens restart with each owner */
+#else
+  storage_token++; /* counters::last_token: unique in the storage */
+  last_token = storage_token;
+#endif
   assert(last_token < 31); /* fits the ghost bit set `ended` */
   token = last_token;
   holder = _c;
@@ -389,6 +395,9 @@ proctype owner(byte g) {
 end_unborn:
   started[g];
   committed = initval[g];
+#ifndef BUG_OWNER_TOKENS
+  last_token = storage_token; /* earlier tokens are stale here */
+#endif
 end_idle:
   do
   :: atomic {

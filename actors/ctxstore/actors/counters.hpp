@@ -13,6 +13,8 @@ struct counters {
   std::atomic<int64_t> sessions{0};
   std::atomic<int64_t> waiters{0};
   std::atomic<int64_t> owners{0};
+  /// The last session token issued by any owner of the storage.
+  std::atomic<uint64_t> last_token{0};
 };
 
 } // namespace ctxstore::actors

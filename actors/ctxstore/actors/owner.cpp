@@ -49,7 +49,7 @@ struct owner_state {
   payload committed;    // what snapshots see
 
   uint64_t token = 0;      // the open session's fencing token; 0: none
-  uint64_t last_token = 0; // highest token ever issued here
+  uint64_t last_token = 0; // highest token issued here or before we existed
   caf::actor_addr holder;  // the actor that holds the session
 
   std::deque<waiter> waiters; // oldest first
@@ -179,7 +179,11 @@ caf::actor handle_for(owner_ptr self, const caf::actor_addr& who) {
 
 grant open_session(owner_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
-  st.token = ++st.last_token;
+  // Tokens are unique in the whole storage: a context erased and created
+  // again gets a new owner, and a holder of the old one must not mistake the
+  // new owner's session for its own.
+  st.token = st.cfg.stats->last_token.fetch_add(1) + 1;
+  st.last_token = st.token;
   st.holder = who;
   st.cfg.stats->sessions += 1;
   watch(self, who);
@@ -308,6 +312,9 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   st.cfg.initial = payload{};
   st.version = 1;
   st.present = true; // the registry counted us (owners, contexts) already
+  // Every token issued so far belongs to a session of an earlier owner (or
+  // another key): stale here.
+  st.last_token = st.cfg.stats->last_token.load();
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm.source); });
   // An error that arrives as a plain message (e.g. a client bouncing an
   // answer it did not expect) must not stop the owner: CAF's default error
