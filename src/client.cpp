@@ -21,8 +21,9 @@ using namespace ctxstore::messages;
 // -- storages
 // -------------------------------------------------------------------
 
-storage storage::owning(caf::actor registry) {
-  storage result{registry};
+storage storage::owning(caf::actor registry,
+                        std::shared_ptr<detail::snapshot_board> board) {
+  storage result{registry, std::move(board)};
   result.lifetime_ = std::shared_ptr<const void>{
     nullptr, [registry](const void*) mutable {
       caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
@@ -31,7 +32,9 @@ storage storage::owning(caf::actor registry) {
 }
 
 storage spawn_storage(caf::actor_system& sys, storage_options options) {
-  return storage::owning(actors::spawn_registry(sys, options, false));
+  auto board = std::make_shared<detail::snapshot_board>();
+  return storage::owning(actors::spawn_registry(sys, options, false, board),
+                         board);
 }
 
 storage spawn_storage(caf::actor_system& sys) {
@@ -61,8 +64,11 @@ const storage& default_storage(caf::actor_system& sys) {
     static auto* graveyard = new std::vector<std::unique_ptr<storage>>;
     graveyard->push_back(std::move(slot));
   }
+  auto board = std::make_shared<detail::snapshot_board>();
   slot = std::make_unique<storage>(
-    actors::spawn_registry(sys, storage_options_from(sys.config()), true));
+    actors::spawn_registry(sys, storage_options_from(sys.config()), true,
+                           board),
+    board);
   sys.registry().put(name,
                      caf::actor_cast<caf::strong_actor_ptr>(slot->registry()));
   return *slot;
@@ -199,6 +205,10 @@ R call_via_pool(blocking_core& core, Ts&&... xs) {
 } // namespace
 
 versioned_value blocking_core::snapshot(const context_key& key) {
+  // In this process, the owner's last commit is on the board: no message.
+  if (auto& board = storage_.board())
+    if (auto hit = board->find(key))
+      return std::move(*hit);
   return call_via_pool<versioned_value>(*this, snapshot_atom::value, key);
 }
 

@@ -9,6 +9,12 @@
 
 namespace ctxstore {
 
+namespace detail {
+
+class snapshot_board;
+
+} // namespace detail
+
 /// A handle to a storage: its registry actor, local or on another node.
 /// Copies are cheap and share the storage; the storage stops when its last
 /// handle (and last client) is gone.
@@ -28,7 +34,21 @@ public:
   /// gone, the storage is told to stop. (Relying on CAF noticing that the
   /// registry became unreachable is not enough: an actor that ever answered
   /// a remote node stays registered with the middleman while it runs.)
-  static storage owning(caf::actor registry);
+  /// `board`: @private, see `board()`.
+  static storage owning(caf::actor registry,
+                        std::shared_ptr<detail::snapshot_board> board = nullptr);
+
+  /// @private: a handle with the in-process board of the storage's last
+  /// commits, from which snapshots are read without a message.
+  storage(caf::actor registry, std::shared_ptr<detail::snapshot_board> board)
+      : registry_(std::move(registry)), board_(std::move(board)) {
+    // nop
+  }
+
+  /// @private: the board of a storage in this process; null for a remote one.
+  const std::shared_ptr<detail::snapshot_board>& board() const noexcept {
+    return board_;
+  }
 
   /// The registry actor, for sending protocol messages directly.
   const caf::actor& registry() const noexcept {
@@ -53,6 +73,7 @@ public:
 private:
   caf::actor registry_;
   std::shared_ptr<const void> lifetime_; // stops the storage when released
+  std::shared_ptr<detail::snapshot_board> board_; // null: ask the registry
 };
 
 /// Spawns a new storage in `sys`; it stops when the last copy of the returned

@@ -60,6 +60,8 @@ struct owner_state {
 
   bool retiring = false; // asked the registry to forget us
 
+  caf::actor_id self_id = 0; // our entry on the board carries it
+
   void set_present(bool value) {
     if (present != value)
       cfg.stats->contexts += value ? 1 : -1;
@@ -67,6 +69,8 @@ struct owner_state {
   }
 
   ~owner_state() {
+    if (cfg.board)
+      cfg.board->erase(cfg.key, self_id);
     // The owner stops (storage shutdown): nobody may wait forever.
     for (auto& w : waiters)
       if (w.promise.pending())
@@ -151,7 +155,10 @@ uint64_t publish(owner_ptr self, payload value) {
   auto& st = self->state;
   st.committed = std::move(value);
   st.set_present(true);
-  return ++st.version;
+  ++st.version;
+  if (st.cfg.board) // before the answer: the caller reads this or later
+    st.cfg.board->put(st.cfg.key, st.self_id, st.committed, st.version);
+  return st.version;
 }
 
 void maybe_retire(owner_ptr self) {
@@ -211,6 +218,8 @@ void erase_value(owner_ptr self) {
   auto& st = self->state;
   st.committed = payload{};
   st.set_present(false);
+  if (st.cfg.board)
+    st.cfg.board->erase(st.cfg.key, st.self_id);
 }
 
 /// Runs queued requests in arrival order until one of them opens a session.
@@ -312,6 +321,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   st.cfg.initial = payload{};
   st.version = 1;
   st.present = true; // the registry counted us (owners, contexts) already
+  st.self_id = self->id(); // and put our first value on the board
   // Every token issued so far belongs to a session of an earlier owner (or
   // another key): stale here.
   st.last_token = st.cfg.stats->last_token.load();

@@ -9,6 +9,7 @@
 #include "ctxstore/actors/counters.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
+#include "ctxstore/actors/snapshot_board.hpp"
 #include "ctxstore/storage_options.hpp"
 
 namespace ctxstore::actors {
@@ -21,6 +22,7 @@ struct owner_config {
   storage_options options;
   std::shared_ptr<counters> stats;
   caf::actor_addr registry; // weak: the registry owns its owners, not back
+  std::shared_ptr<detail::snapshot_board> board; // may be null
 };
 
 /// The behavior of the actor that owns one context. See owner.cpp.

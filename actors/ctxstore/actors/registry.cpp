@@ -28,7 +28,15 @@ struct registry_state {
   std::unordered_map<context_key, caf::actor, context_key_hash> owners;
   storage_options options;
   std::shared_ptr<counters> stats = std::make_shared<counters>();
+  std::shared_ptr<detail::snapshot_board> board;
   bool hidden = false;
+
+  ~registry_state() {
+    // Clients in this process read snapshots from the board: once we are
+    // gone they must ask, and learn that the storage is down.
+    if (board)
+      board->close();
+  }
 };
 
 using registry_ptr = caf::stateful_actor<registry_state>*;
@@ -44,8 +52,10 @@ bool forward(registry_ptr self, const context_key& key, Ts&&... xs) {
 }
 
 caf::behavior registry_behavior(registry_ptr self, storage_options options,
-                                bool hidden) {
+                                bool hidden,
+                                std::shared_ptr<detail::snapshot_board> board) {
   self->state.options = options;
+  self->state.board = std::move(board);
   self->state.hidden = hidden;
   self->set_default_handler(
     [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
@@ -98,13 +108,18 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       if (forward(self, key, store_atom::value, key, std::move(value), token))
         return caf::delegated<uint64_t>{};
       auto& st = self->state;
-      owner_config cfg{key,        type,     std::move(value),
-                       st.options, st.stats, self->address()};
+      auto first = value;
+      owner_config cfg{key,      type,           std::move(value),
+                       st.options, st.stats,     self->address(),
+                       st.board};
       // Counted here, not by the owner: its initialization may run after we
       // answered, and stats must reflect every completed call.
       st.stats->owners += 1;
       st.stats->contexts += 1;
-      st.owners.emplace(key, spawn_owner(self, std::move(cfg), st.hidden));
+      auto owner = spawn_owner(self, std::move(cfg), st.hidden);
+      if (st.board) // readable before the owner runs, like the count
+        st.board->put(key, owner.id(), first, 1);
+      st.owners.emplace(key, std::move(owner));
       return uint64_t{1}; // the first version of a new context
     },
     [=](erase_atom, const context_key& key,
@@ -160,10 +175,12 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
 } // namespace
 
 caf::actor spawn_registry(caf::actor_system& sys, storage_options options,
-                          bool hide) {
+                          bool hide,
+                          std::shared_ptr<detail::snapshot_board> board) {
   if (hide)
-    return sys.spawn<caf::hidden>(registry_behavior, options, true);
-  return sys.spawn(registry_behavior, options, false);
+    return sys.spawn<caf::hidden>(registry_behavior, options, true,
+                                  std::move(board));
+  return sys.spawn(registry_behavior, options, false, std::move(board));
 }
 
 } // namespace ctxstore::actors

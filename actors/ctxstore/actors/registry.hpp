@@ -1,9 +1,12 @@
 #pragma once
 
+#include <memory>
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
 
+#include "ctxstore/actors/snapshot_board.hpp"
 #include "ctxstore/storage_options.hpp"
 
 namespace ctxstore::actors {
@@ -16,7 +19,9 @@ constexpr caf::atom_value default_storage_name = caf::atom("ctxstore");
 /// actor of that context, spawns owners on the first store, answers stats,
 /// and forwards every other request to the owner. `hide` keeps the registry
 /// and its owners out of the actors that the system awaits at shutdown.
+/// `board`, if any, gets every context's last commit (see snapshot_board).
 caf::actor spawn_registry(caf::actor_system& sys, storage_options options,
-                          bool hide);
+                          bool hide,
+                          std::shared_ptr<detail::snapshot_board> board);
 
 } // namespace ctxstore::actors
