@@ -1,12 +1,14 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <caf/all.hpp>
 
+#include "ctxstore/actors/context_cell.hpp"
 #include "ctxstore/actors/registry.hpp"
 #include "ctxstore/async_session.hpp"
 #include "ctxstore/blocking_client.hpp"
@@ -146,6 +148,13 @@ held_session* find_held(const blocking_core& core, const context_key& key) {
 held_session::~held_session() {
   if (core && via)
     core->give_back(via.release());
+  if (cell && open) {
+    try {
+      core->abort(*this); // nobody can end it any more
+    } catch (...) {
+      // Revoked or stopped already: nothing to end.
+    }
+  }
 }
 
 // -- blocking_core
@@ -204,8 +213,63 @@ R call_via_pool(blocking_core& core, Ts&&... xs) {
 
 } // namespace
 
+// -- direct sessions (see context_cell)
+// ---------------------------------------------------------
+
+namespace {
+
+/// A thread ended its direct session or erased the context: the owner runs
+/// the waiters (or retires).
+void hand_over(const context_cell& cell) {
+  if (auto owner = caf::actor_cast<caf::actor>(cell.owner))
+    caf::anon_send(owner, handover_atom::value);
+}
+
+/// Sessions taken without the owner are revoked by the owner all the same:
+/// the timer looks like one the owner set itself.
+void time_lease(caf::actor_system& sys, const context_cell& cell,
+                uint64_t token) {
+  auto owner = caf::actor_cast<caf::strong_actor_ptr>(cell.owner);
+  if (!owner)
+    return;
+  auto& clock = sys.clock();
+  clock.schedule_message(clock.now() + cell.lease, owner,
+                         caf::make_mailbox_element(owner, caf::make_message_id(),
+                                                   caf::no_stages,
+                                                   lease_atom::value, token));
+}
+
+/// Locks the cell of a direct session that must still be open; throws what the
+/// owner would answer otherwise.
+std::unique_lock<std::mutex> lock_open(const held_session& held,
+                                       const char* what) {
+  auto& cell = *held.cell;
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  if (cell.direct_session_open(held.token))
+    return guard;
+  auto stopped = cell.stopped;
+  guard.unlock();
+  if (stopped)
+    throw error{errc::storage_down, "storage stopped"};
+  throw error{errc::session_expired,
+              std::string{what} + ": the session is no longer open"};
+}
+
+/// The cell of `key` if its storage runs in this process.
+std::shared_ptr<context_cell> local_cell(const storage& st,
+                                         const context_key& key) {
+  if (auto& board = st.board())
+    return board->find_cell(key);
+  return nullptr;
+}
+
+} // namespace
+
+// -- blocking_core: requests
+// -------------------------------------------------------
+
 versioned_value blocking_core::snapshot(const context_key& key) {
-  // In this process, the owner's last commit is on the board: no message.
+  // In this process, the owner's last commit is in the cell: no message.
   if (auto& board = storage_.board())
     if (auto hit = board->find(key))
       return std::move(*hit);
@@ -213,8 +277,14 @@ versioned_value blocking_core::snapshot(const context_key& key) {
 }
 
 uint64_t blocking_core::store(const context_key& key, caf::message value) {
-  return call_via_pool<uint64_t>(*this, store_atom::value, key,
-                                 payload{std::move(value)}, uint64_t{0});
+  payload x{std::move(value)};
+  if (auto cell = local_cell(storage_, key)) {
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    if (cell->free_for_direct() && cell->fits(x))
+      return cell->publish(std::move(x));
+  }
+  return call_via_pool<uint64_t>(*this, store_atom::value, key, std::move(x),
+                                 uint64_t{0});
 }
 
 bool blocking_core::erase(const context_key& key) {
@@ -227,8 +297,27 @@ storage_stats blocking_core::stats() {
 
 std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
                                                      int64_t wait_ms) {
-  // The requester that acquires becomes the holder: the owner monitors it,
-  // so it stays with the session until the session is gone.
+  auto held = std::make_shared<held_session>();
+  held->key = key;
+  // A free context in this process is taken like a free futex.
+  if (auto cell = local_cell(storage_, key)) {
+    std::unique_lock<std::mutex> guard{cell->mtx};
+    if (cell->free_for_direct()) {
+      held->token = cell->open_session(true);
+      held->version = cell->version;
+      held->working = cell->committed.value;
+      guard.unlock();
+      if (cell->lease.count() > 0)
+        time_lease(sys_, *cell, held->token);
+      held->cell = std::move(cell);
+      held->core = shared_from_this();
+      held_here.emplace_back(held);
+      return held;
+    }
+  }
+  // Otherwise the owner queues us. The requester that acquires becomes the
+  // holder: the owner monitors it, so it stays with the session until the
+  // session is gone.
   auto req = take_requester();
   grant g;
   try {
@@ -238,9 +327,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
     give_back(req.release());
     throw;
   }
-  auto held = std::make_shared<held_session>();
   held->core = shared_from_this();
-  held->key = key;
   held->token = g.token;
   held->version = g.version;
   // Remote holders get no owner handle: their session requests go to the
@@ -253,23 +340,59 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
 }
 
 uint64_t blocking_core::commit(held_session& held, caf::message value) {
+  payload x{std::move(value)};
+  if (held.cell) {
+    auto guard = lock_open(held, "commit");
+    return held.cell->publish(std::move(x));
+  }
   return held.via->call<uint64_t>(held.owner, commit_atom::value, held.key,
-                                  held.token, payload{std::move(value)});
+                                  held.token, std::move(x));
 }
 
 uint64_t blocking_core::release(held_session& held, caf::message value) {
   held.open = false;
+  payload x{std::move(value)};
+  if (held.cell) {
+    auto& cell = *held.cell;
+    auto guard = lock_open(held, "release");
+    auto version = cell.publish(std::move(x));
+    cell.close_session();
+    auto others_wait = cell.queued;
+    guard.unlock();
+    if (others_wait)
+      hand_over(cell);
+    return version;
+  }
   return held.via->call<uint64_t>(held.owner, release_atom::value, held.key,
-                                  held.token, payload{std::move(value)});
+                                  held.token, std::move(x));
 }
 
 void blocking_core::abort(held_session& held) {
   held.open = false;
+  if (held.cell) {
+    auto& cell = *held.cell;
+    auto guard = lock_open(held, "abort");
+    cell.close_session();
+    auto others_wait = cell.queued;
+    guard.unlock();
+    if (others_wait)
+      hand_over(cell);
+    return;
+  }
   held.via->call<uint64_t>(held.owner, abort_atom::value, held.key, held.token);
 }
 
 bool blocking_core::erase_held(held_session& held) {
   held.open = false;
+  if (held.cell) {
+    auto& cell = *held.cell;
+    auto guard = lock_open(held, "erase");
+    cell.erase_value();
+    cell.close_session();
+    guard.unlock();
+    hand_over(cell); // takes it off the board, runs waiters or retires
+    return true;
+  }
   return held.via->call<bool>(held.owner, erase_atom::value, held.key,
                               held.token);
 }

@@ -34,7 +34,9 @@ void add_storage_options(caf::actor_system_config& cfg) {
     .add<caf::timespan>("lease",
                         "longest time a session may be held (0s: no limit)")
     .add<int64_t>("max-waiters",
-                  "most requests queued per context (0: no limit)");
+                  "most requests queued per context (0: no limit)")
+    .add<bool>("local-fast-path",
+               "local blocking clients take free contexts without a message");
 }
 
 storage_options storage_options_from(const caf::actor_system_config& cfg) {
@@ -49,6 +51,7 @@ storage_options storage_options_from(const caf::actor_system_config& cfg) {
   if (lease.count() > 0 && result.lease.count() == 0)
     result.lease = std::chrono::milliseconds{1}; // never round down to "none"
   result.max_waiters = static_cast<std::size_t>(max_waiters);
+  result.local_fast_path = caf::get_or(cfg, "ctxstore.local-fast-path", true);
   return result;
 }
 

@@ -4,6 +4,7 @@
 // with an actor system, a storage and a blocking client.
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -94,10 +95,19 @@ struct test_config : caf::actor_system_config {
   }
 };
 
+/// The local fast path of blocking clients is on unless the environment has
+/// CTXSTORE_TEST_LOCAL_FAST_PATH=0: ctest runs every specification both ways.
+inline ctxstore::storage_options with_test_fast_path(
+  ctxstore::storage_options opts) {
+  auto env = std::getenv("CTXSTORE_TEST_LOCAL_FAST_PATH");
+  opts.local_fast_path = env == nullptr || std::string{env} != "0";
+  return opts;
+}
+
 /// An actor system with one storage and a blocking client of it.
 struct fixture {
   explicit fixture(ctxstore::storage_options opts = {})
-      : sys(cfg), store(ctxstore::spawn_storage(sys, opts)),
+      : sys(cfg), store(ctxstore::spawn_storage(sys, with_test_fast_path(opts))),
         client(std::make_unique<ctxstore::blocking_client>(sys, store)) {
     // nop
   }

@@ -32,6 +32,7 @@ SCENARIO("storage options come from the ctxstore group of CAF's config",
       auto opts = storage_options_from(cfg);
       CHECK(opts.lease == 0ms);
       CHECK(opts.max_waiters == 0);
+      CHECK(opts.local_fast_path);
     }
   }
   GIVEN("options on the command line") {
@@ -44,10 +45,12 @@ SCENARIO("storage options come from the ctxstore group of CAF's config",
   }
   GIVEN("options in caf-application.ini") {
     test_config cfg;
-    REQUIRE_FALSE(parse(cfg, {}, "[ctxstore]\nlease=2s\nmax-waiters=7\n"));
+    REQUIRE_FALSE(parse(
+      cfg, {}, "[ctxstore]\nlease=2s\nmax-waiters=7\nlocal-fast-path=false\n"));
     auto opts = storage_options_from(cfg);
     CHECK(opts.lease == 2000ms);
     CHECK(opts.max_waiters == 7);
+    CHECK_FALSE(opts.local_fast_path);
   }
   GIVEN("values of the wrong type or sign") {
     test_config cfg;

@@ -16,8 +16,11 @@ namespace ctxstore {
 /// |------------------------|----------|---------|---------------|
 /// | `ctxstore.lease`       | timespan | `0s`    | `lease`       |
 /// | `ctxstore.max-waiters` | integer  | `0`     | `max_waiters` |
+/// | `ctxstore.local-fast-path` | boolean | `true` | `local_fast_path` |
 ///
-/// `spawn_storage(sys)` and `default_storage(sys)` use them.
+/// `spawn_storage(sys)` and `default_storage(sys)` use them. (CAF 0.17's
+/// command line treats a boolean as a flag that can only be set to true:
+/// turn `local-fast-path` off in `caf-application.ini`.)
 struct storage_options {
   /// Longest time a holder may keep a context; past it the session is revoked
   /// and the late holder's commit fails with `errc::session_expired`.
@@ -28,6 +31,13 @@ struct storage_options {
   /// behind its holder; past it they fail at once with `errc::overloaded`.
   /// Zero: unbounded.
   std::size_t max_waiters = 0;
+
+  /// Lets blocking clients in the storage's process take a free context
+  /// (nobody holds it, nobody waits) and store, commit and release without a
+  /// message, the way a futex takes a free lock; under contention they queue
+  /// at the owner like everybody else. Same rules either way; false sends
+  /// every request to the owner (for comparison and diagnosis).
+  bool local_fast_path = true;
 };
 
 /// Declares the `ctxstore` option group on `cfg`, so that the command line

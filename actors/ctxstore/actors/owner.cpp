@@ -1,7 +1,9 @@
 #include "ctxstore/actors/owner.hpp"
 
 #include <cstdint>
+#include <chrono>
 #include <deque>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -10,8 +12,10 @@
 
 #include "ctxstore/messages/protocol.hpp"
 
-// The owner of one context. It holds the committed value and serializes every
-// operation on it:
+// The owner of one context. It holds the committed value (in the context's
+// cell, which it shares with the blocking clients of its process: see
+// context_cell.hpp; it locks the cell for each message) and serializes every
+// operation that involves more than one party:
 // - snapshot is answered at once from the committed value, whatever else is
 //   going on;
 // - acquire, store and erase run at once when nobody holds the context (or
@@ -20,7 +24,8 @@
 // - a session ends by release (commit + end), abort, lease expiry, the death
 //   of the holder, or an erase by the holder.
 // Invariants: a holder exists only while the context is present, and waiters
-// exist only while there is a holder. An erased context whose owner has
+// exist only while there is a holder (or a thread's direct session just ended
+// and its handover is on the way: the next message runs them first). An erased context whose owner has
 // nothing left to do asks the registry to retire it.
 
 namespace ctxstore::actors {
@@ -43,14 +48,10 @@ struct owner_state {
   static inline const char* name = "ctxstore.owner";
 
   owner_config cfg;
+  std::shared_ptr<detail::context_cell> cell; // value, version, session
 
-  bool present = false; // false once erased
-  uint64_t version = 0; // of `committed`; keeps counting across erase
-  payload committed;    // what snapshots see
-
-  uint64_t token = 0;      // the open session's fencing token; 0: none
-  uint64_t last_token = 0; // highest token issued here or before we existed
-  caf::actor_addr holder;  // the actor that holds the session
+  caf::actor_addr holder; // the actor that holds the session; none for a
+                          // direct session (a thread of this process)
 
   std::deque<waiter> waiters; // oldest first
   uint64_t next_seq = 0;
@@ -60,29 +61,21 @@ struct owner_state {
 
   bool retiring = false; // asked the registry to forget us
 
-  caf::actor_id self_id = 0; // our entry on the board carries it
-
-  void set_present(bool value) {
-    if (present != value)
-      cfg.stats->contexts += value ? 1 : -1;
-    present = value;
-  }
-
   ~owner_state() {
+    if (!cell)
+      return;
+    std::lock_guard<std::mutex> guard{cell->mtx};
     if (cfg.board)
-      cfg.board->erase(cfg.key, self_id);
+      cfg.board->erase(*cell);
     // The owner stops (storage shutdown): nobody may wait forever.
     for (auto& w : waiters)
       if (w.promise.pending())
         w.promise.deliver(make_error(errc::storage_down, "storage stopped"));
-    if (cfg.stats) {
-      cfg.stats->waiters -= static_cast<int64_t>(waiters.size());
-      if (token != 0)
-        cfg.stats->sessions -= 1;
-      if (present)
-        cfg.stats->contexts -= 1;
-      cfg.stats->owners -= 1;
-    }
+    cfg.stats->waiters -= static_cast<int64_t>(waiters.size());
+    cell->close_session();
+    cell->set_present(false);
+    cell->stopped = true; // a direct holder's release: storage_down
+    cfg.stats->owners -= 1;
   }
 };
 
@@ -111,12 +104,17 @@ void unwatch(owner_ptr self, const caf::actor_addr& who) {
   }
 }
 
-bool holds_value_of_type(owner_ptr self, const payload& x) {
-  auto& msg = x.value;
-  if (msg.size() != 1)
-    return false;
-  auto rtti = msg.type(0);
-  return rtti.second != nullptr && *rtti.second == *self->state.cfg.type;
+/// Tells local threads whether they must ask us (see context_cell).
+void sync_queued(owner_ptr self) {
+  auto& st = self->state;
+  st.cell->queued = !st.waiters.empty() || st.retiring;
+}
+
+/// True if the sender is the actor holding the session with `token`.
+bool is_holder(owner_ptr self, uint64_t token) {
+  auto& c = *self->state.cell;
+  return c.token != 0 && token == c.token && !c.direct
+         && sender_of(self) == self->state.holder;
 }
 
 caf::error type_error(owner_ptr self, const payload& x) {
@@ -136,34 +134,35 @@ caf::error stale(const char* what) {
                     std::string{what} + ": the session is no longer open");
 }
 
-/// Checks that the sender holds the open session with `token`.
+/// Checks that the sender holds the open session with `token`. A direct
+/// session's holder never sends messages for it: its token is refused.
 caf::error check_holder(owner_ptr self, uint64_t token, const char* what) {
-  auto& st = self->state;
-  if (st.token != 0 && token == st.token) {
-    if (sender_of(self) == st.holder)
-      return caf::none;
+  auto& c = *self->state.cell;
+  if (is_holder(self, token))
+    return caf::none;
+  if (c.token != 0 && token == c.token)
     return make_error(errc::not_holder,
                       std::string{what} + ": the sender does not hold it");
-  }
-  if (token != 0 && token <= st.last_token)
-    return stale(what); // issued here once: a late or revoked holder
+  if (c.stale(token))
+    return stale(what);
   return make_error(errc::not_holder,
                     std::string{what} + ": no session has this token");
 }
 
 uint64_t publish(owner_ptr self, payload value) {
   auto& st = self->state;
-  st.committed = std::move(value);
-  st.set_present(true);
-  ++st.version;
-  if (st.cfg.board) // before the answer: the caller reads this or later
-    st.cfg.board->put(st.cfg.key, st.self_id, st.committed, st.version);
-  return st.version;
+  auto& c = *st.cell;
+  auto was_present = c.present;
+  auto version = c.publish(std::move(value));
+  if (!was_present && st.cfg.board) // created again after an erase
+    st.cfg.board->put(st.cell);
+  return version;
 }
 
 void maybe_retire(owner_ptr self) {
   auto& st = self->state;
-  if (st.present || st.token != 0 || !st.waiters.empty() || st.retiring)
+  auto& c = *st.cell;
+  if (c.present || c.token != 0 || !st.waiters.empty() || st.retiring)
     return;
   auto registry = caf::actor_cast<caf::actor>(st.cfg.registry);
   if (!registry) {
@@ -171,6 +170,7 @@ void maybe_retire(owner_ptr self) {
     return;
   }
   st.retiring = true;
+  sync_queued(self);
   self->send(registry, retire_atom::value, st.cfg.key);
 }
 
@@ -186,17 +186,13 @@ caf::actor handle_for(owner_ptr self, const caf::actor_addr& who) {
 
 grant open_session(owner_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
-  // Tokens are unique in the whole storage: a context erased and created
-  // again gets a new owner, and a holder of the old one must not mistake the
-  // new owner's session for its own.
-  st.token = st.cfg.stats->last_token.fetch_add(1) + 1;
-  st.last_token = st.token;
+  auto& c = *st.cell;
+  auto token = c.open_session(false);
   st.holder = who;
-  st.cfg.stats->sessions += 1;
   watch(self, who);
-  if (st.cfg.options.lease.count() > 0)
-    self->delayed_send(self, st.cfg.options.lease, lease_atom::value, st.token);
-  return grant{st.token, st.version, st.committed, handle_for(self, who)};
+  if (c.lease.count() > 0)
+    self->delayed_send(self, c.lease, lease_atom::value, token);
+  return grant{token, c.version, c.committed, handle_for(self, who)};
 }
 
 void run_waiters(owner_ptr self);
@@ -204,34 +200,36 @@ void run_waiters(owner_ptr self);
 /// Ends the open session; the uncommitted working copy is simply never sent.
 void end_session(owner_ptr self) {
   auto& st = self->state;
-  if (st.token == 0)
+  auto& c = *st.cell;
+  if (c.token == 0)
     return;
-  auto who = st.holder;
-  st.token = 0;
+  auto who = std::move(st.holder);
   st.holder = caf::actor_addr{};
-  st.cfg.stats->sessions -= 1;
-  unwatch(self, who);
+  auto by_actor = !c.direct;
+  c.close_session();
+  if (by_actor)
+    unwatch(self, who);
   run_waiters(self);
 }
 
 void erase_value(owner_ptr self) {
   auto& st = self->state;
-  st.committed = payload{};
-  st.set_present(false);
+  st.cell->erase_value();
   if (st.cfg.board)
-    st.cfg.board->erase(st.cfg.key, st.self_id);
+    st.cfg.board->erase(*st.cell);
 }
 
 /// Runs queued requests in arrival order until one of them opens a session.
 void run_waiters(owner_ptr self) {
   auto& st = self->state;
-  while (st.token == 0 && !st.waiters.empty()) {
+  auto& c = *st.cell;
+  while (c.token == 0 && !st.waiters.empty()) {
     auto w = std::move(st.waiters.front());
     st.waiters.pop_front();
     st.cfg.stats->waiters -= 1;
     switch (w.kind) {
     case request_kind::acquire:
-      if (!st.present)
+      if (!c.present)
         w.promise.deliver(missing(self));
       else
         w.promise.deliver(open_session(self, w.client));
@@ -240,7 +238,7 @@ void run_waiters(owner_ptr self) {
       w.promise.deliver(publish(self, std::move(w.value)));
       break;
     case request_kind::erase: {
-      auto existed = st.present;
+      auto existed = c.present;
       erase_value(self);
       w.promise.deliver(existed);
       break;
@@ -248,7 +246,18 @@ void run_waiters(owner_ptr self) {
     }
     unwatch(self, w.client);
   }
+  sync_queued(self);
   maybe_retire(self);
+}
+
+/// Locks the cell for one message. A direct session that ended while others
+/// waited lets them go first, in order, before anything new.
+std::unique_lock<std::mutex> enter(owner_ptr self) {
+  auto& st = self->state;
+  std::unique_lock<std::mutex> guard{st.cell->mtx};
+  if (st.cell->token == 0 && !st.waiters.empty())
+    run_waiters(self);
+  return guard;
 }
 
 /// Queues a request behind the holder, or refuses it when the queue is full.
@@ -266,6 +275,7 @@ caf::response_promise enqueue(owner_ptr self, request_kind kind,
   watch(self, who);
   st.waiters.push_back(waiter{kind, ++st.next_seq, rp, who, std::move(value)});
   st.cfg.stats->waiters += 1;
+  sync_queued(self);
   return rp;
 }
 
@@ -278,6 +288,7 @@ void drop_waiter(owner_ptr self, uint64_t seq, const caf::error& reason) {
       st.cfg.stats->waiters -= 1;
       w.promise.deliver(reason);
       unwatch(self, w.client);
+      sync_queued(self);
       return;
     }
   }
@@ -285,6 +296,7 @@ void drop_waiter(owner_ptr self, uint64_t seq, const caf::error& reason) {
 
 void on_down(owner_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
+  auto& c = *st.cell;
   // A dead waiter never receives nor blocks the context.
   for (auto i = st.waiters.begin(); i != st.waiters.end();) {
     if (i->client == who) {
@@ -295,11 +307,11 @@ void on_down(owner_ptr self, const caf::actor_addr& who) {
     }
   }
   st.watched.erase(who);
+  sync_queued(self);
   // A dead holder's session is aborted: its changes were never committed.
-  if (st.token != 0 && st.holder == who) {
-    st.token = 0;
+  if (c.token != 0 && !c.direct && st.holder == who) {
     st.holder = caf::actor_addr{};
-    st.cfg.stats->sessions -= 1;
+    c.close_session();
     run_waiters(self);
   } else {
     maybe_retire(self);
@@ -317,15 +329,12 @@ caf::error wrong_key() {
 caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
-  st.committed = st.cfg.initial;
-  st.cfg.initial = payload{};
-  st.version = 1;
-  st.present = true; // the registry counted us (owners, contexts) already
-  st.self_id = self->id(); // and put our first value on the board
-  // Every token issued so far belongs to a session of an earlier owner (or
-  // another key): stale here.
-  st.last_token = st.cfg.stats->last_token.load();
-  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm.source); });
+  // The registry counted us (owners, contexts) and put our cell on the board.
+  st.cell = st.cfg.cell;
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto guard = enter(self);
+    on_down(self, dm.source);
+  });
   // An error that arrives as a plain message (e.g. a client bouncing an
   // answer it did not expect) must not stop the owner: CAF's default error
   // handler would, and the context would be lost for everybody.
@@ -339,41 +348,44 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
     [=](snapshot_atom, const context_key& key) -> caf::result<versioned_value> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto& st = self->state;
-      if (!st.present)
+      auto guard = enter(self);
+      auto& c = *self->state.cell;
+      if (!c.present)
         return missing(self);
-      return versioned_value{st.version, st.committed};
+      return versioned_value{c.version, c.committed};
     },
     [=](acquire_atom, const context_key& key,
         int64_t wait_ms) -> caf::result<grant> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto& st = self->state;
       auto who = sender_of(self);
       if (!who)
         return make_error(errc::bad_request, "acquire needs a sender");
-      if (st.token == 0) {
-        if (!st.present)
+      auto guard = enter(self);
+      auto& c = *self->state.cell;
+      if (c.token == 0) {
+        if (!c.present)
           return missing(self);
         return open_session(self, who);
       }
-      if (st.holder == who) // re-entry by the holder: same session
-        return grant{st.token, st.version, st.committed, handle_for(self, who)};
+      if (!c.direct && self->state.holder == who) // re-entry: same session
+        return grant{c.token, c.version, c.committed, handle_for(self, who)};
       if (wait_ms == 0)
         return make_error(errc::timeout, "the context is held");
       auto rp = enqueue(self, request_kind::acquire);
       if (wait_ms > 0 && rp.pending())
         self->delayed_send(self, std::chrono::milliseconds{wait_ms},
-                           deadline_atom::value, st.next_seq);
+                           deadline_atom::value, self->state.next_seq);
       return rp;
     },
     [=](store_atom, const context_key& key, payload& value,
         uint64_t token) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
-      if (!holds_value_of_type(self, value))
-        return type_error(self, value);
+      auto guard = enter(self);
       auto& st = self->state;
+      if (!st.cell->fits(value))
+        return type_error(self, value);
       if (st.retiring) {
         // The registry forgets us before it reads this: it starts a new owner.
         auto registry = caf::actor_cast<caf::actor>(st.cfg.registry);
@@ -383,24 +395,23 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         rp.delegate(registry, store_atom::value, key, std::move(value), token);
         return rp;
       }
-      if (st.token == 0)
-        return publish(self, std::move(value));
-      if (token == st.token && sender_of(self) == st.holder)
-        return publish(self, std::move(value)); // the holder's own store
+      if (st.cell->token == 0 || is_holder(self, token)) // free, or the
+        return publish(self, std::move(value));          // holder's own
       return enqueue(self, request_kind::store, std::move(value));
     },
     [=](erase_atom, const context_key& key,
         uint64_t token) -> caf::result<bool> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto& st = self->state;
-      if (st.token == 0) {
-        auto existed = st.present;
+      auto guard = enter(self);
+      auto& c = *self->state.cell;
+      if (c.token == 0) {
+        auto existed = c.present;
         erase_value(self);
         maybe_retire(self);
         return existed;
       }
-      if (token == st.token && sender_of(self) == st.holder) {
+      if (is_holder(self, token)) {
         // The holder erases its own context: that also ends its session.
         erase_value(self);
         end_session(self);
@@ -412,9 +423,10 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         payload& value) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
+      auto guard = enter(self);
       if (auto err = check_holder(self, token, "commit"))
         return err;
-      if (!holds_value_of_type(self, value))
+      if (!self->state.cell->fits(value))
         return type_error(self, value);
       return publish(self, std::move(value));
     },
@@ -422,9 +434,10 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         payload& value) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
+      auto guard = enter(self);
       if (auto err = check_holder(self, token, "release"))
         return err;
-      if (!holds_value_of_type(self, value))
+      if (!self->state.cell->fits(value))
         return type_error(self, value);
       auto version = publish(self, std::move(value));
       end_session(self);
@@ -434,9 +447,10 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         uint64_t token) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
+      auto guard = enter(self);
       if (auto err = check_holder(self, token, "abort"))
         return err;
-      auto version = self->state.version;
+      auto version = self->state.cell->version;
       end_session(self);
       // A dropped async session aborts with a plain message: answering it
       // would put a stray version into the holder's mailbox.
@@ -444,15 +458,26 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         return caf::delegated<uint64_t>{};
       return version;
     },
+    [=](handover_atom) {
+      // A thread ended its direct session (enter() ran the waiters) or erased
+      // the context, which it leaves on the board for us to take off.
+      auto guard = enter(self);
+      auto& st = self->state;
+      if (!st.cell->present && st.cfg.board)
+        st.cfg.board->erase(*st.cell);
+      maybe_retire(self);
+    },
     [=](lease_atom, uint64_t token) {
       if (!from_self(self))
         return;
-      if (self->state.token == token)
+      auto guard = enter(self);
+      if (self->state.cell->token == token)
         end_session(self); // revoked: the late holder's commit is stale
     },
     [=](deadline_atom, uint64_t seq) {
       if (!from_self(self))
         return;
+      auto guard = enter(self);
       drop_waiter(self, seq,
                   make_error(errc::timeout, "gave up waiting for the context"));
     },

@@ -6,10 +6,10 @@
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 
+#include "ctxstore/actors/context_cell.hpp"
 #include "ctxstore/actors/counters.hpp"
-#include "ctxstore/messages/context_key.hpp"
-#include "ctxstore/messages/payload.hpp"
 #include "ctxstore/actors/snapshot_board.hpp"
+#include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/storage_options.hpp"
 
 namespace ctxstore::actors {
@@ -17,12 +17,11 @@ namespace ctxstore::actors {
 /// Everything an owner needs at spawn time.
 struct owner_config {
   messages::context_key key;
-  const std::type_info* type = nullptr; // the C++ type bound to key.type
-  messages::payload initial;            // the first committed value
+  std::shared_ptr<detail::context_cell> cell; // holds the first value
   storage_options options;
   std::shared_ptr<counters> stats;
   caf::actor_addr registry; // weak: the registry owns its owners, not back
-  std::shared_ptr<detail::snapshot_board> board; // may be null
+  std::shared_ptr<detail::snapshot_board> board; // has `cell` already
 };
 
 /// The behavior of the actor that owns one context. See owner.cpp.

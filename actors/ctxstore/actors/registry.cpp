@@ -108,17 +108,19 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       if (forward(self, key, store_atom::value, key, std::move(value), token))
         return caf::delegated<uint64_t>{};
       auto& st = self->state;
-      auto first = value;
-      owner_config cfg{key,      type,           std::move(value),
-                       st.options, st.stats,     self->address(),
+      auto cell = std::make_shared<detail::context_cell>(
+        key, type, std::move(value), st.options.lease,
+        st.options.local_fast_path, st.stats);
+      owner_config cfg{key, cell, st.options, st.stats, self->address(),
                        st.board};
       // Counted here, not by the owner: its initialization may run after we
       // answered, and stats must reflect every completed call.
       st.stats->owners += 1;
       st.stats->contexts += 1;
       auto owner = spawn_owner(self, std::move(cfg), st.hidden);
+      cell->owner = owner.address();
       if (st.board) // readable before the owner runs, like the count
-        st.board->put(key, owner.id(), first, 1);
+        st.board->put(std::move(cell));
       st.owners.emplace(key, std::move(owner));
       return uint64_t{1}; // the first version of a new context
     },

@@ -2,57 +2,68 @@
 
 #include <array>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 
-#include <caf/fwd.hpp>
-
+#include "ctxstore/actors/context_cell.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/versioned_value.hpp"
 
 namespace ctxstore::detail {
 
-/// The last commit of every context of one storage, for readers in the same
-/// process: a snapshot reads it here without a message. Only owners write:
-/// each one puts its committed value (with its version) before it answers the
-/// request that produced it, so a caller that got an answer reads that commit
-/// or a later one. Sharded, so that readers of different keys rarely meet.
+/// The contexts of one storage, for clients in the same process: a snapshot
+/// reads the last commit from a context's cell without a message, and a
+/// blocking client takes free sessions there (see context_cell). The registry
+/// puts a cell when it creates an owner, before it answers; the owner takes
+/// it off when the context is erased or the owner stops. Sharded, so that
+/// clients of different keys rarely meet.
 class snapshot_board {
 public:
-  /// Publishes `value` as the last commit of `key`, by owner `owner`.
-  void put(const messages::context_key& key, uint64_t owner,
-           const messages::payload& value, uint64_t version) {
-    auto& s = shard_of(key);
+  using cell_ptr = std::shared_ptr<context_cell>;
+
+  /// Makes `cell` the cell of its key.
+  void put(cell_ptr cell) {
+    auto& s = shard_of(cell->key);
     std::lock_guard<std::mutex> guard{s.mtx};
-    auto& e = s.entries[key];
-    e.owner = owner;
-    e.value.version = version;
-    e.value.value = value;
+    s.entries[cell->key] = std::move(cell);
   }
 
-  /// Forgets `key` if `owner` published it last (a retired owner's cleanup
-  /// never removes its successor's entry).
-  void erase(const messages::context_key& key, uint64_t owner) {
-    auto& s = shard_of(key);
+  /// Forgets `cell` if it is still the cell of its key (a retired owner's
+  /// cleanup never removes its successor's cell).
+  void erase(const context_cell& cell) {
+    auto& s = shard_of(cell.key);
     std::lock_guard<std::mutex> guard{s.mtx};
-    auto i = s.entries.find(key);
-    if (i != s.entries.end() && i->second.owner == owner)
+    auto i = s.entries.find(cell.key);
+    if (i != s.entries.end() && i->second.get() == &cell)
       s.entries.erase(i);
   }
 
-  /// The last commit of `key`, or nothing (unknown key, or storage stopped:
-  /// then the caller asks the storage, which answers with the right error).
-  std::optional<messages::versioned_value>
-  find(const messages::context_key& key) const {
+  /// The cell of `key`, or null (unknown key, or storage stopped: then the
+  /// caller asks the storage, which answers with the right error).
+  cell_ptr find_cell(const messages::context_key& key) const {
     if (closed_.load(std::memory_order_acquire))
-      return std::nullopt;
+      return nullptr;
     auto& s = shard_of(key);
     std::lock_guard<std::mutex> guard{s.mtx};
     auto i = s.entries.find(key);
     if (i == s.entries.end())
+      return nullptr;
+    return i->second;
+  }
+
+  /// The last commit of `key`, or nothing (see `find_cell`; also nothing for
+  /// an erased context whose owner has not retired yet).
+  std::optional<messages::versioned_value>
+  find(const messages::context_key& key) const {
+    auto cell = find_cell(key);
+    if (!cell)
       return std::nullopt;
-    return i->second.value;
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    if (!cell->present || cell->stopped)
+      return std::nullopt;
+    return messages::versioned_value{cell->version, cell->committed};
   }
 
   /// The storage stopped: no more answers from here.
@@ -61,25 +72,20 @@ public:
   }
 
 private:
-  struct entry {
-    uint64_t owner = 0;
-    messages::versioned_value value;
-  };
-
   struct shard {
     mutable std::mutex mtx;
-    std::unordered_map<messages::context_key, entry,
+    std::unordered_map<messages::context_key, cell_ptr,
                        messages::context_key_hash>
       entries;
   };
 
   static constexpr size_t shard_count = 64;
 
-  shard& shard_of(const messages::context_key& key) {
+  const shard& shard_of(const messages::context_key& key) const {
     return shards_[messages::context_key_hash{}(key) % shard_count];
   }
 
-  const shard& shard_of(const messages::context_key& key) const {
+  shard& shard_of(const messages::context_key& key) {
     return shards_[messages::context_key_hash{}(key) % shard_count];
   }
 

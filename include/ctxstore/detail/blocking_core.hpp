@@ -20,6 +20,8 @@ namespace ctxstore::detail {
 
 class blocking_core;
 
+struct context_cell;
+
 /// A scoped_actor that sends requests for one thread at a time (see
 /// client.cpp); pooled, because spawning one per call costs microseconds.
 class requester;
@@ -38,6 +40,8 @@ struct held_session : std::enable_shared_from_this<held_session> {
   uint64_t version = 0; // of the last value committed by this session
   caf::actor owner;
   requester_ptr via;    // the holder: the owner monitors this actor
+  std::shared_ptr<context_cell> cell; // instead of `via`: a direct session,
+                                      // taken and ended without messages
   caf::message working; // one T; detached from the committed value on
                         // first write (copy-on-write)
   int depth = 1;        // open levels

@@ -32,6 +32,10 @@ using lease_atom = caf::atom_constant<caf::atom("lease")>;
 /// Internal: an owner's timer for a queued acquire's wait limit.
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 
+/// Internal: a thread ended a session without the owner (see context_cell)
+/// while others waited, or erased the context: the owner goes on.
+using handover_atom = caf::atom_constant<caf::atom("handover")>;
+
 /// The category atom of ctxstore's error codes.
 constexpr caf::atom_value error_category = caf::atom("ctxstore");
 
