@@ -40,3 +40,45 @@ SCENARIO("store creates or replaces, snapshot reads the last commit",
     }
   }
 }
+
+SCENARIO("a view is a snapshot that shares the committed value",
+         "[snapshot][view]") {
+  fixture f;
+  auto& c = *f.client;
+  auto id = new_id();
+  GIVEN("no context") {
+    THEN("a view fails with no_such_context") {
+      CHECK(error_code_of([&] { c.view<cart>(id); })
+            == errc::no_such_context);
+    }
+  }
+  GIVEN("a stored cart and a view of it") {
+    c.store<cart>(id, cart{"ann", {{"apple", 2}}, {}, 3});
+    auto before = c.view<cart>(id);
+    THEN("the view shows the committed value and its version") {
+      CHECK(before.version() == 1);
+      CHECK(before->owner == "ann");
+      CHECK((*before).items.at(0).sku == "apple");
+    }
+    THEN("a view with another type asks for another context") {
+      CHECK(error_code_of([&] { c.view<counter>(id); })
+            == errc::no_such_context);
+    }
+    WHEN("a session changes and commits the context") {
+      auto s = c.acquire<cart>(id);
+      s->owner = "bob";
+      THEN("no view shows the uncommitted change") {
+        CHECK(c.view<cart>(id)->owner == "ann");
+        CHECK(before->owner == "ann");
+      }
+      s.commit();
+      THEN("a new view shows the commit and the old one is unchanged") {
+        auto after = c.view<cart>(id);
+        CHECK(after.version() == 2);
+        CHECK(after->owner == "bob");
+        CHECK(before.version() == 1);
+        CHECK(before->owner == "ann");
+      }
+    }
+  }
+}

@@ -13,6 +13,7 @@
 #include "ctxstore/detail/blocking_core.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/session.hpp"
+#include "ctxstore/snapshot_view.hpp"
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_stats.hpp"
 #include "ctxstore/versioned.hpp"
@@ -69,6 +70,16 @@ public:
   versioned<T> snapshot_versioned(const context_id& id) {
     auto result = core_->snapshot(key_of<T>(id));
     return versioned<T>{detail::unpack<T>(result.value), result.version};
+  }
+
+  /// The last committed value as a read-only view that shares it instead of
+  /// copying it (a `T` with heap members costs microseconds to copy). Like
+  /// `snapshot`: never waits, never shows uncommitted changes.
+  template <class T>
+  snapshot_view<T> view(const context_id& id) {
+    auto result = core_->snapshot(key_of<T>(id));
+    detail::unpack_check<T>(result.value);
+    return snapshot_view<T>{std::move(result.value.value), result.version};
   }
 
   /// Opens (or, for the holder thread, re-enters) an exclusive session;

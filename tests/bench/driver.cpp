@@ -8,6 +8,7 @@
 #include <future>
 #include <iostream>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -330,6 +331,16 @@ blocking_op blocking_snapshot(key_fn keys) {
   return [keys](blocking_ctx& c, uint64_t seq) {
     return guarded(
       [&] { c.client->snapshot<session_ctx>(keys(c.index, seq)); });
+  };
+}
+
+blocking_op blocking_view(key_fn keys) {
+  return [keys](blocking_ctx& c, uint64_t seq) {
+    return guarded([&] {
+      auto v = c.client->view<session_ctx>(keys(c.index, seq));
+      if (v->counter < 0) // read it, as a caller would
+        throw std::logic_error{"negative counter"};
+    });
   };
 }
 

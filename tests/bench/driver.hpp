@@ -88,6 +88,8 @@ async_op async_store_new(std::shared_ptr<const session_ctx> value);
 async_op async_echo(caf::actor echo);
 
 blocking_op blocking_snapshot(key_fn keys);
+/// A snapshot as a shared read-only view (no copy of the value).
+blocking_op blocking_view(key_fn keys);
 blocking_op blocking_cycle(key_fn keys);
 blocking_op blocking_store(key_fn keys,
                            std::shared_ptr<const session_ctx> value);

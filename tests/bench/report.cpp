@@ -242,6 +242,8 @@ int print_targets(const options& opts) {
   // Issue 5.
   vs("snapshot, blocking >= 300 x Python snapshot", "snapshot.blocking.1",
      "python.c1", 300, "Python c1");
+  vs("snapshot as a view, blocking >= 300 x Python snapshot",
+     "snapshot.view.blocking.1", "python.c1", 300, "Python c1");
   vs("snapshot, async >= 300 x Python snapshot", "snapshot.async.1",
      "python.c1", 300, "Python c1");
   p99_vs("snapshot p99 while held + 100 queued <= 1.5 x free, blocking",

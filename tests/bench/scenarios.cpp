@@ -68,6 +68,10 @@ void snapshot_group(const options& opts, caf::actor_system& sys) {
   measure(opts, "snapshot.blocking.1", "snapshot, blocking, 1 thread", [&] {
     return run_blocking(sys, st, 1, lim, blocking_snapshot(keys));
   });
+  measure(opts, "snapshot.view.blocking.1",
+          "snapshot as a shared view (no copy), blocking, 1 thread", [&] {
+            return run_blocking(sys, st, 1, lim, blocking_view(keys));
+          });
   measure(opts, "snapshot.async.1", "snapshot, async, 1 in flight",
           [&] { return run_async(sys, st, 1, 1, lim, async_snapshot(keys)); });
   measure(opts, "snapshot.async.64", "snapshot, async, 64 in flight",

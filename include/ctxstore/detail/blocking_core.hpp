@@ -88,12 +88,18 @@ private:
   std::vector<requester*> pool_;
 };
 
-/// Extracts a T from a value that travelled as a payload.
+/// Throws unless `x` holds a T.
 template <class T>
-T unpack(const messages::payload& x) {
+void unpack_check(const messages::payload& x) {
   if (!x.value.match_elements<T>())
     throw error{errc::type_mismatch,
                 "the stored value does not have the requested type"};
+}
+
+/// Extracts a T from a value that travelled as a payload.
+template <class T>
+T unpack(const messages::payload& x) {
+  unpack_check<T>(x);
   return x.value.get_as<T>(0);
 }
 
