@@ -15,6 +15,10 @@
 //   node --middleman.heartbeat-interval=200ms
 //        --middleman.connection-timeout=1s --port 4242
 // (clients then need heartbeats too, or an idle client is dropped).
+// The node applies ctxstore::apply_remote_defaults (lower-latency scheduler
+// and middleman settings); CAF options override them, e.g.
+// `--middleman.workers=1 --work-stealing.moderate-poll-attempts=500` are
+// CAF's own defaults.
 // Exit codes: 0 after a clean stop, 1 if the storage cannot be published,
 // 2 for bad arguments.
 
@@ -44,6 +48,9 @@ struct node_config : caf::actor_system_config {
       .add(port, "port,p", "TCP port on 127.0.0.1 (0: any free port)")
       .add(lease_ms, "lease-ms", "session lease in ms (0: no lease)");
     load<caf::io::middleman>();
+    // Lower-latency CAF settings for remote use (see ctxstore/remote.hpp);
+    // CAF options on the command line or in a config file override them.
+    ctxstore::apply_remote_defaults(*this);
     examples::add_example_types(*this);
   }
 };

@@ -36,6 +36,8 @@ namespace {
 struct client_config : caf::actor_system_config {
   client_config() {
     load<caf::io::middleman>();
+    // Lower-latency CAF settings for remote use; CAF options override them.
+    ctxstore::apply_remote_defaults(*this);
     examples::add_example_types(*this);
   }
 };

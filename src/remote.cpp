@@ -18,7 +18,20 @@ caf::error need_middleman() {
                     "cfg.load<caf::io::middleman>() before creating it");
 }
 
+/// Sets `name` to `value` unless the config already has a value for it.
+template <class T>
+void set_unless_present(caf::actor_system_config& cfg, const char* name,
+                        T value) {
+  if (caf::get_if(&cfg.content, name) == nullptr)
+    cfg.set(name, std::move(value));
+}
+
 } // namespace
+
+void apply_remote_defaults(caf::actor_system_config& cfg) {
+  set_unless_present(cfg, "middleman.workers", size_t{0});
+  set_unless_present(cfg, "work-stealing.moderate-poll-attempts", size_t{0});
+}
 
 caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
                                 uint16_t port, const std::string& address) {

@@ -261,6 +261,35 @@ SCENARIO("an actor on another node uses the async client", "[remote][async]") {
   CHECK(n.local_client->snapshot<counter>(id).value == 2);
 }
 
+SCENARIO("the remote defaults never override CAF options a user chose",
+         "[remote][config]") {
+  GIVEN("a config without those options") {
+    node_config cfg;
+    apply_remote_defaults(cfg);
+    THEN("it gets the lower-latency settings, and the system starts") {
+      CHECK(caf::get_or(cfg, "middleman.workers", size_t{99}) == 0);
+      CHECK(caf::get_or(cfg, "work-stealing.moderate-poll-attempts",
+                        size_t{99})
+            == 0);
+      caf::actor_system sys{cfg};
+      CHECK(sys.has_middleman());
+    }
+  }
+  GIVEN("options set in code before, or on the command line after") {
+    node_config cfg;
+    cfg.set("middleman.workers", size_t{3});
+    apply_remote_defaults(cfg);
+    REQUIRE_FALSE(cfg.parse(
+      std::vector<std::string>{"--work-stealing.moderate-poll-attempts=7"}));
+    THEN("the user's values win") {
+      CHECK(caf::get_or(cfg, "middleman.workers", size_t{99}) == 3);
+      CHECK(caf::get_or(cfg, "work-stealing.moderate-poll-attempts",
+                        size_t{99})
+            == 7);
+    }
+  }
+}
+
 SCENARIO("connecting to nothing is storage_down, never a hang", "[remote]") {
   node_config cfg;
   caf::actor_system sys{cfg};

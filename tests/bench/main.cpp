@@ -23,6 +23,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "model.hpp"
+#include "ctxstore/remote.hpp"
 #include "scenarios.hpp"
 
 #ifndef CTXSTORE_SOURCE_DIR
@@ -165,8 +166,12 @@ std::unique_ptr<caf::actor_system_config> make_config(const options& opts,
                                                       bool remote) {
   auto cfg = std::make_unique<caf::actor_system_config>();
   add_bench_types(*cfg);
-  if (remote)
+  if (remote) {
     cfg->load<caf::io::middleman>();
+    // Both processes of the remote group: what publish/connect users get
+    // from the examples; CAF options on the command line override it.
+    ctxstore::apply_remote_defaults(*cfg);
+  }
   if (auto err = cfg->parse(opts.caf_args)) {
     std::cerr << "bad CAF options: " << caf::to_string(err) << std::endl;
     return nullptr;

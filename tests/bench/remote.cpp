@@ -207,6 +207,18 @@ void run_remote(const options& opts) {
   }
   {
     auto cfg = make_config(opts, true);
+    namespace d = caf::defaults;
+    std::cout << "remote: CAF settings of both processes "
+                 "(ctxstore::apply_remote_defaults, then the command line): "
+                 "scheduler.policy="
+              << caf::to_string(
+                   caf::get_or(*cfg, "scheduler.policy", d::scheduler::policy))
+              << " middleman.workers="
+              << caf::get_or(*cfg, "middleman.workers", d::middleman::workers)
+              << " work-stealing.moderate-poll-attempts="
+              << caf::get_or(*cfg, "work-stealing.moderate-poll-attempts",
+                             d::work_stealing::moderate_poll_attempts)
+              << std::endl;
     caf::actor_system sys{*cfg};
     auto st = ctxstore::connect(sys, "127.0.0.1", storage_port);
     auto echo = sys.middleman().remote_actor("127.0.0.1", echo_port);
