@@ -98,7 +98,8 @@ public:
         auto err = make_error(errc::session_expired, "the session has ended");
         return on_err(err);
       }
-      auto value = caf::make_message(held->working.template get_as<T>(0));
+      // Shared, not copied: the holder's next change detaches its own copy.
+      auto value = held->working;
       detail::request_then(
         held->self, held->owner,
         [held, on_ok](uint64_t version) {
@@ -129,7 +130,8 @@ public:
         return on_ok(held->version);
       held->open = false;
       detail::forget_async_held(held.get());
-      auto value = caf::make_message(held->working.template get_as<T>(0));
+      // The session ends here: its working copy goes as it is, no copy.
+      auto value = std::move(held->working);
       detail::request_then(
         held->self, held->owner,
         [held, on_ok](uint64_t version) {
