@@ -468,6 +468,11 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
   tbl.by_actor[held->self].emplace_back(held);
 }
 
+std::optional<versioned_value> read_board(const snapshot_board& board,
+                                          const context_key& key) {
+  return board.find(key);
+}
+
 caf::error to_ctxstore_error(caf::error err) {
   if (!err || err.category() == messages::error_category)
     return err;

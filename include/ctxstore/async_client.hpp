@@ -38,35 +38,23 @@ public:
   }
 
   /// The last committed value with its version; never waits for a session.
+  /// A storage in this process answers from its board of last commits (no
+  /// other actor involved); the answer still arrives later, like any other.
   template <class T>
   pending<versioned<T>> snapshot_versioned(const context_id& id) {
-    auto self = self_;
-    auto dest = storage_.registry();
-    return pending<versioned<T>>{[=](auto on_ok, auto on_err) {
-      auto key = key_of<T>(dest, id, on_err);
-      if (key.type.empty())
-        return;
-      detail::request_then(
-        self, dest,
-        [on_ok, on_err](messages::versioned_value& x) {
-          if (!x.value.value.template match_elements<T>())
-            return fail(on_err, errc::type_mismatch,
-                        "the stored value does not have the requested type");
-          on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
-        },
-        forward_error(on_err), messages::snapshot_atom::value, key);
-    }};
+    return read<T, versioned<T>>(id, [](messages::versioned_value& x,
+                                        const auto& on_ok) {
+      on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
+    });
   }
 
-  /// The last committed value; never waits for a session.
+  /// The last committed value; never waits for a session. A handler that
+  /// takes `const T&` reads the stored value in place (no copy).
   template <class T>
   pending<T> snapshot(const context_id& id) {
-    auto inner
-      = std::make_shared<pending<versioned<T>>>(snapshot_versioned<T>(id));
-    return pending<T>{[inner](auto on_ok, auto on_err) {
-      inner->then([on_ok](versioned<T> x) { on_ok(std::move(x.value)); },
-                  on_err);
-    }};
+    return read<T, T>(id, [](messages::versioned_value& x, const auto& on_ok) {
+      on_ok(x.value.value.template get_as<T>(0)); // borrowed: no copy
+    });
   }
 
   /// Creates or replaces the context; answers its new version. Waits behind
@@ -203,17 +191,70 @@ public:
   }
 
 private:
+  /// A snapshot of `id`, answered by `answer(versioned_value&, on_ok)`.
+  template <class T, class R, class Answer>
+  pending<R> read(const context_id& id, Answer answer) {
+    auto self = self_;
+    auto dest = storage_.registry();
+    auto board = storage_.board();
+    return pending<R>{[=](auto on_ok, auto on_err) {
+      auto key = key_of<T>(dest, id, on_err);
+      if (key.type.empty())
+        return;
+      // In this process the owner's last commit is on the board: the answer
+      // goes straight into our own mailbox, no other actor involved. A miss
+      // (unknown key, storage stopped) asks the storage, which answers with
+      // the right error.
+      if (board) {
+        if (auto hit = detail::read_board(*board, key)) {
+          auto on_value = [answer, on_ok = std::move(on_ok)](
+                            messages::versioned_value& x) { answer(x, on_ok); };
+          if (hit->value.value.template match_elements<T>())
+            detail::respond_later(self, std::move(on_value),
+                                  forward_error(std::move(on_err)),
+                                  std::move(*hit));
+          else
+            detail::respond_later(self, std::move(on_value),
+                                  forward_error(std::move(on_err)),
+                                  type_mismatch());
+          return;
+        }
+      }
+      auto on_value = [answer, on_ok, on_err](messages::versioned_value& x) {
+        if (!x.value.value.template match_elements<T>()) {
+          auto err = type_mismatch();
+          return on_err(err);
+        }
+        answer(x, on_ok);
+      };
+      detail::request_then(self, dest, std::move(on_value),
+                           forward_error(std::move(on_err)),
+                           messages::snapshot_atom::value, key);
+    }};
+  }
+
+  static caf::error type_mismatch() {
+    return make_error(errc::type_mismatch,
+                      "the stored value does not have the requested type");
+  }
+
   static void fail(const detail::error_callback& on_err, errc code,
                    const char* what) {
     auto err = make_error(code, what);
     on_err(err);
   }
 
-  static detail::error_callback forward_error(detail::error_callback on_err) {
-    return [on_err](caf::error& err) {
+  /// Hands a failure to `on_err` as a ctxstore error.
+  struct error_forwarder {
+    detail::error_callback on_err;
+    void operator()(caf::error& err) const {
       auto e = detail::to_ctxstore_error(std::move(err));
       on_err(e);
-    };
+    }
+  };
+
+  static error_forwarder forward_error(detail::error_callback on_err) {
+    return error_forwarder{std::move(on_err)};
   }
 
   /// The key of `id`, or an empty key after reporting an unregistered type.

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include <caf/actor.hpp>
@@ -12,6 +13,7 @@
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/pending.hpp"
+#include "ctxstore/storage.hpp"
 
 namespace ctxstore {
 
@@ -39,6 +41,11 @@ void register_async_held(const std::shared_ptr<async_held>& held);
 
 /// Forgets `held` once it closed (keeps the table small).
 void forget_async_held(const async_held* held);
+
+/// The last commit of `key` on `board` (a storage in this process), or
+/// nothing: unknown key, or the storage stopped.
+std::optional<messages::versioned_value>
+read_board(const snapshot_board& board, const messages::context_key& key);
 
 /// Normalizes a failure into a ctxstore error (CAF's own: storage_down).
 caf::error to_ctxstore_error(caf::error err);
@@ -91,7 +98,8 @@ public:
         auto err = make_error(errc::session_expired, "the session has ended");
         return on_err(err);
       }
-      auto value = caf::make_message(held->working.template get_as<T>(0));
+      // Shared, not copied: the holder's next change detaches its own copy.
+      auto value = held->working;
       detail::request_then(
         held->self, held->owner,
         [held, on_ok](uint64_t version) {
@@ -122,7 +130,8 @@ public:
         return on_ok(held->version);
       held->open = false;
       detail::forget_async_held(held.get());
-      auto value = caf::make_message(held->working.template get_as<T>(0));
+      // The session ends here: its working copy goes as it is, no copy.
+      auto value = std::move(held->working);
       detail::request_then(
         held->self, held->owner,
         [held, on_ok](uint64_t version) {
