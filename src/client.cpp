@@ -90,19 +90,44 @@ public:
   /// Sends a request and blocks for its answer; throws ctxstore::error.
   template <class R, class... Ts>
   R call(const caf::actor& dest, Ts&&... xs) {
+    R result{};
+    if (auto err = try_call(dest, result, std::forward<Ts>(xs)...))
+      throw_error(err);
+    return result;
+  }
+
+  /// Like `call`, to `owner` (may be null) or else `registry`; an owner that
+  /// stopped before it read the request (see request_routed) passes it on to
+  /// the registry.
+  template <class R, class... Ts>
+  R call_routed(const caf::actor& owner, const caf::actor& registry,
+                const Ts&... xs) {
+    R result{};
+    if (owner) {
+      auto err = try_call(owner, result, xs...);
+      if (!err)
+        return result;
+      if (!bounced(err))
+        throw_error(err);
+    }
+    return call<R>(registry, xs...);
+  }
+
+private:
+  template <class R, class... Ts>
+  caf::error try_call(const caf::actor& dest, R& result, Ts&&... xs) {
     if (!dest)
       throw error{errc::storage_down, "no storage behind this handle"};
-    R result{};
     caf::error err;
     auto handle = self_->request(dest, caf::infinite, std::forward<Ts>(xs)...);
     auto guard = remote_guard::make(dest, caf::strong_actor_ptr{self_->ctrl()},
                                     handle.id());
     handle.receive([&](R& x) { result = std::move(x); },
                    [&](caf::error& x) { err = std::move(x); });
-    if (err)
-      throw_error(err);
-    return result;
+    return err;
   }
+
+public:
 
 private:
   caf::scoped_actor self_;
@@ -198,11 +223,10 @@ namespace {
 
 /// Borrows a requester from the pool for one call.
 template <class R, class... Ts>
-R call_via_pool(blocking_core& core, Ts&&... xs) {
+R call_via_pool(blocking_core& core, const caf::actor& owner, Ts&&... xs) {
   auto req = core.take_requester();
   try {
-    auto result
-      = req->call<R>(core.target().registry(), std::forward<Ts>(xs)...);
+    auto result = req->call_routed<R>(owner, core.target().registry(), xs...);
     core.give_back(req.release());
     return result;
   } catch (...) {
@@ -273,7 +297,8 @@ versioned_value blocking_core::snapshot(const context_key& key) {
   if (auto& board = storage_.board())
     if (auto hit = board->find(key))
       return std::move(*hit);
-  return call_via_pool<versioned_value>(*this, snapshot_atom::value, key);
+  return call_via_pool<versioned_value>(*this, caf::actor{},
+                                        snapshot_atom::value, key);
 }
 
 uint64_t blocking_core::store(const context_key& key, caf::message value) {
@@ -283,16 +308,17 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
     if (cell->free_for_direct() && cell->fits(x))
       return cell->publish(std::move(x));
   }
-  return call_via_pool<uint64_t>(*this, store_atom::value, key, std::move(x),
-                                 uint64_t{0});
+  return call_via_pool<uint64_t>(*this, local_owner(storage_, key), store_atom::value,
+                                 key, std::move(x), uint64_t{0});
 }
 
 bool blocking_core::erase(const context_key& key) {
-  return call_via_pool<bool>(*this, erase_atom::value, key, uint64_t{0});
+  return call_via_pool<bool>(*this, local_owner(storage_, key), erase_atom::value,
+                             key, uint64_t{0});
 }
 
 storage_stats blocking_core::stats() {
-  return call_via_pool<storage_stats>(*this, stats_atom::value);
+  return call_via_pool<storage_stats>(*this, caf::actor{}, stats_atom::value);
 }
 
 std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
@@ -321,8 +347,8 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   auto req = take_requester();
   grant g;
   try {
-    g = req->call<grant>(storage_.registry(), acquire_atom::value, key,
-                         wait_ms);
+    g = req->call_routed<grant>(local_owner(storage_, key), storage_.registry(),
+                                acquire_atom::value, key, wait_ms);
   } catch (...) {
     give_back(req.release());
     throw;
@@ -471,6 +497,13 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
 std::optional<versioned_value> read_board(const snapshot_board& board,
                                           const context_key& key) {
   return board.find(key);
+}
+
+caf::actor local_owner(const storage& st, const context_key& key) {
+  if (auto& board = st.board())
+    if (auto cell = board->find_cell(key))
+      return caf::actor_cast<caf::actor>(cell->owner);
+  return caf::actor{};
 }
 
 caf::error to_ctxstore_error(caf::error err) {

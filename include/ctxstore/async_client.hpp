@@ -64,14 +64,15 @@ public:
   pending<uint64_t> store(const context_id& id, T value) {
     auto self = self_;
     auto dest = storage_.registry();
+    auto st = storage_;
     return pending<uint64_t>{[=](auto on_ok, auto on_err) {
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
       auto held = detail::find_async_held(self, dest, key);
       auto msg = caf::make_message(value);
-      detail::request_then(
-        self, dest,
+      detail::request_routed(
+        self, detail::local_owner(st, key), dest,
         [held, msg, on_ok](uint64_t version) {
           if (held && held->open) {
             held->working = msg;
@@ -93,13 +94,14 @@ public:
                                     = std::chrono::milliseconds{-1}) {
     auto self = self_;
     auto dest = storage_.registry();
+    auto st = storage_;
     int64_t wait_ms = wait.count() < 0 ? -1 : wait.count();
     return pending<async_session<T>>{[=](auto on_ok, auto on_err) {
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
-      detail::request_then(
-        self, dest,
+      detail::request_routed(
+        self, detail::local_owner(st, key), dest,
         [=](messages::grant& g) {
           auto held = detail::find_async_held(self, dest, key);
           if (held && held->token == g.token)
@@ -152,13 +154,14 @@ public:
   pending<bool> erase(const context_id& id) {
     auto self = self_;
     auto dest = storage_.registry();
+    auto st = storage_;
     return pending<bool>{[=](auto on_ok, auto on_err) {
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
       auto held = detail::find_async_held(self, dest, key);
-      detail::request_then(
-        self, dest,
+      detail::request_routed(
+        self, detail::local_owner(st, key), dest,
         [held, on_ok](bool existed) {
           if (held) {
             held->open = false; // the holder's erase ends its session

@@ -47,6 +47,11 @@ void forget_async_held(const async_held* held);
 std::optional<messages::versioned_value>
 read_board(const snapshot_board& board, const messages::context_key& key);
 
+/// The owner of `key` when the storage runs in this process and the context
+/// exists (its cell names the owner): requests may skip the registry. Else
+/// null: ask the registry, which forwards them or answers itself.
+caf::actor local_owner(const storage& st, const messages::context_key& key);
+
 /// Normalizes a failure into a ctxstore error (CAF's own: storage_down).
 caf::error to_ctxstore_error(caf::error err);
 

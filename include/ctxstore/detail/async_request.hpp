@@ -3,9 +3,11 @@
 #include <memory>
 #include <utility>
 
+#include <caf/atom.hpp>
 #include <caf/behavior.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/message_priority.hpp>
+#include <caf/sec.hpp>
 
 #include "ctxstore/detail/remote_guard.hpp"
 
@@ -22,6 +24,35 @@ void request_then(caf::event_based_actor* self, const caf::actor& dest,
                                   handle.id());
   handle.then(std::move(on_value),
               [on_error, guard](caf::error& err) mutable { on_error(err); });
+}
+
+/// True for the answer of an actor that stopped before it read the request.
+inline bool bounced(const caf::error& err) {
+  return err.category() == caf::atom("system")
+         && err.code() == static_cast<uint8_t>(caf::sec::request_receiver_down);
+}
+
+/// `request_then` to `owner` (found through the context's cell; may be null),
+/// else to `registry`. An owner that stopped in between (its context was
+/// erased and it retired) bounces the request unread: then it goes to the
+/// registry, which answers for the key as it is now.
+template <class OnValue, class OnError, class... Ts>
+void request_routed(caf::event_based_actor* self, const caf::actor& owner,
+                    const caf::actor& registry, OnValue on_value,
+                    OnError on_error, Ts... xs) {
+  if (!owner) {
+    request_then(self, registry, std::move(on_value), std::move(on_error),
+                 std::move(xs)...);
+    return;
+  }
+  auto retry = [=](caf::error& err) mutable {
+    if (bounced(err))
+      request_then(self, registry, std::move(on_value), std::move(on_error),
+                   std::move(xs)...);
+    else
+      on_error(err);
+  };
+  request_then(self, owner, on_value, std::move(retry), xs...);
 }
 
 /// Answers a request of `self` that needs no other actor (e.g. a snapshot
