@@ -279,6 +279,27 @@ std::unique_lock<std::mutex> lock_open(const held_session& held,
               std::string{what} + ": the session is no longer open"};
 }
 
+/// Counts a local request to the owner of `cell` (if any) while it is out.
+class inbound_request {
+public:
+  explicit inbound_request(std::shared_ptr<context_cell> cell)
+      : cell_(std::move(cell)) {
+    if (cell_)
+      cell_->inbound += 1;
+  }
+
+  ~inbound_request() {
+    if (cell_)
+      cell_->inbound -= 1;
+  }
+
+  inbound_request(const inbound_request&) = delete;
+  inbound_request& operator=(const inbound_request&) = delete;
+
+private:
+  std::shared_ptr<context_cell> cell_;
+};
+
 /// The cell of `key` if its storage runs in this process.
 std::shared_ptr<context_cell> local_cell(const storage& st,
                                          const context_key& key) {
@@ -303,16 +324,19 @@ versioned_value blocking_core::snapshot(const context_key& key) {
 
 uint64_t blocking_core::store(const context_key& key, caf::message value) {
   payload x{std::move(value)};
-  if (auto cell = local_cell(storage_, key)) {
+  auto cell = local_cell(storage_, key);
+  if (cell) {
     std::lock_guard<std::mutex> guard{cell->mtx};
     if (cell->free_for_direct() && cell->fits(x))
       return cell->publish(std::move(x));
   }
+  inbound_request out{std::move(cell)};
   return call_via_pool<uint64_t>(*this, local_owner(storage_, key), store_atom::value,
                                  key, std::move(x), uint64_t{0});
 }
 
 bool blocking_core::erase(const context_key& key) {
+  inbound_request out{local_cell(storage_, key)};
   return call_via_pool<bool>(*this, local_owner(storage_, key), erase_atom::value,
                              key, uint64_t{0});
 }
@@ -326,7 +350,8 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   auto held = std::make_shared<held_session>();
   held->key = key;
   // A free context in this process is taken like a free futex.
-  if (auto cell = local_cell(storage_, key)) {
+  auto cell = local_cell(storage_, key);
+  if (cell) {
     std::unique_lock<std::mutex> guard{cell->mtx};
     if (cell->free_for_direct()) {
       held->token = cell->open_session(true);
@@ -344,6 +369,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // Otherwise the owner queues us. The requester that acquires becomes the
   // holder: the owner monitors it, so it stays with the session until the
   // session is gone.
+  inbound_request out{std::move(cell)};
   auto req = take_requester();
   grant g;
   try {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -45,6 +46,12 @@ struct context_cell {
   const std::shared_ptr<actors::counters> stats;
   caf::actor_addr owner; // weak; set before anybody else sees the cell
 
+  /// Requests of local threads on their way to the owner or queued there (a
+  /// thread counts its own until answered): while there are any, other
+  /// threads must not barge in through the fast path, or a thread cycling
+  /// on a context would starve those that asked the owner.
+  std::atomic<int> inbound{0};
+
   // -- guarded by mtx ---------------------------------------------------------
 
   mutable std::mutex mtx;
@@ -65,7 +72,8 @@ struct context_cell {
   /// True if a local thread may act without the owner: nobody holds the
   /// context and nobody waits for it.
   bool free_for_direct() const noexcept {
-    return fast_path && present && !stopped && token == 0 && !queued;
+    return fast_path && present && !stopped && token == 0 && !queued
+           && inbound.load() == 0;
   }
 
   void set_present(bool value) noexcept {
