@@ -128,7 +128,6 @@ private:
   }
 
 public:
-
 private:
   caf::scoped_actor self_;
 };
@@ -257,10 +256,10 @@ void time_lease(caf::actor_system& sys, const context_cell& cell,
   if (!owner)
     return;
   auto& clock = sys.clock();
-  clock.schedule_message(clock.now() + cell.lease, owner,
-                         caf::make_mailbox_element(owner, caf::make_message_id(),
-                                                   caf::no_stages,
-                                                   lease_atom::value, token));
+  clock.schedule_message(
+    clock.now() + cell.lease, owner,
+    caf::make_mailbox_element(owner, caf::make_message_id(), caf::no_stages,
+                              lease_atom::value, token));
 }
 
 /// Locks the cell of a direct session that must still be open; throws what the
@@ -300,6 +299,11 @@ private:
   std::shared_ptr<context_cell> cell_;
 };
 
+/// The owner named by `cell`, or null (no cell: ask the registry).
+caf::actor owner_of(const context_cell* cell) {
+  return cell ? caf::actor_cast<caf::actor>(cell->owner) : caf::actor{};
+}
+
 /// The cell of `key` if its storage runs in this process.
 std::shared_ptr<context_cell> local_cell(const storage& st,
                                          const context_key& key) {
@@ -330,15 +334,17 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
     if (cell->free_for_direct() && cell->fits(x))
       return cell->publish(std::move(x));
   }
+  auto owner = owner_of(cell.get());
   inbound_request out{std::move(cell)};
-  return call_via_pool<uint64_t>(*this, local_owner(storage_, key), store_atom::value,
-                                 key, std::move(x), uint64_t{0});
+  return call_via_pool<uint64_t>(*this, owner, store_atom::value, key,
+                                 std::move(x), uint64_t{0});
 }
 
 bool blocking_core::erase(const context_key& key) {
-  inbound_request out{local_cell(storage_, key)};
-  return call_via_pool<bool>(*this, local_owner(storage_, key), erase_atom::value,
-                             key, uint64_t{0});
+  auto cell = local_cell(storage_, key);
+  auto owner = owner_of(cell.get());
+  inbound_request out{std::move(cell)};
+  return call_via_pool<bool>(*this, owner, erase_atom::value, key, uint64_t{0});
 }
 
 storage_stats blocking_core::stats() {
@@ -369,12 +375,13 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // Otherwise the owner queues us. The requester that acquires becomes the
   // holder: the owner monitors it, so it stays with the session until the
   // session is gone.
+  auto owner = owner_of(cell.get());
   inbound_request out{std::move(cell)};
   auto req = take_requester();
   grant g;
   try {
-    g = req->call_routed<grant>(local_owner(storage_, key), storage_.registry(),
-                                acquire_atom::value, key, wait_ms);
+    g = req->call_routed<grant>(owner, storage_.registry(), acquire_atom::value,
+                                key, wait_ms);
   } catch (...) {
     give_back(req.release());
     throw;
@@ -526,10 +533,7 @@ std::optional<versioned_value> read_board(const snapshot_board& board,
 }
 
 caf::actor local_owner(const storage& st, const context_key& key) {
-  if (auto& board = st.board())
-    if (auto cell = board->find_cell(key))
-      return caf::actor_cast<caf::actor>(cell->owner);
-  return caf::actor{};
+  return owner_of(local_cell(st, key).get());
 }
 
 caf::error to_ctxstore_error(caf::error err) {

@@ -48,8 +48,7 @@ SCENARIO("a view is a snapshot that shares the committed value",
   auto id = new_id();
   GIVEN("no context") {
     THEN("a view fails with no_such_context") {
-      CHECK(error_code_of([&] { c.view<cart>(id); })
-            == errc::no_such_context);
+      CHECK(error_code_of([&] { c.view<cart>(id); }) == errc::no_such_context);
     }
   }
   GIVEN("a stored cart and a view of it") {

@@ -40,9 +40,9 @@ struct context_cell {
   // -- fixed at creation ------------------------------------------------------
 
   const messages::context_key key;
-  const std::type_info* const type; // the C++ type bound to key.type
+  const std::type_info* const type;      // the C++ type bound to key.type
   const std::chrono::milliseconds lease; // 0: sessions have no lease
-  const bool fast_path; // storage_options::local_fast_path
+  const bool fast_path;                  // storage_options::local_fast_path
   const std::shared_ptr<actors::counters> stats;
   caf::actor_addr owner; // weak; set before anybody else sees the cell
 

@@ -111,8 +111,13 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       auto cell = std::make_shared<detail::context_cell>(
         key, type, std::move(value), st.options.lease,
         st.options.local_fast_path, st.stats);
-      owner_config cfg{key, cell, st.options, st.stats, self->address(),
-                       st.board};
+      owner_config cfg;
+      cfg.key = key;
+      cfg.cell = cell;
+      cfg.options = st.options;
+      cfg.stats = st.stats;
+      cfg.registry = self->address();
+      cfg.board = st.board;
       // Counted here, not by the owner: its initialization may run after we
       // answered, and stats must reflect every completed call.
       st.stats->owners += 1;

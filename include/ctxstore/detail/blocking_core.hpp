@@ -39,9 +39,9 @@ struct held_session : std::enable_shared_from_this<held_session> {
   uint64_t token = 0;
   uint64_t version = 0; // of the last value committed by this session
   caf::actor owner;
-  requester_ptr via;    // the holder: the owner monitors this actor
-  std::shared_ptr<context_cell> cell; // instead of `via`: a direct session,
-                                      // taken and ended without messages
+  requester_ptr via; // the holder: the owner monitors this actor
+  // Instead of `via`: a direct session, taken and ended without messages.
+  std::shared_ptr<context_cell> cell;
   caf::message working; // one T; detached from the committed value on
                         // first write (copy-on-write)
   int depth = 1;        // open levels
