@@ -1,6 +1,9 @@
 #include "fixture.hpp"
 
 #include <future>
+#include <optional>
+
+#include "waiting.hpp"
 
 using namespace ctxstore;
 
@@ -137,6 +140,61 @@ SCENARIO("erase removes a context and its owner", "[lifetime][erase]") {
         CHECK(c.snapshot<counter>(id).value == 9);
         CHECK(c.stats().contexts == 1);
       }
+    }
+  }
+}
+
+namespace {
+
+/// Sends `xs...` with request_routed from a new actor; nothing: answered.
+template <class R, class... Ts>
+std::optional<errc> ask_routed(fixture& f, caf::actor owner,
+                               caf::actor registry, Ts... xs) {
+  auto answer = std::make_shared<std::promise<std::optional<errc>>>();
+  auto fut = answer->get_future();
+  f.sys.spawn([=](caf::event_based_actor* self) {
+    detail::request_routed(
+      self, owner, registry, [=](R&) { answer->set_value(std::nullopt); },
+      [=](caf::error& err) { answer->set_value(to_errc(err)); }, xs...);
+  });
+  REQUIRE(fut.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
+  return fut.get();
+}
+
+} // namespace
+
+SCENARIO("a request sent to an owner that retired meanwhile goes to the "
+         "registry",
+         "[lifetime][erase]") {
+  // Clients send requests on a known local context straight to its owner;
+  // the owner may retire (its context erased) before the request arrives.
+  fixture f;
+  auto id = new_id();
+  messages::context_key key{"counter", id};
+  f.client->store<counter>(id, counter{3});
+  auto stale = detail::local_owner(f.store, key);
+  REQUIRE(stale);
+  REQUIRE(f.client->erase<counter>(id));
+  waiting::poll_stats(
+    f, [](const storage_stats& s) { return s.owners == 0; },
+    "the owner retired");
+  auto registry = f.store.registry();
+  WHEN("an acquire bounces off the stopped owner") {
+    auto result = ask_routed<messages::grant>(f, stale, registry,
+                                              messages::acquire_atom::value,
+                                              key, int64_t{-1});
+    THEN("the registry answers for the key as it is now: missing") {
+      CHECK(result == errc::no_such_context);
+    }
+  }
+  WHEN("a store bounces off the stopped owner") {
+    auto result = ask_routed<uint64_t>(
+      f, stale, registry, messages::store_atom::value, key,
+      messages::payload{caf::make_message(counter{5})}, uint64_t{0});
+    THEN("the registry creates the context again") {
+      CHECK_FALSE(result);
+      CHECK(f.client->snapshot<counter>(id).value == 5);
+      CHECK(f.client->stats().owners == 1);
     }
   }
 }
