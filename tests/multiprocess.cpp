@@ -12,7 +12,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "../examples/context_types.hpp"
+#include "child_exit.hpp"
 
 using namespace ctxstore;
 using namespace std::chrono_literals;
@@ -146,35 +146,10 @@ public:
 
   /// The child's wait status once it ended, or nothing after `bound`.
   std::optional<int> wait_exit(std::chrono::milliseconds bound) {
-    auto deadline = clock_type::now() + bound;
-    // A pidfd becomes readable when the child exits: wait for exactly that.
-    auto fd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
-    if (fd >= 0) {
-      pollfd p{fd, POLLIN, 0};
-      while (poll(&p, 1, static_cast<int>(bound.count())) < 0
-             && errno == EINTR) {
-        // interrupted: wait again
-      }
-      close(fd);
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return status;
-      }
-      return std::nullopt;
-    }
-    // Kernels before 5.3 have no pidfd: poll the exit.
-    for (;;) {
-      int status = 0;
-      auto res = waitpid(pid_, &status, WNOHANG);
-      if (res == pid_) {
-        pid_ = -1;
-        return status;
-      }
-      if (res < 0 || clock_type::now() > deadline)
-        return std::nullopt;
-      std::this_thread::sleep_for(1ms); // polls an exit, not a test event
-    }
+    auto status = wait_child_exit(pid_, bound);
+    if (status)
+      pid_ = -1;
+    return status;
   }
 
 private:

@@ -228,6 +228,19 @@ ctxstore::context_id random_id(std::mt19937_64& rng) {
   return id;
 }
 
+ids_ptr fill(caf::actor_system& sys, const ctxstore::storage& st, size_t n,
+             uint64_t seed) {
+  auto ids = std::make_shared<std::vector<ctxstore::context_id>>();
+  std::mt19937_64 rng{seed};
+  ctxstore::blocking_client client{sys, st};
+  auto value = make_ctx();
+  for (size_t i = 0; i < n; ++i) {
+    ids->push_back(random_id(rng));
+    client.store(ids->back(), value);
+  }
+  return ids;
+}
+
 // -- keys
 // -----------------------------------------------------------------------
 

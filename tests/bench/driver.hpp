@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -69,6 +70,12 @@ rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
 
 /// A fresh random id (fast, not cryptographic).
 ctxstore::context_id random_id(std::mt19937_64& rng);
+
+using ids_ptr = std::shared_ptr<std::vector<ctxstore::context_id>>;
+
+/// Stores `n` contexts with random ids (from `seed`) and the reference value.
+ids_ptr fill(caf::actor_system& sys, const ctxstore::storage& st, size_t n,
+             uint64_t seed);
 
 // -- the operations
 // ------------------------------------------------------------

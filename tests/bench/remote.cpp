@@ -18,6 +18,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "../child_exit.hpp"
 #include "ctxstore/remote.hpp"
 #include "driver.hpp"
 #include "scenarios.hpp"
@@ -100,30 +101,13 @@ bool read_ports(const child& c, uint16_t& storage_port, uint16_t& echo_port) {
 void stop_server(child& c) {
   close(c.to);
   close(c.from);
-  for (int i = 0; i < 200; ++i) {
-    if (waitpid(c.pid, nullptr, WNOHANG) == c.pid)
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  if (wait_child_exit(c.pid, std::chrono::seconds{10}))
+    return;
   std::cout << "note: the serving child did not stop; killed" << std::endl;
   kill(c.pid, SIGKILL);
   waitpid(c.pid, nullptr, 0);
 }
 
-using ids_ptr = std::shared_ptr<std::vector<ctxstore::context_id>>;
-
-ids_ptr fill(caf::actor_system& sys, const ctxstore::storage& st, size_t n,
-             uint64_t seed) {
-  auto ids = std::make_shared<std::vector<ctxstore::context_id>>();
-  std::mt19937_64 rng{seed};
-  ctxstore::blocking_client client{sys, st};
-  auto value = make_ctx();
-  for (size_t i = 0; i < n; ++i) {
-    ids->push_back(random_id(rng));
-    client.store(ids->back(), value);
-  }
-  return ids;
-}
 
 void measure_remote(const options& opts, caf::actor_system& sys,
                     const ctxstore::storage& st, const caf::actor& echo) {

@@ -21,21 +21,6 @@ namespace {
 using ctxstore::async_session;
 using ctxstore::context_id;
 
-using ids_ptr = std::shared_ptr<std::vector<context_id>>;
-
-ids_ptr fill(caf::actor_system& sys, const ctxstore::storage& st, size_t n,
-             uint64_t seed) {
-  auto ids = std::make_shared<std::vector<context_id>>();
-  std::mt19937_64 rng{seed};
-  ctxstore::blocking_client client{sys, st};
-  auto value = make_ctx();
-  for (size_t i = 0; i < n; ++i) {
-    ids->push_back(random_id(rng));
-    client.store(ids->back(), value);
-  }
-  return ids;
-}
-
 int64_t counter_of(caf::actor_system& sys, const ctxstore::storage& st,
                    const context_id& id) {
   ctxstore::blocking_client client{sys, st};
