@@ -12,6 +12,7 @@
 #include "ctxstore/actors/registry.hpp"
 #include "ctxstore/async_session.hpp"
 #include "ctxstore/blocking_client.hpp"
+#include "ctxstore/context_types.hpp"
 #include "ctxstore/detail/remote_guard.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/storage.hpp"
@@ -34,9 +35,8 @@ storage storage::owning(caf::actor registry,
 }
 
 storage spawn_storage(caf::actor_system& sys, storage_options options) {
-  auto board = std::make_shared<detail::snapshot_board>();
-  return storage::owning(actors::spawn_registry(sys, options, false, board),
-                         board);
+  auto spawned = actors::spawn_registry(sys, options, false);
+  return storage::owning(std::move(spawned.registry), std::move(spawned.board));
 }
 
 storage spawn_storage(caf::actor_system& sys) {
@@ -66,11 +66,10 @@ const storage& default_storage(caf::actor_system& sys) {
     static auto* graveyard = new std::vector<std::unique_ptr<storage>>;
     graveyard->push_back(std::move(slot));
   }
-  auto board = std::make_shared<detail::snapshot_board>();
-  slot = std::make_unique<storage>(
-    actors::spawn_registry(sys, storage_options_from(sys.config()), true,
-                           board),
-    board);
+  auto spawned
+    = actors::spawn_registry(sys, storage_options_from(sys.config()), true);
+  slot = std::make_unique<storage>(std::move(spawned.registry),
+                                   std::move(spawned.board));
   sys.registry().put(name,
                      caf::actor_cast<caf::strong_actor_ptr>(slot->registry()));
   return *slot;
@@ -241,23 +240,23 @@ R call_via_pool(blocking_core& core, const caf::actor& owner, Ts&&... xs) {
 
 namespace {
 
-/// A thread ended its direct session or erased the context: the owner runs
-/// the waiters (or retires).
-void hand_over(const context_cell& cell) {
-  if (auto owner = caf::actor_cast<caf::actor>(cell.owner))
-    caf::anon_send(owner, handover_atom::value);
+/// A thread ended its direct session while others queued, or erased a
+/// context that has an owner: the owner runs the waiters (or retires).
+void hand_over(const caf::actor_addr& owner) {
+  if (auto dest = caf::actor_cast<caf::actor>(owner))
+    caf::anon_send(dest, handover_atom::value);
 }
 
 /// Sessions taken without the owner are revoked by the owner all the same:
 /// the timer looks like one the owner set itself.
-void time_lease(caf::actor_system& sys, const context_cell& cell,
-                uint64_t token) {
-  auto owner = caf::actor_cast<caf::strong_actor_ptr>(cell.owner);
+void time_lease(caf::actor_system& sys, const caf::actor_addr& owner_addr,
+                std::chrono::milliseconds lease, uint64_t token) {
+  auto owner = caf::actor_cast<caf::strong_actor_ptr>(owner_addr);
   if (!owner)
     return;
   auto& clock = sys.clock();
   clock.schedule_message(
-    clock.now() + cell.lease, owner,
+    clock.now() + lease, owner,
     caf::make_mailbox_element(owner, caf::make_message_id(), caf::no_stages,
                               lease_atom::value, token));
 }
@@ -299,9 +298,13 @@ private:
   std::shared_ptr<context_cell> cell_;
 };
 
-/// The owner named by `cell`, or null (no cell: ask the registry).
+/// The owner of `cell`, or null (no cell, or no owner yet: ask the registry,
+/// which spawns one if needed).
 caf::actor owner_of(const context_cell* cell) {
-  return cell ? caf::actor_cast<caf::actor>(cell->owner) : caf::actor{};
+  if (!cell)
+    return caf::actor{};
+  std::lock_guard<std::mutex> guard{cell->mtx};
+  return caf::actor_cast<caf::actor>(cell->owner);
 }
 
 /// The cell of `key` if its storage runs in this process.
@@ -310,6 +313,45 @@ std::shared_ptr<context_cell> local_cell(const storage& st,
   if (auto& board = st.board())
     return board->find_cell(key);
   return nullptr;
+}
+
+/// Creates `key`'s context with `value` on the board of a storage in this
+/// process, unless it exists (then: its cell) or the request needs the
+/// registry's answer (fast path off, bad key or value: then null).
+std::pair<std::shared_ptr<context_cell>, bool>
+create_local(const storage& st, const context_key& key, payload& value) {
+  auto& board = st.board();
+  if (!board || !board->defaults().fast_path || validate_key(key))
+    return {nullptr, false};
+  auto type = context_type_of(key.type);
+  if (value.value.size() != 1 || value.value.type(0).second == nullptr
+      || *value.value.type(0).second != *type)
+    return {nullptr, false};
+  return board->find_or_create(key, type, value);
+}
+
+/// Waits in `cell`'s thread queue (the caller checked may_queue_thread and
+/// holds `guard`) until the session is granted to `held`; throws the error
+/// the wait ended with (timeout after `wait_ms` if positive, context erased,
+/// storage stopped).
+void wait_in_cell(context_cell& cell, std::unique_lock<std::mutex>& guard,
+                  held_session& held, int64_t wait_ms) {
+  if (cell.queue_full())
+    throw error{errc::overloaded, "too many requests queued on this context"};
+  thread_waiter w{++cell.next_ticket};
+  cell.push_thread(w);
+  auto done = [&w] { return w.result != thread_waiter::outcome::waiting; };
+  if (wait_ms < 0) {
+    w.cv.wait(guard, done);
+  } else if (!w.cv.wait_for(guard, std::chrono::milliseconds{wait_ms}, done)) {
+    cell.remove_thread(w); // never granted later
+    throw error{errc::timeout, "gave up waiting for the context"};
+  }
+  if (w.result == thread_waiter::outcome::failed)
+    throw_error(w.error);
+  held.token = w.token;
+  held.version = w.version;
+  held.working = std::move(w.value);
 }
 
 } // namespace
@@ -329,6 +371,12 @@ versioned_value blocking_core::snapshot(const context_key& key) {
 uint64_t blocking_core::store(const context_key& key, caf::message value) {
   payload x{std::move(value)};
   auto cell = local_cell(storage_, key);
+  if (!cell) {
+    auto [existing, created] = create_local(storage_, key, x);
+    if (created)
+      return 1; // the first version of a new context
+    cell = std::move(existing);
+  }
   if (cell) {
     std::lock_guard<std::mutex> guard{cell->mtx};
     if (cell->free_for_direct() && cell->fits(x))
@@ -342,6 +390,15 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
 
 bool blocking_core::erase(const context_key& key) {
   auto cell = local_cell(storage_, key);
+  if (cell) {
+    // Nobody involved and no owner to retire: erased here.
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    if (cell->free_for_direct_erase()) {
+      cell->erase_value();
+      storage_.board()->erase(*cell);
+      return true;
+    }
+  }
   auto owner = owner_of(cell.get());
   inbound_request out{std::move(cell)};
   return call_via_pool<bool>(*this, owner, erase_atom::value, key, uint64_t{0});
@@ -359,13 +416,23 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   auto cell = local_cell(storage_, key);
   if (cell) {
     std::unique_lock<std::mutex> guard{cell->mtx};
-    if (cell->free_for_direct()) {
+    auto direct = cell->free_for_direct_session();
+    if (!direct && cell->may_queue_thread()) {
+      // Held by someone else: wait in the cell's queue, like a futex waiter.
+      if (wait_ms == 0)
+        throw error{errc::timeout, "the context is held"};
+      wait_in_cell(*cell, guard, *held, wait_ms);
+      direct = true;
+    } else if (direct) {
       held->token = cell->open_session(true);
       held->version = cell->version;
       held->working = cell->committed.value;
+    }
+    if (direct) {
+      auto owner = cell->owner;
       guard.unlock();
       if (cell->lease.count() > 0)
-        time_lease(sys_, *cell, held->token);
+        time_lease(sys_, owner, cell->lease, held->token);
       held->cell = std::move(cell);
       held->core = shared_from_this();
       held_here.emplace_back(held);
@@ -416,10 +483,11 @@ uint64_t blocking_core::release(held_session& held, caf::message value) {
     auto guard = lock_open(held, "release");
     auto version = cell.publish(std::move(x));
     cell.close_session();
-    auto others_wait = cell.queued;
+    auto owner_next = cell.grant_threads();
+    auto owner = cell.owner;
     guard.unlock();
-    if (others_wait)
-      hand_over(cell);
+    if (owner_next)
+      hand_over(owner);
     return version;
   }
   return held.via->call<uint64_t>(held.owner, release_atom::value, held.key,
@@ -432,10 +500,11 @@ void blocking_core::abort(held_session& held) {
     auto& cell = *held.cell;
     auto guard = lock_open(held, "abort");
     cell.close_session();
-    auto others_wait = cell.queued;
+    auto owner_next = cell.grant_threads();
+    auto owner = cell.owner;
     guard.unlock();
-    if (others_wait)
-      hand_over(cell);
+    if (owner_next)
+      hand_over(owner);
     return;
   }
   held.via->call<uint64_t>(held.owner, abort_atom::value, held.key, held.token);
@@ -448,8 +517,13 @@ bool blocking_core::erase_held(held_session& held) {
     auto guard = lock_open(held, "erase");
     cell.erase_value();
     cell.close_session();
+    cell.grant_threads(); // queued threads learn that it is gone
+    auto owner = cell.owner;
+    if (!owner) // no actor can wait without an owner: gone at once
+      storage_.board()->erase(cell);
     guard.unlock();
-    hand_over(cell); // takes it off the board, runs waiters or retires
+    if (owner)
+      hand_over(owner); // runs the waiters, or retires
     return true;
   }
   return held.via->call<bool>(held.owner, erase_atom::value, held.key,

@@ -172,13 +172,18 @@ SCENARIO("a request sent to an owner that retired meanwhile goes to the "
   auto id = new_id();
   messages::context_key key{"counter", id};
   f.client->store<counter>(id, counter{3});
+  auto registry = f.store.registry();
+  // A request by key makes the registry spawn the context's owner (an abort
+  // without a session changes nothing).
+  CHECK(ask_routed<uint64_t>(f, caf::actor{}, registry,
+                             messages::abort_atom::value, key, uint64_t{0})
+        == errc::not_holder);
   auto stale = detail::local_owner(f.store, key);
   REQUIRE(stale);
   REQUIRE(f.client->erase<counter>(id));
   waiting::poll_stats(
     f, [](const storage_stats& s) { return s.owners == 0; },
     "the owner retired");
-  auto registry = f.store.registry();
   WHEN("an acquire bounces off the stopped owner") {
     auto result = ask_routed<messages::grant>(f, stale, registry,
                                               messages::acquire_atom::value,
@@ -194,7 +199,7 @@ SCENARIO("a request sent to an owner that retired meanwhile goes to the "
     THEN("the registry creates the context again") {
       CHECK_FALSE(result);
       CHECK(f.client->snapshot<counter>(id).value == 5);
-      CHECK(f.client->stats().owners == 1);
+      CHECK(f.client->stats().contexts == 1);
     }
   }
 }
@@ -218,4 +223,77 @@ SCENARIO("create, use and erase in a loop returns to the baseline",
   CHECK(st.owners == 0);
   CHECK(st.sessions == 0);
   CHECK(st.waiters == 0);
+}
+
+SCENARIO("a context gets its owner actor only when it needs one",
+         "[lifetime][owner]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  THEN("a stored context is counted and readable without an owner actor") {
+    auto st = f.client->stats();
+    CHECK(st.contexts == 1);
+    CHECK(st.owners == 0);
+    CHECK(f.client->snapshot<counter>(id).value == 1);
+  }
+  WHEN("a thread holds it and an actor asks for it") {
+    waiting::holder<counter> h{f, id};
+    h.granted();
+    h.change([](counter& c) { c.value = 2; });
+    auto got = std::make_shared<std::promise<int64_t>>();
+    auto fut = got->get_future();
+    auto st = f.store;
+    f.sys.spawn([=](caf::event_based_actor* self) {
+      async_client c{self, st};
+      c.acquire<counter>(id).then(
+        [=](async_session<counter> s) mutable {
+          got->set_value(s->value);
+          s.release().then([](uint64_t) {}, [](caf::error&) {});
+        },
+        [=](caf::error&) { got->set_value(-1); });
+    });
+    waiting::wait_for_waiters(f, 1);
+    THEN("an owner queues the actor and hands it the thread's release") {
+      CHECK(f.client->stats().owners == 1);
+      h.release();
+      CHECK(waiting::await(f, fut, "the actor's grant") == 2);
+    }
+  }
+  WHEN("it is erased") {
+    CHECK(f.client->erase<counter>(id));
+    THEN("it is gone, and stored again it starts at version 1") {
+      CHECK(f.client->stats().contexts == 0);
+      CHECK(error_code_of([&] { f.client->snapshot<counter>(id); })
+            == errc::no_such_context);
+      f.client->store<counter>(id, counter{7});
+      auto again = f.client->snapshot_versioned<counter>(id);
+      CHECK(again.value.value == 7);
+      CHECK(again.version == 1);
+    }
+  }
+}
+
+SCENARIO("a thread's session on a context without an owner actor learns that "
+         "the storage stopped",
+         "[lifetime]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  auto s = f.client->acquire<counter>(id);
+  caf::scoped_actor self{f.sys};
+  // (With the fast path off the session is the owner's: wait for it too.)
+  size_t watched = 1;
+  self->monitor(f.store.registry());
+  if (auto owner = detail::local_owner(f.store, {"counter", id})) {
+    self->monitor(owner);
+    ++watched;
+  }
+  caf::anon_send_exit(f.store.registry(), caf::exit_reason::kill);
+  size_t down = 0;
+  for (size_t i = 0; i < watched; ++i)
+    self->receive([&](caf::down_msg&) { ++down; },
+                  caf::after(std::chrono::seconds{10}) >> [] {});
+  REQUIRE(down == watched);
+  CHECK(error_code_of([&] { s.commit(); }) == errc::storage_down);
+  CHECK(error_code_of([&] { s.release(); }) == errc::storage_down);
 }

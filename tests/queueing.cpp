@@ -379,6 +379,96 @@ SCENARIO("queued acquirers are granted in arrival order", "[queue][fifo]") {
   }
 }
 
+SCENARIO("threads and actors queued on one context are granted in arrival "
+         "order across both kinds",
+         "[queue][fifo]") {
+  // Threads of the storage's process may wait in the context's own queue and
+  // actors in the owner's: one order spans both.
+  fixture f;
+  actor_reaper reaper;
+  auto id = new_id();
+  f.client->store<cart>(id, cart{"ann", {}, {}, 0});
+  GIVEN("a thread holding the context, then a thread, an actor, a thread and "
+        "an actor queued in that order") {
+    holder<cart> h{f, id};
+    h.granted();
+    auto add = [](const std::string& who, int qty) {
+      return [who, qty](cart& c) { c.items.push_back(item{who, qty}); };
+    };
+    std::vector<task<void>> threads;
+    std::vector<std::future<uint64_t>> actors;
+    auto queue_thread = [&](const std::string& who, int qty) {
+      threads.emplace_back(f, [&f, id, fn = add(who, qty)] {
+        auto s = f.client->acquire<cart>(id);
+        fn(*s);
+        s.release();
+      });
+    };
+    queue_thread("t0", 0);
+    wait_for_waiters(f, 1);
+    actors.push_back(spawn_updater<cart>(f, reaper, id, add("a1", 1)));
+    wait_for_waiters(f, 2);
+    queue_thread("t2", 2);
+    wait_for_waiters(f, 3);
+    actors.push_back(spawn_updater<cart>(f, reaper, id, add("a3", 3)));
+    wait_for_waiters(f, 4);
+    WHEN("the holder releases") {
+      h.release();
+      for (auto& t : threads)
+        t.get("a queued thread");
+      for (auto& a : actors)
+        await(f, a, "a queued actor");
+      THEN("each was granted after the one that arrived before it") {
+        auto v = f.client->snapshot_versioned<cart>(id);
+        REQUIRE(v.value.items.size() == 4);
+        for (int i = 0; i < 4; ++i)
+          CHECK(v.value.items[static_cast<size_t>(i)].qty == i);
+        CHECK(v.version == 6); // store, holder, four releases
+        auto s = f.client->stats();
+        CHECK(s.sessions == 0);
+        CHECK(s.waiters == 0);
+      }
+    }
+  }
+}
+
+SCENARIO("a holder that erases its context ends the queued acquires with "
+         "no_such_context",
+         "[queue][erase]") {
+  fixture f;
+  actor_reaper reaper;
+  auto id = new_id();
+  f.client->store<cart>(id, cart{"ann", {}, {}, 0});
+  GIVEN("a thread holding the context, two threads and an actor queued") {
+    holder<cart> h{f, id};
+    h.granted();
+    auto acquire = [&f, id] {
+      return code_of([&] { f.client->acquire<cart>(id); });
+    };
+    task<std::optional<errc>> first{f, acquire};
+    wait_for_waiters(f, 1);
+    auto actor = spawn_updater<cart>(f, reaper, id, [](cart&) {});
+    wait_for_waiters(f, 2);
+    task<std::optional<errc>> second{f, acquire};
+    wait_for_waiters(f, 3);
+    WHEN("the holder erases the context") {
+      h.with([&](session<cart>&) { CHECK(f.client->erase<cart>(id)); },
+             "the holder's erase");
+      THEN("every queued acquire fails with no_such_context") {
+        CHECK(first.get("the first queued thread") == errc::no_such_context);
+        CHECK(second.get("the second queued thread")
+              == errc::no_such_context);
+        CHECK(error_code_of([&] { await(f, actor, "the queued actor"); })
+              == errc::no_such_context);
+        auto s = f.client->stats();
+        CHECK(s.contexts == 0);
+        CHECK(s.sessions == 0);
+        CHECK(s.waiters == 0);
+      }
+    }
+  }
+}
+
 // -- store and erase wait like acquire ------------------------------------------------
 
 SCENARIO("stores and erases of other clients wait behind a session and run in "

@@ -2,11 +2,13 @@
 
 #include "driver.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <future>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -16,6 +18,12 @@
 namespace bench {
 
 namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           bench_clock::now().time_since_epoch())
+    .count();
+}
 
 int64_t ns_since(bench_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(bench_clock::now()
@@ -61,6 +69,7 @@ struct async_shared {
 struct async_client_state {
   async_ctx ctx;
   std::vector<int64_t> lat;
+  std::vector<int64_t> done_ns; // completion times, for window_counts
   uint64_t ops = 0;
   uint64_t errors = 0;
   int active = 0;
@@ -100,6 +109,7 @@ void issue(const std::shared_ptr<async_shared>& sh,
       cs->lat.push_back(ns_since(t0));
     if (ok) {
       cs->ops += 1;
+      cs->done_ns.push_back(now_ns());
     } else {
       cs->errors += 1;
       cs->stopped = true; // keeps a failing op from recursing
@@ -146,12 +156,15 @@ rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
   await_or_die(fut, lim, "an async run");
   rep_sample s;
   s.seconds = std::chrono::duration<double>(sh->end - start).count();
+  std::vector<std::vector<int64_t>> done;
   for (auto& cs : states) {
     s.ops += cs->ops;
     s.errors += cs->errors;
     s.per_client.push_back(cs->ops);
     s.lat_ns.insert(s.lat_ns.end(), cs->lat.begin(), cs->lat.end());
+    done.push_back(std::move(cs->done_ns));
   }
+  s.per_client_window = window_counts(done);
   return s;
 }
 
@@ -165,6 +178,7 @@ rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
   int ready = 0;
   bool go = false;
   std::vector<rep_sample> per(static_cast<size_t>(threads));
+  std::vector<std::vector<int64_t>> done(static_cast<size_t>(threads));
   std::vector<std::thread> pool;
   for (int i = 0; i < threads; ++i) {
     pool.emplace_back([&, i] {
@@ -192,6 +206,7 @@ rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
           break;
         }
         mine.ops += 1;
+        done[static_cast<size_t>(i)].push_back(now_ns());
       }
     });
   }
@@ -214,7 +229,29 @@ rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
     s.per_client.push_back(p.ops);
     s.lat_ns.insert(s.lat_ns.end(), p.lat_ns.begin(), p.lat_ns.end());
   }
+  s.per_client_window = window_counts(done);
   return s;
+}
+
+std::vector<uint64_t>
+window_counts(const std::vector<std::vector<int64_t>>& done_ns) {
+  int64_t from = std::numeric_limits<int64_t>::min();
+  int64_t to = std::numeric_limits<int64_t>::max();
+  for (auto& xs : done_ns) {
+    if (xs.empty())
+      return {}; // a client that never completed: no common window
+    from = std::max(from, xs.front());
+    to = std::min(to, xs.back());
+  }
+  std::vector<uint64_t> result;
+  if (from >= to)
+    return result;
+  for (auto& xs : done_ns) {
+    auto lo = std::lower_bound(xs.begin(), xs.end(), from);
+    auto hi = std::upper_bound(xs.begin(), xs.end(), to);
+    result.push_back(static_cast<uint64_t>(hi - lo));
+  }
+  return result;
 }
 
 ctxstore::context_id random_id(std::mt19937_64& rng) {

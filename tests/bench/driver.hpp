@@ -114,8 +114,10 @@ const result& measure(const options& opts, const std::string& key,
   std::vector<rep_sample> reps;
   for (int i = 0; i < opts.reps; ++i) {
     reps.push_back(once());
-    if (!fair)
+    if (!fair) {
       reps.back().per_client.clear();
+      reps.back().per_client_window.clear();
+    }
   }
   return add_result(opts, summarize(key, name, reps));
 }

@@ -61,7 +61,8 @@ void print_json(const options& opts, const result& r) {
       << ",\"p999_us\":" << fmt("%.2f", r.p999_us) << ",\"reps\":" << r.reps
       << ",\"errors\":" << r.errors;
   if (r.fairness >= 0)
-    out << ",\"fairness\":" << fmt("%.3f", r.fairness);
+    out << ",\"fairness\":" << fmt("%.3f", r.fairness)
+        << ",\"fairness_whole_run\":" << fmt("%.3f", r.fairness_whole);
   if (r.value >= 0)
     out << ",\"value\":" << fmt("%.1f", r.value) << ",\"unit\":\""
         << escaped(r.unit) << "\"";
@@ -79,7 +80,7 @@ result summarize(const std::string& key, const std::string& name,
   r.key = key;
   r.name = name;
   r.reps = static_cast<int>(reps.size());
-  std::vector<double> rate, p50, p99, p999, fair;
+  std::vector<double> rate, p50, p99, p999, fair, fair_whole;
   for (auto& s : reps) {
     r.errors += s.errors;
     rate.push_back(s.seconds > 0 ? static_cast<double>(s.ops) / s.seconds : 0);
@@ -88,19 +89,26 @@ result summarize(const std::string& key, const std::string& name,
       p99.push_back(percentile_us(s.lat_ns, 0.99));
       p999.push_back(percentile_us(s.lat_ns, 0.999));
     }
+    auto max_min = [](const std::vector<uint64_t>& xs) {
+      auto [lo, hi] = std::minmax_element(xs.begin(), xs.end());
+      return *lo > 0 ? static_cast<double>(*hi) / static_cast<double>(*lo)
+                     : 1e9;
+    };
     if (s.per_client.size() > 1) {
-      auto [lo, hi]
-        = std::minmax_element(s.per_client.begin(), s.per_client.end());
-      fair.push_back(
-        *lo > 0 ? static_cast<double>(*hi) / static_cast<double>(*lo) : 1e9);
+      fair_whole.push_back(max_min(s.per_client));
+      fair.push_back(max_min(s.per_client_window.size() > 1
+                               ? s.per_client_window
+                               : s.per_client));
     }
   }
   r.ops_per_s = median(rate);
   r.p50_us = median(p50);
   r.p99_us = median(p99);
   r.p999_us = median(p999);
-  if (!fair.empty())
+  if (!fair.empty()) {
     r.fairness = median(fair);
+    r.fairness_whole = median(fair_whole);
+  }
   return r;
 }
 
@@ -114,7 +122,9 @@ void print_table_header(const options& opts) {
 const result& add_result(const options& opts, result r) {
   std::string notes;
   if (r.fairness >= 0)
-    notes += "fairness max/min " + fmt("%.2f", r.fairness) + "; ";
+    notes += "fairness max/min " + fmt("%.2f", r.fairness)
+             + " while all ran (whole run " + fmt("%.2f", r.fairness_whole)
+             + "); ";
   if (r.value >= 0)
     notes += fmt(r.value < 100 ? "%.2f " : "%.0f ", r.value) + r.unit + "; ";
   if (r.errors > 0)

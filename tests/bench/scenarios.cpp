@@ -267,6 +267,7 @@ void run_scale(const options& opts, caf::actor_system& sys) {
   auto stored = probe.stats().contexts;
   auto rss1 = rss_bytes();
   s.per_client.clear();
+  s.per_client_window.clear();
   std::vector<rep_sample> one{s};
   auto r = summarize("scale.create",
                      "scale: create " + std::to_string(n)

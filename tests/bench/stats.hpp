@@ -46,7 +46,18 @@ struct rep_sample {
   uint64_t errors = 0;
   std::vector<int64_t> lat_ns;      // one per op (may be empty)
   std::vector<uint64_t> per_client; // completed ops of each client
+  // Completed ops of each client while all of them were running (see
+  // window_counts); empty where not measured.
+  std::vector<uint64_t> per_client_window;
 };
+
+/// Of each client's completion times (steady clock, ns), how many fall into
+/// the interval in which every client was active: from the latest first
+/// completion to the earliest last one. Clients that start late or stop early
+/// (the start barrier wakes threads one by one) do not count as unfairly
+/// treated; a queue that lets some clients barge past others does.
+std::vector<uint64_t>
+window_counts(const std::vector<std::vector<int64_t>>& done_ns);
 
 /// One row of the table: medians over the repetitions.
 struct result {
@@ -55,6 +66,8 @@ struct result {
   double ops_per_s = 0;
   double p50_us = -1, p99_us = -1, p999_us = -1;
   double fairness = -1; // max/min completed ops per client, when meaningful
+                        // (while all clients ran; see window_counts)
+  double fairness_whole = -1; // the same over the whole run
   double value = -1;    // a plain figure (bytes, seconds) instead of a rate
   std::string unit;     // of `value`
   int reps = 0;

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -9,29 +10,70 @@
 #include <utility>
 
 #include <caf/actor_addr.hpp>
+#include <caf/error.hpp>
 
 #include "ctxstore/actors/counters.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
+#include "ctxstore/messages/protocol.hpp"
 
 namespace ctxstore::detail {
 
-/// The state of one context, shared by its owner actor and the blocking
-/// clients of the same process. The owner locks `mtx` while it handles a
-/// message; a local thread may lock it too and take a free session the way a
-/// futex takes a free lock (a "direct" session), or store, commit and release
-/// without a message. Whenever someone else is involved (a holder or queued
-/// waiters, an erase in progress) the thread sends its request to the owner
-/// instead, so the owner's FIFO queue stays the only way to wait.
+/// What the cells of one storage share.
+struct cell_defaults {
+  std::chrono::milliseconds lease{0}; // storage_options::lease
+  size_t max_waiters = 0;             // storage_options::max_waiters
+  bool fast_path = true;              // storage_options::local_fast_path
+  std::shared_ptr<actors::counters> stats
+    = std::make_shared<actors::counters>();
+};
+
+/// A thread of this process queued for a session in a context's cell (see
+/// context_cell). Lives on the waiting thread's stack; guarded by the cell's
+/// mutex.
+struct thread_waiter {
+  enum class outcome { waiting, granted, failed };
+
+  explicit thread_waiter(uint64_t ticket) : ticket(ticket) {
+    // nop
+  }
+
+  const uint64_t ticket; // arrival order, shared with the owner's waiters
+  thread_waiter* next = nullptr;
+  std::condition_variable cv;
+  outcome result = outcome::waiting;
+  uint64_t token = 0;   // granted: the session
+  uint64_t version = 0; // granted: of `value`
+  caf::message value;   // granted: the working copy
+  caf::error error;     // failed: why
+};
+
+/// The state of one context, shared by its owner actor and the clients of
+/// the same process. The owner locks `mtx` while it handles a message; a
+/// local thread may lock it too and take a free session the way a futex takes
+/// a free lock (a "direct" session), or store, commit and release without a
+/// message. Whenever someone else is involved (a holder or queued waiters, an
+/// erase in progress) the thread sends its request to the owner instead, or,
+/// for an acquire while a session is open, waits here in the cell's queue of
+/// threads. Both queues draw tickets from the cell, so the context is granted
+/// in arrival order across them: whoever ends a session grants the oldest
+/// waiter, a thread by itself (no message) and an actor by handing over to
+/// the owner.
+///
+/// The owner actor is spawned by the registry when the context first needs
+/// one (a session or request of an actor, a waiter, a lease to time); until
+/// then the cell is the whole context: creating, reading, replacing and
+/// erasing it are done under `mtx` by whoever asks.
 ///
 /// Lock order: a cell's mutex may be held while taking a board shard's mutex,
 /// never the other way round.
 struct context_cell {
   context_cell(messages::context_key key, const std::type_info* type,
-               messages::payload initial, std::chrono::milliseconds lease,
-               bool fast_path, std::shared_ptr<actors::counters> stats)
-      : key(std::move(key)), type(type), lease(lease), fast_path(fast_path),
-        stats(std::move(stats)), committed(std::move(initial)) {
+               messages::payload initial, const cell_defaults& defaults)
+      : key(std::move(key)), type(type), lease(defaults.lease),
+        max_waiters(defaults.max_waiters), fast_path(defaults.fast_path),
+        stats(defaults.stats),
+        committed(std::move(initial)) {
     // Every token issued so far belongs to a session of an earlier owner (or
     // another key): stale here.
     last_token = this->stats->last_token.load();
@@ -42,9 +84,9 @@ struct context_cell {
   const messages::context_key key;
   const std::type_info* const type;      // the C++ type bound to key.type
   const std::chrono::milliseconds lease; // 0: sessions have no lease
+  const size_t max_waiters;              // 0: no bound
   const bool fast_path;                  // storage_options::local_fast_path
   const std::shared_ptr<actors::counters> stats;
-  caf::actor_addr owner; // weak; set before anybody else sees the cell
 
   /// Requests of local threads on their way to the owner or queued there (a
   /// thread counts its own until answered): while there are any, other
@@ -55,6 +97,8 @@ struct context_cell {
   // -- guarded by mtx ---------------------------------------------------------
 
   mutable std::mutex mtx;
+
+  caf::actor_addr owner; // weak; none until the registry spawns one
 
   bool present = true;  // false once erased
   uint64_t version = 1; // of `committed`
@@ -67,13 +111,113 @@ struct context_cell {
   bool queued = false;  // the owner has waiters or is retiring: ask it
   bool stopped = false; // the owner is gone (storage stopped)
 
+  // The queues of waiters: threads here, actors in the owner (which keeps
+  // `actor_front` and `actor_waiters` up to date).
+  uint64_t next_ticket = 0;
+  uint64_t actor_front = 0;  // ticket of the owner's oldest waiter; 0: none
+  size_t actor_waiters = 0;  // length of the owner's queue
+  size_t thread_count = 0;   // length of the thread queue
+  thread_waiter* threads_head = nullptr;
+  thread_waiter* threads_tail = nullptr;
+
   // -- transitions (the caller holds mtx) -------------------------------------
 
   /// True if a local thread may act without the owner: nobody holds the
   /// context and nobody waits for it.
   bool free_for_direct() const noexcept {
     return fast_path && present && !stopped && token == 0 && !queued
-           && inbound.load() == 0;
+           && threads_head == nullptr && inbound.load() == 0;
+  }
+
+  /// True if a local thread may wait for the open session here, in the
+  /// thread queue (a lease needs an owner to time the session it gets).
+  bool may_queue_thread() const noexcept {
+    return fast_path && present && !stopped && token != 0 && !queued
+           && inbound.load() == 0 && (lease.count() == 0 || owner);
+  }
+
+  /// True if one more waiter would exceed storage_options::max_waiters.
+  bool queue_full() const noexcept {
+    return max_waiters > 0 && actor_waiters + thread_count >= max_waiters;
+  }
+
+  /// Queues `w` (whose ticket came from `next_ticket`) behind the others.
+  void push_thread(thread_waiter& w) noexcept {
+    if (threads_tail != nullptr)
+      threads_tail->next = &w;
+    else
+      threads_head = &w;
+    threads_tail = &w;
+    ++thread_count;
+    stats->waiters += 1;
+  }
+
+  /// Takes `w` out of the thread queue (it gave up, or its turn came).
+  void remove_thread(thread_waiter& w) noexcept {
+    thread_waiter* prev = nullptr;
+    for (auto i = threads_head; i != nullptr; prev = i, i = i->next) {
+      if (i != &w)
+        continue;
+      (prev != nullptr ? prev->next : threads_head) = w.next;
+      if (threads_tail == &w)
+        threads_tail = prev;
+      w.next = nullptr;
+      --thread_count;
+      stats->waiters -= 1;
+      return;
+    }
+  }
+
+  /// If nobody holds the context and the oldest waiter is a thread that
+  /// arrived before `older_than`, ends its wait: it gets a session (or, if
+  /// the context was erased meanwhile, its error). True if it did.
+  bool grant_thread_before(uint64_t older_than) {
+    auto w = threads_head;
+    if (token != 0 || w == nullptr || (older_than != 0 && w->ticket > older_than))
+      return false;
+    remove_thread(*w);
+    if (present) {
+      w->token = open_session(true);
+      w->version = version;
+      w->value = committed.value;
+      w->result = thread_waiter::outcome::granted;
+    } else {
+      w->error = messages::missing_context(key);
+      w->result = thread_waiter::outcome::failed;
+    }
+    w->cv.notify_one();
+    return true;
+  }
+
+  /// Grants waiting threads in arrival order until one holds the session or
+  /// the oldest waiter is an actor; true if the owner must run next (an
+  /// actor is the oldest waiter and the context is free).
+  bool grant_threads() {
+    while (grant_thread_before(actor_front))
+      ; // a failed waiter (context erased) lets the next one try
+    return token == 0 && actor_front != 0;
+  }
+
+  /// Ends every thread's wait with `err` (the storage stopped).
+  void fail_threads(const caf::error& err) {
+    while (auto w = threads_head) {
+      remove_thread(*w);
+      w->error = err;
+      w->result = thread_waiter::outcome::failed;
+      w->cv.notify_one();
+    }
+  }
+
+  /// True if a local thread may open a session without the owner: a lease
+  /// needs an owner to time it.
+  bool free_for_direct_session() const noexcept {
+    return free_for_direct() && (lease.count() == 0 || owner);
+  }
+
+  /// True if a local thread may erase the context without a message: nobody
+  /// is involved and there is no owner that would have to retire.
+  bool free_for_direct_erase() const noexcept {
+    return free_for_direct() && !owner;
   }
 
   void set_present(bool value) noexcept {

@@ -12,10 +12,11 @@
 
 #include "ctxstore/messages/protocol.hpp"
 
-// The owner of one context. It holds the committed value (in the context's
-// cell, which it shares with the blocking clients of its process: see
-// context_cell.hpp; it locks the cell for each message) and serializes every
-// operation that involves more than one party:
+// The owner of one context, spawned by the registry when the context first
+// needs one. It holds the committed value (in the context's cell, which it
+// shares with the clients of its process: see context_cell.hpp; it locks the
+// cell for each message) and serializes every operation that involves more
+// than one party:
 // - snapshot is answered at once from the committed value, whatever else is
 //   going on;
 // - acquire, store and erase run at once when nobody holds the context (or
@@ -23,10 +24,14 @@
 //   explicit FIFO queue, and run in arrival order when the holder leaves;
 // - a session ends by release (commit + end), abort, lease expiry, the death
 //   of the holder, or an erase by the holder.
+// Threads of this process wait in the cell's own queue (see context_cell);
+// both queues draw tickets from the cell, and whoever ends a session grants
+// the oldest waiter of either.
 // Invariants: a holder exists only while the context is present, and waiters
 // exist only while there is a holder (or a thread's direct session just ended
-// and its handover is on the way: the next message runs them first). An erased context whose owner has
-// nothing left to do asks the registry to retire it.
+// and its handover is on the way: the next message runs them first). An
+// erased context whose owner has nothing left to do asks the registry to
+// retire it.
 
 namespace ctxstore::actors {
 
@@ -39,6 +44,7 @@ enum class request_kind : uint8_t { acquire, store, erase };
 struct waiter {
   request_kind kind;
   uint64_t seq;                  // identifies the waiter for its deadline
+  uint64_t ticket;               // arrival order among all waiters (cell)
   caf::response_promise promise; // answered when it is its turn
   caf::actor_addr client;        // monitored while it waits
   payload value;                 // what a store stores
@@ -72,6 +78,7 @@ struct owner_state {
       if (w.promise.pending())
         w.promise.deliver(make_error(errc::storage_down, "storage stopped"));
     cfg.stats->waiters -= static_cast<int64_t>(waiters.size());
+    cell->fail_threads(make_error(errc::storage_down, "storage stopped"));
     cell->close_session();
     cell->set_present(false);
     cell->stopped = true; // a direct holder's release: storage_down
@@ -104,10 +111,14 @@ void unwatch(owner_ptr self, const caf::actor_addr& who) {
   }
 }
 
-/// Tells local threads whether they must ask us (see context_cell).
+/// Tells local threads whether they must ask us, and where our waiters stand
+/// among theirs (see context_cell).
 void sync_queued(owner_ptr self) {
   auto& st = self->state;
-  st.cell->queued = !st.waiters.empty() || st.retiring;
+  auto& c = *st.cell;
+  c.queued = !st.waiters.empty() || st.retiring;
+  c.actor_front = st.waiters.empty() ? 0 : st.waiters.front().ticket;
+  c.actor_waiters = st.waiters.size();
 }
 
 /// True if the sender is the actor holding the session with `token`.
@@ -150,19 +161,16 @@ caf::error check_holder(owner_ptr self, uint64_t token, const char* what) {
 }
 
 uint64_t publish(owner_ptr self, payload value) {
-  auto& st = self->state;
-  auto& c = *st.cell;
-  auto was_present = c.present;
-  auto version = c.publish(std::move(value));
-  if (!was_present && st.cfg.board) // created again after an erase
-    st.cfg.board->put(st.cell);
-  return version;
+  // An erased context stays on the board until we retire: a store before
+  // that creates it again right here.
+  return self->state.cell->publish(std::move(value));
 }
 
 void maybe_retire(owner_ptr self) {
   auto& st = self->state;
   auto& c = *st.cell;
-  if (c.present || c.token != 0 || !st.waiters.empty() || st.retiring)
+  if (c.present || c.token != 0 || !st.waiters.empty()
+      || c.threads_head != nullptr || st.retiring)
     return;
   auto registry = caf::actor_cast<caf::actor>(st.cfg.registry);
   if (!registry) {
@@ -213,17 +221,20 @@ void end_session(owner_ptr self) {
 }
 
 void erase_value(owner_ptr self) {
-  auto& st = self->state;
-  st.cell->erase_value();
-  if (st.cfg.board)
-    st.cfg.board->erase(*st.cell);
+  self->state.cell->erase_value(); // the registry takes it off when we retire
 }
 
-/// Runs queued requests in arrival order until one of them opens a session.
+/// Runs queued requests in arrival order until one of them opens a session;
+/// a thread queued in the cell before our oldest waiter goes first.
 void run_waiters(owner_ptr self) {
   auto& st = self->state;
   auto& c = *st.cell;
-  while (c.token == 0 && !st.waiters.empty()) {
+  while (c.token == 0) {
+    auto front = st.waiters.empty() ? 0 : st.waiters.front().ticket;
+    if (c.grant_thread_before(front))
+      continue;
+    if (st.waiters.empty())
+      break;
     auto w = std::move(st.waiters.front());
     st.waiters.pop_front();
     st.cfg.stats->waiters -= 1;
@@ -255,7 +266,8 @@ void run_waiters(owner_ptr self) {
 std::unique_lock<std::mutex> enter(owner_ptr self) {
   auto& st = self->state;
   std::unique_lock<std::mutex> guard{st.cell->mtx};
-  if (st.cell->token == 0 && !st.waiters.empty())
+  if (st.cell->token == 0
+      && (!st.waiters.empty() || st.cell->threads_head != nullptr))
     run_waiters(self);
   return guard;
 }
@@ -266,14 +278,14 @@ caf::response_promise enqueue(owner_ptr self, request_kind kind,
   auto& st = self->state;
   auto who = sender_of(self);
   auto rp = self->make_response_promise();
-  auto limit = st.cfg.options.max_waiters;
-  if (limit > 0 && st.waiters.size() >= limit) {
+  if (st.cell->queue_full()) { // threads queued in the cell count too
     rp.deliver(
       make_error(errc::overloaded, "too many requests queued on this context"));
     return rp;
   }
   watch(self, who);
-  st.waiters.push_back(waiter{kind, ++st.next_seq, rp, who, std::move(value)});
+  st.waiters.push_back(waiter{kind, ++st.next_seq, ++st.cell->next_ticket, rp,
+                              who, std::move(value)});
   st.cfg.stats->waiters += 1;
   sync_queued(self);
   return rp;
@@ -329,7 +341,8 @@ caf::error wrong_key() {
 caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
-  // The registry counted us (owners, contexts) and put our cell on the board.
+  // The registry counted us and adopted the context's cell, which may be held
+  // by a thread's direct session already.
   st.cell = st.cfg.cell;
   self->set_down_handler([=](caf::down_msg& dm) {
     auto guard = enter(self);
@@ -460,11 +473,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
     },
     [=](handover_atom) {
       // A thread ended its direct session (enter() ran the waiters) or erased
-      // the context, which it leaves on the board for us to take off.
+      // the context (then we retire).
       auto guard = enter(self);
-      auto& st = self->state;
-      if (!st.cell->present && st.cfg.board)
-        st.cfg.board->erase(*st.cell);
       maybe_retire(self);
     },
     [=](lease_atom, uint64_t token) {

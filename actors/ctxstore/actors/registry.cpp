@@ -11,23 +11,30 @@
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
-// The registry knows which owner serves which key. It holds no context state
-// itself: a lookup of an unknown key is answered from the map and leaves
-// nothing behind. Owners are linked to it, so they stop when it stops; they
-// hold only a weak reference back, so the registry stops when its last handle
-// is gone.
+// The registry creates contexts and finds them on the storage's board (see
+// snapshot_board.hpp); it keeps no other map of contexts. A lookup of an
+// unknown key leaves nothing behind. A context gets an owner actor only when
+// it first needs one (see context_cell.hpp): its creation, snapshots and a
+// free context's erase are done here, under the context's mutex. Owners are
+// linked to the registry, so they stop when it stops; they hold only a weak
+// reference back, so the registry stops when its last handle is gone.
 
 namespace ctxstore::actors {
 
 namespace {
 
 using namespace ctxstore::messages;
+using cell_ptr = std::shared_ptr<detail::context_cell>;
+
+struct owned_cell {
+  caf::actor owner; // keeps the owner alive until it retires
+  cell_ptr cell;
+};
 
 struct registry_state {
   static inline const char* name = "ctxstore.registry";
-  std::unordered_map<context_key, caf::actor, context_key_hash> owners;
+  std::unordered_map<caf::actor_addr, owned_cell> owners;
   storage_options options;
-  std::shared_ptr<counters> stats = std::make_shared<counters>();
   std::shared_ptr<detail::snapshot_board> board;
   bool hidden = false;
 
@@ -37,17 +44,50 @@ struct registry_state {
     if (board)
       board->close();
   }
+
+  counters& stats() {
+    return *board->defaults().stats;
+  }
 };
 
 using registry_ptr = caf::stateful_actor<registry_state>*;
 
-/// Forwards the current request to the owner of `key`, if there is one.
+/// The owner of `cell`, spawned now if the context has none yet. Null if the
+/// context is gone (erased, or its owner retired, since it was looked up).
+caf::actor owner_of(registry_ptr self, const cell_ptr& cell) {
+  std::lock_guard<std::mutex> guard{cell->mtx};
+  if (cell->owner)
+    return caf::actor_cast<caf::actor>(cell->owner);
+  if (!cell->present || cell->stopped)
+    return caf::actor{}; // erased without an owner: off the board already
+  auto& st = self->state;
+  owner_config cfg;
+  cfg.key = cell->key;
+  cfg.cell = cell;
+  cfg.options = st.options;
+  cfg.stats = st.board->defaults().stats;
+  cfg.registry = self->address();
+  cfg.board = st.board;
+  // Counted here, not by the owner: its initialization may run after we
+  // answered, and stats must reflect every completed call.
+  st.stats().owners += 1;
+  auto owner = spawn_owner(self, std::move(cfg), st.hidden);
+  cell->owner = owner.address();
+  st.owners.emplace(owner.address(), owned_cell{owner, cell});
+  return owner;
+}
+
+/// Forwards the current request to the owner of `key`'s context (spawning it
+/// if needed); false if there is no such context.
 template <class... Ts>
 bool forward(registry_ptr self, const context_key& key, Ts&&... xs) {
-  auto i = self->state.owners.find(key);
-  if (i == self->state.owners.end())
+  auto cell = self->state.board->find_cell(key);
+  if (!cell)
     return false;
-  self->delegate(i->second, std::forward<Ts>(xs)...);
+  auto owner = owner_of(self, cell);
+  if (!owner)
+    return false;
+  self->delegate(owner, std::forward<Ts>(xs)...);
   return true;
 }
 
@@ -66,13 +106,8 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
   self->set_error_handler([](caf::error&) {});
   // Owners exit normally when retired; anything else is a failure.
   self->set_exit_handler([=](caf::exit_msg& em) {
-    auto& owners = self->state.owners;
-    for (auto i = owners.begin(); i != owners.end(); ++i) {
-      if (i->second.address() == em.source) {
-        owners.erase(i);
-        return;
-      }
-    }
+    if (self->state.owners.erase(em.source) > 0)
+      return;
     if (em.reason && em.reason != caf::exit_reason::normal)
       self->quit(em.reason);
   });
@@ -80,8 +115,8 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
     [=](snapshot_atom, const context_key& key) -> caf::result<versioned_value> {
       if (auto err = validate_key(key))
         return err;
-      if (forward(self, key, snapshot_atom::value, key))
-        return caf::delegated<versioned_value>{};
+      if (auto hit = self->state.board->find(key))
+        return std::move(*hit);
       return missing_context(key);
     },
     [=](acquire_atom, const context_key& key,
@@ -105,40 +140,48 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return make_error(errc::type_mismatch,
                           "the value is not of the type registered as "
                             + key.type);
-      if (forward(self, key, store_atom::value, key, std::move(value), token))
-        return caf::delegated<uint64_t>{};
-      auto& st = self->state;
-      auto cell = std::make_shared<detail::context_cell>(
-        key, type, std::move(value), st.options.lease,
-        st.options.local_fast_path, st.stats);
-      owner_config cfg;
-      cfg.key = key;
-      cfg.cell = cell;
-      cfg.options = st.options;
-      cfg.stats = st.stats;
-      cfg.registry = self->address();
-      cfg.board = st.board;
-      // Counted here, not by the owner: its initialization may run after we
-      // answered, and stats must reflect every completed call.
-      st.stats->owners += 1;
-      st.stats->contexts += 1;
-      auto owner = spawn_owner(self, std::move(cfg), st.hidden);
-      cell->owner = owner.address();
-      if (st.board) // readable before the owner runs, like the count
-        st.board->put(std::move(cell));
-      st.owners.emplace(key, std::move(owner));
-      return uint64_t{1}; // the first version of a new context
+      auto& board = *self->state.board;
+      for (;;) {
+        auto [cell, created] = board.find_or_create(key, type, value);
+        if (created)
+          return uint64_t{1}; // the first version of a new context
+        if (auto owner = owner_of(self, cell)) {
+          self->delegate(owner, store_atom::value, key, std::move(value),
+                         token);
+          return caf::delegated<uint64_t>{};
+        }
+        // Erased while we looked: it is off the board now; look again.
+        board.erase(*cell);
+      }
     },
     [=](erase_atom, const context_key& key,
         uint64_t token) -> caf::result<bool> {
       if (auto err = validate_key(key))
         return err;
-      if (forward(self, key, erase_atom::value, key, token))
+      auto& board = *self->state.board;
+      auto cell = board.find_cell(key);
+      if (!cell)
+        return false;
+      {
+        // Nobody involved and no owner: erased here.
+        std::lock_guard<std::mutex> guard{cell->mtx};
+        if (!cell->owner && cell->token == 0) {
+          auto existed = cell->present;
+          cell->erase_value();
+          board.erase(*cell);
+          return existed;
+        }
+      }
+      // Held (a thread's direct session): the erase waits in the owner's
+      // queue.
+      if (auto owner = owner_of(self, cell)) {
+        self->delegate(owner, erase_atom::value, key, token);
         return caf::delegated<bool>{};
+      }
       return false;
     },
     // Session requests of holders on other nodes (their grant carries no
-    // owner handle): forwarded by key; no owner means no session.
+    // owner handle): forwarded by key; no context means no session.
     [=](commit_atom, const context_key& key, uint64_t token,
         payload& value) -> caf::result<uint64_t> {
       if (forward(self, key, commit_atom::value, key, token, std::move(value)))
@@ -158,36 +201,42 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       return make_error(errc::session_expired, "abort: no such session");
     },
     [=](stats_atom) {
-      auto& c = *self->state.stats;
+      auto& c = self->state.stats();
       auto get = [](const std::atomic<int64_t>& x) {
         return static_cast<uint64_t>(std::max<int64_t>(0, x.load()));
       };
       return storage_stats{get(c.contexts), get(c.sessions), get(c.waiters),
                            get(c.owners)};
     },
-    [=](retire_atom, const context_key& key) {
-      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-      if (!sender)
+    [=](retire_atom, const context_key&) {
+      // An owner whose context was erased and that has nothing left to do.
+      auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      auto i = self->state.owners.find(sender);
+      if (i == self->state.owners.end())
         return;
-      auto i = self->state.owners.find(key);
-      if (i != self->state.owners.end() && i->second == sender)
-        self->state.owners.erase(i);
+      auto owner = std::move(i->second.owner);
+      self->state.board->erase(*i->second.cell);
+      self->state.owners.erase(i);
       // Whatever we forwarded to it before this point is already in its
       // mailbox; it bounces stores back to us and then stops.
-      self->send(sender, retired_atom::value);
+      self->send(owner, retired_atom::value);
     },
   };
 }
 
 } // namespace
 
-caf::actor spawn_registry(caf::actor_system& sys, storage_options options,
-                          bool hide,
-                          std::shared_ptr<detail::snapshot_board> board) {
+spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
+                               bool hide) {
+  detail::cell_defaults defaults;
+  defaults.lease = options.lease;
+  defaults.max_waiters = options.max_waiters;
+  defaults.fast_path = options.local_fast_path;
+  auto board = std::make_shared<detail::snapshot_board>(std::move(defaults));
   if (hide)
-    return sys.spawn<caf::hidden>(registry_behavior, options, true,
-                                  std::move(board));
-  return sys.spawn(registry_behavior, options, false, std::move(board));
+    return {sys.spawn<caf::hidden>(registry_behavior, options, true, board),
+            board};
+  return {sys.spawn(registry_behavior, options, false, board), board};
 }
 
 } // namespace ctxstore::actors

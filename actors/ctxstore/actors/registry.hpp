@@ -15,13 +15,19 @@ namespace ctxstore::actors {
 /// system's registry of named actors.
 constexpr caf::atom_value default_storage_name = caf::atom("ctxstore");
 
-/// Spawns the registry of a new storage: it maps (type name, id) to the owner
-/// actor of that context, spawns owners on the first store, answers stats,
-/// and forwards every other request to the owner. `hide` keeps the registry
-/// and its owners out of the actors that the system awaits at shutdown.
-/// `board`, if any, gets every context's last commit (see snapshot_board).
-caf::actor spawn_registry(caf::actor_system& sys, storage_options options,
-                          bool hide,
-                          std::shared_ptr<detail::snapshot_board> board);
+/// A new storage: its registry and its board of contexts.
+struct spawned_storage {
+  caf::actor registry;
+  std::shared_ptr<detail::snapshot_board> board;
+};
+
+/// Spawns the registry of a new storage: it finds contexts on the storage's
+/// board (see snapshot_board), creates them on the first store, spawns a
+/// context's owner actor when the context first needs one, answers
+/// snapshots and stats, and forwards every other request to the owner.
+/// `hide` keeps the registry and its owners out of the actors that the
+/// system awaits at shutdown.
+spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
+                               bool hide);
 
 } // namespace ctxstore::actors

@@ -5,7 +5,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <typeinfo>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "ctxstore/actors/context_cell.hpp"
 #include "ctxstore/messages/context_key.hpp"
@@ -13,21 +16,44 @@
 
 namespace ctxstore::detail {
 
-/// The contexts of one storage, for clients in the same process: a snapshot
-/// reads the last commit from a context's cell without a message, and a
-/// blocking client takes free sessions there (see context_cell). The registry
-/// puts a cell when it creates an owner, before it answers; the owner takes
-/// it off when the context is erased or the owner stops. Sharded, so that
-/// clients of different keys rarely meet.
+/// The contexts of one storage: the cell of every context, by key. The
+/// registry and the clients in the same process find contexts here: a
+/// snapshot reads the last commit from a context's cell without a message,
+/// and a blocking client takes free sessions there (see context_cell). A
+/// cell is put here when its context is created (by the registry, or by a
+/// blocking client's store), before anybody learns of the context; it leaves
+/// when the context is erased by someone who did not need its owner, when
+/// its owner retires (the registry takes it off), or when the owner stops.
+/// Sharded, so that clients of different keys rarely meet.
 class snapshot_board {
 public:
   using cell_ptr = std::shared_ptr<context_cell>;
 
-  /// Makes `cell` the cell of its key.
-  void put(cell_ptr cell) {
-    auto& s = shard_of(cell->key);
+  explicit snapshot_board(cell_defaults defaults = {})
+      : defaults_(std::move(defaults)) {
+    // nop
+  }
+
+  /// What every cell of this storage shares (lease, fast path, counters).
+  const cell_defaults& defaults() const noexcept {
+    return defaults_;
+  }
+
+  /// The cell of `key` and false; or, if `key` has none, a new cell holding
+  /// `value` (moved from only then) as version 1, and true.
+  std::pair<cell_ptr, bool> find_or_create(const messages::context_key& key,
+                                           const std::type_info* type,
+                                           messages::payload& value) {
+    auto& s = shard_of(key);
     std::lock_guard<std::mutex> guard{s.mtx};
-    s.entries[cell->key] = std::move(cell);
+    auto i = s.entries.find(key);
+    if (i != s.entries.end())
+      return {i->second, false};
+    auto cell = std::make_shared<context_cell>(key, type, std::move(value),
+                                               defaults_);
+    s.entries.emplace(key, cell);
+    defaults_.stats->contexts += 1;
+    return {std::move(cell), true};
   }
 
   /// Forgets `cell` if it is still the cell of its key (a retired owner's
@@ -66,9 +92,24 @@ public:
     return messages::versioned_value{cell->version, cell->committed};
   }
 
-  /// The storage stopped: no more answers from here.
+  /// The storage stopped: no more answers from here. Cells without an owner
+  /// are marked stopped here (owners mark theirs when they stop), so that a
+  /// direct session's holder and the threads queued in a cell learn it too.
   void close() {
     closed_.store(true, std::memory_order_release);
+    std::vector<cell_ptr> cells;
+    for (auto& s : shards_) {
+      std::lock_guard<std::mutex> guard{s.mtx};
+      for (auto& entry : s.entries)
+        cells.push_back(std::move(entry.second));
+      s.entries.clear();
+    }
+    auto down = make_error(errc::storage_down, "storage stopped");
+    for (auto& cell : cells) { // shard locks released: see the lock order
+      std::lock_guard<std::mutex> guard{cell->mtx};
+      cell->stopped = true;
+      cell->fail_threads(down);
+    }
   }
 
 private:
@@ -89,6 +130,7 @@ private:
     return shards_[messages::context_key_hash{}(key) % shard_count];
   }
 
+  cell_defaults defaults_;
   std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};
 };
