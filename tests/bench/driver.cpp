@@ -233,6 +233,16 @@ rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
   return s;
 }
 
+void stop_storage(caf::actor_system& sys, ctxstore::storage& st) {
+  caf::scoped_actor self{sys};
+  self->monitor(st.registry());
+  st = ctxstore::storage{};
+  self->receive([](caf::down_msg&) {},
+                caf::after(std::chrono::seconds(60)) >> [] {
+                  std::cout << "error: a storage did not stop" << std::endl;
+                });
+}
+
 std::vector<uint64_t>
 window_counts(const std::vector<std::vector<int64_t>>& done_ns) {
   int64_t from = std::numeric_limits<int64_t>::min();

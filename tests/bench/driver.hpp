@@ -106,6 +106,11 @@ blocking_op blocking_echo(caf::actor echo);
 /// A trivial actor answering an int with the same int.
 caf::actor spawn_echo(caf::actor_system& sys);
 
+/// Drops `st` and waits until its registry is gone (with it, every context:
+/// freeing them must not run on the other core during the next
+/// measurement).
+void stop_storage(caf::actor_system& sys, ctxstore::storage& st);
+
 /// Runs `reps` repetitions of `once` and adds the row; `fair`: the row shows
 /// max/min completed ops per client (meaningful where clients compete).
 template <class F>

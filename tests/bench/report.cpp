@@ -290,8 +290,10 @@ int print_targets(const options& opts) {
           "remote.cycle.blocking.1", "remote.caf.blocking.1", 2, 2.5);
   time_vs("remote cycle, async <= 2.5 x two bare remote round trips",
           "remote.cycle.async.1", "remote.caf.async.1", 2, 2.5);
-  rate_abs("scale: create >= 250,000 contexts per second", "scale.create",
-           250000);
+  rate_abs("scale: create >= 250,000 contexts per second, async",
+           "scale.create", 250000);
+  rate_abs("scale: create >= 250,000 contexts per second, blocking",
+           "scale.create.blocking", 250000);
   value("scale: resident memory per context beyond the value <= 2048 B",
         "scale.rss_per_context", 2048, false);
   value("scale: memory kept per unknown-id lookup ~ 0 (<= 16 B)",

@@ -191,19 +191,27 @@ void store_group(const options& opts, caf::actor_system& sys) {
   // contexts each (as the Python reference's a1).
   auto lim = limits_of(opts);
   lim.max_ops = std::min<uint64_t>(lim.max_ops, 20000);
+  // Each repetition's storage is stopped (and its contexts freed) before the
+  // next one starts.
   measure(opts, "store.blocking.new", "store new contexts, blocking", [&] {
     auto st = ctxstore::spawn_storage(sys);
-    return run_blocking(sys, st, 1, lim, blocking_store_new(value));
+    auto r = run_blocking(sys, st, 1, lim, blocking_store_new(value));
+    stop_storage(sys, st);
+    return r;
   });
   measure(opts, "store.async.new", "store new contexts, async, 1 in flight",
           [&] {
             auto st = ctxstore::spawn_storage(sys);
-            return run_async(sys, st, 1, 1, lim, async_store_new(value));
+            auto r = run_async(sys, st, 1, 1, lim, async_store_new(value));
+            stop_storage(sys, st);
+            return r;
           });
   measure(opts, "store.async.new.64", "store new contexts, async, 64 in flight",
           [&] {
             auto st = ctxstore::spawn_storage(sys);
-            return run_async(sys, st, 1, 64, lim, async_store_new(value));
+            auto r = run_async(sys, st, 1, 64, lim, async_store_new(value));
+            stop_storage(sys, st);
+            return r;
           });
   auto st = ctxstore::spawn_storage(sys);
   auto many = fill(sys, st, 1000, 6);
@@ -244,6 +252,53 @@ void run_local(const options& opts, caf::actor_system& sys) {
   if (opts.wants("store"))
     store_group(opts, sys);
 }
+
+namespace {
+
+/// The same creation from 2 threads (the blocking client creates a context in
+/// the storage's process without a message), into a storage of its own that
+/// is gone afterwards.
+void scale_create_blocking(const options& opts, caf::actor_system& sys) {
+  const auto n = opts.scale;
+  auto ids = std::make_shared<std::vector<context_id>>();
+  ids->reserve(n);
+  std::mt19937_64 rng{11};
+  for (uint64_t i = 0; i < n; ++i)
+    ids->push_back(random_id(rng));
+  auto st = ctxstore::spawn_storage(sys);
+  std::atomic<uint64_t> next{0};
+  auto create = [&](blocking_ctx& c, uint64_t) {
+    auto k = next.fetch_add(1);
+    try {
+      c.client->store<tiny>((*ids)[k], tiny{static_cast<int64_t>(k)});
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  limits lim{n, std::chrono::minutes(5), false};
+  auto rss0 = rss_bytes();
+  auto s = run_blocking(sys, st, 2, lim, create);
+  auto rss1 = rss_bytes();
+  auto stored = ctxstore::blocking_client{sys, st}.stats().contexts;
+  s.per_client.clear();
+  s.per_client_window.clear();
+  std::vector<rep_sample> one{s};
+  auto r = summarize("scale.create.blocking",
+                     "scale: create " + std::to_string(n)
+                       + " small contexts, blocking, 2 threads",
+                     one);
+  r.value = s.seconds;
+  r.unit = "s total";
+  r.note = std::to_string(stored) + " contexts stored, "
+           + std::to_string((rss1 - rss0) / static_cast<int64_t>(n))
+           + " B resident per context";
+  if (stored != n)
+    r.errors += 1;
+  add_result(opts, r);
+}
+
+} // namespace
 
 void run_scale(const options& opts, caf::actor_system& sys) {
   const auto n = opts.scale;
@@ -288,6 +343,7 @@ void run_scale(const options& opts, caf::actor_system& sys) {
   mem.note
     = "the value itself: sizeof(tiny) = " + std::to_string(sizeof(tiny)) + " B";
   add_result(opts, mem);
+  scale_create_blocking(opts, sys);
   // Snapshots of random existing contexts.
   auto random_key = [ids](int index, uint64_t seq) {
     auto h = (seq + 1) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(index);
