@@ -46,7 +46,7 @@ caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
     return make_error(errc::bad_request,
                       "publish a storage from spawn_storage, not the default "
                       "storage");
-  auto gateway = actors::spawn_gateway(sys, st.registry());
+  auto gateway = actors::spawn_gateway(sys, st.registry(), st.board());
   auto result = sys.middleman().publish(gateway, port, address.c_str(), true);
   if (!result) {
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);

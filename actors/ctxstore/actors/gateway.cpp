@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/error.hpp"
+#include "ctxstore/messages/protocol.hpp"
 
 namespace ctxstore::actors {
 
@@ -13,10 +14,18 @@ struct gateway_state {
 };
 
 caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
-                               caf::actor_addr registry) {
+                               caf::actor_addr registry,
+                               std::shared_ptr<detail::snapshot_board> board) {
   self->set_default_handler(
-    [registry](caf::scheduled_actor* ptr,
-               caf::message_view& x) -> caf::result<caf::message> {
+    [registry, board](caf::scheduled_actor* ptr,
+                      caf::message_view& x) -> caf::result<caf::message> {
+      // A snapshot reads the last commit like a local client; a miss (unknown
+      // key, bad input, storage stopped) is the registry's to answer.
+      auto& msg = x.content();
+      if (board
+          && msg.match_elements<messages::snapshot_atom, messages::context_key>())
+        if (auto hit = board->find(msg.get_as<messages::context_key>(1)))
+          return caf::make_message(std::move(*hit));
       auto dest = caf::actor_cast<caf::actor>(registry);
       if (!dest)
         return make_error(errc::storage_down, "the storage has stopped");
@@ -36,8 +45,10 @@ caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
 
 } // namespace
 
-caf::actor spawn_gateway(caf::actor_system& sys, const caf::actor& registry) {
-  return sys.spawn<caf::hidden>(gateway_behavior, registry.address());
+caf::actor spawn_gateway(caf::actor_system& sys, const caf::actor& registry,
+                         std::shared_ptr<detail::snapshot_board> board) {
+  return sys.spawn<caf::hidden>(gateway_behavior, registry.address(),
+                                std::move(board));
 }
 
 } // namespace ctxstore::actors

@@ -1,7 +1,11 @@
 #pragma once
 
+#include <memory>
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+
+#include "ctxstore/actors/snapshot_board.hpp"
 
 namespace ctxstore::actors {
 
@@ -11,7 +15,9 @@ namespace ctxstore::actors {
 /// actors alive until it stops, after the actor system has waited for its
 /// actors, so publishing the registry itself would keep the storage alive and
 /// the system's shutdown waiting forever. Hidden, for the same reason; it
-/// stops when the registry stops.
-caf::actor spawn_gateway(caf::actor_system& sys, const caf::actor& registry);
+/// stops when the registry stops. A snapshot of a context on the storage's
+/// `board` is answered by the gateway itself (one actor less on the way).
+caf::actor spawn_gateway(caf::actor_system& sys, const caf::actor& registry,
+                         std::shared_ptr<detail::snapshot_board> board);
 
 } // namespace ctxstore::actors
