@@ -41,8 +41,11 @@ typename Inspector::result_type inspect(Inspector& f, context_key& x) {
 
 /// Hashes a `context_key` for unordered containers.
 struct context_key_hash {
-  /// Combines the hashes of the id and the type name.
-  std::size_t operator()(const context_key& x) const noexcept {
+  /// Combines the hashes of the id and the type name. Deliberately not
+  /// noexcept: libstdc++ then keeps each node's hash code, so lookups in a
+  /// table of a million contexts compare codes before keys and rehashing
+  /// does not hash every key again.
+  std::size_t operator()(const context_key& x) const {
     auto h = boost::uuids::hash_value(x.id);
     return h
            ^ (std::hash<std::string>{}(x.type) + 0x9e3779b97f4a7c15ULL
