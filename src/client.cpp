@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/actors/context_cell.hpp"
+#include "ctxstore/actors/direct_session.hpp"
 #include "ctxstore/actors/registry.hpp"
 #include "ctxstore/async_session.hpp"
 #include "ctxstore/blocking_client.hpp"
@@ -542,15 +543,45 @@ namespace ctxstore::detail {
 namespace {
 
 struct async_table {
+  // The sessions of one actor; weak, so a dropped session leaves nothing.
+  struct entry {
+    std::vector<std::weak_ptr<async_held>> sessions;
+    bool watched = false; // its exit ends its direct sessions (see watch)
+  };
   std::mutex mtx;
-  // Keyed by the holder actor; weak, so a dropped session leaves nothing.
-  std::unordered_map<const void*, std::vector<std::weak_ptr<async_held>>>
-    by_actor;
+  std::unordered_map<const void*, entry> by_actor; // keyed by the holder
 };
 
 async_table& async_sessions() {
   static auto* instance = new async_table; // used until the process ends
   return *instance;
+}
+
+/// Drops the entry `i` once it is of no more use.
+void tidy(async_table& tbl,
+          std::unordered_map<const void*, async_table::entry>::iterator i) {
+  if (i->second.sessions.empty() && !i->second.watched)
+    tbl.by_actor.erase(i);
+}
+
+/// The actor `self` exited: its direct sessions end as if aborted (the owner
+/// cannot monitor a thread-free holder; a session object kept elsewhere must
+/// not keep the context). Runs on the thread that cleans up `self`.
+void end_direct_sessions_of(const void* self) {
+  std::vector<std::weak_ptr<async_held>> sessions;
+  {
+    auto& tbl = async_sessions();
+    std::lock_guard<std::mutex> guard{tbl.mtx};
+    auto i = tbl.by_actor.find(self);
+    if (i == tbl.by_actor.end())
+      return;
+    sessions = std::move(i->second.sessions);
+    tbl.by_actor.erase(i);
+  }
+  // Only the cells are touched: the session objects belong to the actor.
+  for (auto& weak : sessions)
+    if (auto held = weak.lock(); held && held->cell)
+      end_direct_session(*held->cell, held->token);
 }
 
 } // namespace
@@ -564,7 +595,7 @@ std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
   if (i == tbl.by_actor.end())
     return nullptr;
   std::shared_ptr<async_held> found;
-  auto& xs = i->second;
+  auto& xs = i->second.sessions;
   auto stale = [&](const std::weak_ptr<async_held>& weak) {
     auto ptr = weak.lock();
     if (!ptr || !ptr->open)
@@ -574,8 +605,7 @@ std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
     return false;
   };
   xs.erase(std::remove_if(xs.begin(), xs.end(), stale), xs.end());
-  if (xs.empty())
-    tbl.by_actor.erase(i);
+  tidy(tbl, i);
   return found;
 }
 
@@ -585,20 +615,211 @@ void forget_async_held(const async_held* held) {
   auto i = tbl.by_actor.find(held->self);
   if (i == tbl.by_actor.end())
     return;
-  auto& xs = i->second;
+  auto& xs = i->second.sessions;
   auto gone = [held](const std::weak_ptr<async_held>& weak) {
     auto ptr = weak.lock();
     return !ptr || ptr.get() == held;
   };
   xs.erase(std::remove_if(xs.begin(), xs.end(), gone), xs.end());
-  if (xs.empty())
-    tbl.by_actor.erase(i);
+  tidy(tbl, i);
 }
 
 void register_async_held(const std::shared_ptr<async_held>& held) {
   auto& tbl = async_sessions();
-  std::lock_guard<std::mutex> guard{tbl.mtx};
-  tbl.by_actor[held->self].emplace_back(held);
+  bool watch = false;
+  {
+    std::lock_guard<std::mutex> guard{tbl.mtx};
+    auto& e = tbl.by_actor[held->self];
+    e.sessions.emplace_back(held);
+    if (held->cell && !e.watched)
+      watch = e.watched = true;
+  }
+  // Once per actor, at its first direct session: its exit (however it comes,
+  // even while its session objects live on elsewhere) ends its direct
+  // sessions. An actor that already exited runs this at once.
+  if (watch) {
+    const void* key = held->self;
+    held->self->attach_functor(
+      [key](const caf::error&) { end_direct_sessions_of(key); });
+  }
+}
+
+// -- the direct path of actors
+// ---------------------------------------------------------
+
+inbound_ticket::inbound_ticket(std::shared_ptr<context_cell> cell)
+    : cell_(std::move(cell)) {
+  if (cell_)
+    cell_->inbound += 1;
+}
+
+inbound_ticket::~inbound_ticket() {
+  done();
+}
+
+void inbound_ticket::done() noexcept {
+  if (cell_) {
+    cell_->inbound -= 1;
+    cell_.reset();
+  }
+}
+
+namespace {
+
+/// The route to the owner named by `cell` (read under its lock; the caller
+/// holds none), counting the request on the cell.
+owner_route route_via(std::shared_ptr<context_cell> cell) {
+  owner_route result;
+  if (!cell)
+    return result;
+  {
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    result.owner = caf::actor_cast<caf::actor>(cell->owner);
+  }
+  result.ticket = std::make_shared<inbound_ticket>(std::move(cell));
+  return result;
+}
+
+} // namespace
+
+owner_route route_to_owner(const storage& st, const context_key& key) {
+  return route_via(local_cell(st, key));
+}
+
+acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
+                             const context_key& key,
+                             const std::type_info& type) {
+  acquire_route result;
+  auto cell = local_cell(st, key);
+  if (!cell)
+    return result;
+  std::unique_lock<std::mutex> guard{cell->mtx};
+  auto lease = cell->lease.count() > 0;
+  // A session with a lease needs the owner's timer.
+  if (!cell->free_for_direct() || *cell->type != type
+      || (lease && !cell->owner)) {
+    result.route.owner = caf::actor_cast<caf::actor>(cell->owner);
+    guard.unlock();
+    result.route.ticket = std::make_shared<inbound_ticket>(std::move(cell));
+    return result;
+  }
+  auto held = std::make_shared<async_held>();
+  held->token = cell->open_session(true);
+  held->version = cell->version;
+  held->working = cell->committed.value;
+  auto owner = lease ? cell->owner : caf::actor_addr{};
+  guard.unlock();
+  if (lease)
+    schedule_lease(self->system(), owner, cell->lease, held->token);
+  held->self = self;
+  held->registry = st.registry();
+  held->key = key;
+  held->cell = std::move(cell);
+  register_async_held(held);
+  result.held = std::move(held);
+  return result;
+}
+
+std::optional<uint64_t> direct_store(const storage& st, const context_key& key,
+                                     const async_held* held,
+                                     const caf::message& value,
+                                     owner_route& route) {
+  auto cell = held && held->cell ? held->cell : local_cell(st, key);
+  if (!cell)
+    return std::nullopt;
+  payload x{value};
+  {
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    auto ours = held && held->cell && cell->direct_session_open(held->token);
+    if ((ours || cell->free_for_direct()) && cell->fits(x))
+      return cell->publish(std::move(x));
+  }
+  route = route_via(std::move(cell));
+  return std::nullopt;
+}
+
+bool direct_open(const async_held& held) {
+  if (!held.cell)
+    return false;
+  std::lock_guard<std::mutex> guard{held.cell->mtx};
+  return held.cell->direct_session_open(held.token);
+}
+
+namespace {
+
+/// What the owner answers a request on a session that is not open.
+caf::error not_open(const context_cell& cell, const char* what) {
+  if (cell.stopped)
+    return make_error(errc::storage_down, "storage stopped");
+  return make_error(errc::session_expired,
+                    std::string{what} + ": the session is no longer open");
+}
+
+} // namespace
+
+caf::expected<uint64_t> direct_commit(async_held& held, bool end) {
+  auto& cell = *held.cell;
+  // Released: the working copy goes as it is; committed: shared, and the
+  // holder's next change detaches its own copy.
+  payload x{end ? std::move(held.working) : held.working};
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  if (!cell.direct_session_open(held.token))
+    return not_open(cell, end ? "release" : "commit");
+  if (!cell.fits(x))
+    return make_error(errc::type_mismatch,
+                      "the value is not of the type registered as "
+                        + cell.key.type);
+  auto version = cell.publish(std::move(x));
+  if (!end)
+    return version;
+  cell.close_session();
+  caf::actor_addr next;
+  if (cell.queued)
+    next = cell.owner;
+  guard.unlock();
+  send_handover(next);
+  return version;
+}
+
+caf::expected<uint64_t> direct_abort(async_held& held) {
+  auto& cell = *held.cell;
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  if (!cell.direct_session_open(held.token))
+    return not_open(cell, "abort");
+  auto version = cell.version;
+  cell.close_session();
+  caf::actor_addr next;
+  if (cell.queued)
+    next = cell.owner;
+  guard.unlock();
+  send_handover(next);
+  return version;
+}
+
+caf::expected<bool> direct_erase(async_held& held) {
+  auto& cell = *held.cell;
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  if (!cell.direct_session_open(held.token))
+    return not_open(cell, "erase");
+  cell.erase_value();
+  cell.close_session();
+  auto owner = cell.owner;
+  guard.unlock();
+  send_handover(owner); // takes it off the board, runs waiters or retires
+  return true;
+}
+
+async_held::~async_held() {
+  if (cell && open)
+    drop_direct(*this);
+}
+
+void drop_direct(const async_held& held) noexcept {
+  try {
+    end_direct_session(*held.cell, held.token);
+  } catch (...) {
+    // Nothing to end.
+  }
 }
 
 std::optional<versioned_value> read_board(const snapshot_board& board,

@@ -1,4 +1,5 @@
 #include "fixture.hpp"
+#include "waiting.hpp"
 
 #include <future>
 
@@ -183,10 +184,13 @@ SCENARIO("an actor that drops its session and lives on gets no stray answer "
       [=](async_session<counter> s) {
         s->value = 99;
         // Ask the owner itself after the abort: messages from one sender to
-        // one receiver arrive in order, and so do the owner's answers.
+        // one receiver arrive in order, and so do the owner's answers. (A
+        // direct session, see "the direct path" below, has no owner handle:
+        // it is aborted on the context's cell, without any message.)
         auto owner = detail::find_async_held(self, st.registry(), key)->owner;
+        auto dest = owner ? owner : st.registry();
         s = async_session<counter>{}; // dropped: aborts with a plain message
-        self->request(owner, caf::infinite, messages::snapshot_atom::value, key)
+        self->request(dest, caf::infinite, messages::snapshot_atom::value, key)
           .then([=](messages::versioned_value&) { done(*strays); },
                 [=](caf::error&) { done(-1); });
       },
@@ -339,8 +343,7 @@ SCENARIO("an actor's snapshot of a missing context, under another type or "
   auto id = new_id();
   f.client->store<cart>(id, cart{"ann", {}, {}, 1});
   auto code_of_snapshot = [&f](auto probe) {
-    return run_in_actor<errc>(f, [probe](caf::event_based_actor*,
-                                         client_ptr ac,
+    return run_in_actor<errc>(f, [probe](caf::event_based_actor*, client_ptr ac,
                                          std::function<void(errc)> done) {
       probe(*ac).then([done](const auto&) { done(errc{}); },
                       [done](caf::error& e) { done(to_errc(e)); });
@@ -349,9 +352,8 @@ SCENARIO("an actor's snapshot of a missing context, under another type or "
   WHEN("the context does not exist") {
     auto other = new_id();
     THEN("the answer is no_such_context") {
-      CHECK(code_of_snapshot([other](async_client& ac) {
-              return ac.snapshot<cart>(other);
-            })
+      CHECK(code_of_snapshot(
+              [other](async_client& ac) { return ac.snapshot<cart>(other); })
             == errc::no_such_context);
     }
   }
@@ -406,4 +408,334 @@ SCENARIO("an actor's snapshot handler runs later, never inside the call",
       *log += "then returned;";
     });
   CHECK(order_seen == "then returned;value 3;handler returned;second;");
+}
+
+// -- the direct path of actors
+// ---------------------------------------------------------
+// In the storage's process an actor takes a free context under the context's
+// mutex, without a message, and ends its session there (see context_cell);
+// as soon as anybody else is involved it asks the owner. ctest runs these
+// with the fast path off too (specs_without_local_fast_path): the same rules
+// hold on both paths.
+
+namespace {
+
+using namespace waiting;
+
+/// True unless this run has the local fast path off (see fixture.hpp).
+bool fast_path_on() {
+  return with_test_fast_path({}).local_fast_path;
+}
+
+/// What a holder actor reports when it was granted.
+struct grant_seen {
+  uint64_t version = 0;
+  uint64_t token = 0;
+  int64_t value = 0;
+  bool direct = false; // a session on the context's cell (no owner handle)
+};
+
+/// Spawns an actor that acquires the counter `id`, sets its working copy to
+/// `change` without committing, and reports its grant; then each `int`
+/// command ends up in `cmd(self, ac, session)`.
+template <class Cmd>
+std::future<grant_seen>
+spawn_counter_holder(fixture& f, actor_reaper& reaper, const context_id& id,
+                     int64_t change, Cmd cmd, caf::actor& out) {
+  auto granted = std::make_shared<std::promise<grant_seen>>();
+  auto fut = granted->get_future();
+  auto st = f.store;
+  out = f.sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    auto ac = std::make_shared<async_client>(self, st);
+    auto kept = std::make_shared<async_session<counter>>();
+    ac->acquire<counter>(id).then(
+      [=](async_session<counter> s) {
+        messages::context_key key{"counter", id};
+        auto held = detail::find_async_held(self, st.registry(), key);
+        auto seen = grant_seen{s.version(), s.token(), s->value,
+                               held && held->cell != nullptr};
+        s->value = change;
+        *kept = s;
+        granted->set_value(seen);
+      },
+      [=](caf::error& err) {
+        granted->set_exception(std::make_exception_ptr(
+          ctxstore::error{to_errc(err), describe(err)}));
+      });
+    return {[=](int x) mutable { cmd(x, self, ac, *kept); }};
+  });
+  reaper.actors.push_back(out);
+  return fut;
+}
+
+} // namespace
+
+SCENARIO("an actor takes a free context directly exactly when the local fast "
+         "path is on",
+         "[async][direct]") {
+  fixture f;
+  actor_reaper reaper;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  caf::actor a;
+  auto granted = spawn_counter_holder(
+    f, reaper, id, 2,
+    [](int, caf::event_based_actor*, client_ptr, async_session<counter>&) {},
+    a);
+  auto seen = await(f, granted, "the actor's acquire");
+  THEN("its session is a direct one with the fast path, else the owner's") {
+    CHECK(seen.direct == fast_path_on());
+    CHECK(seen.version == 1);
+    CHECK(seen.value == 1);
+    CHECK(f.client->stats().sessions == 1);
+  }
+}
+
+SCENARIO("an actor that releases and at once acquires again queues behind the "
+         "thread that waited",
+         "[async][direct][fifo]") {
+  fixture f;
+  actor_reaper reaper;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  auto log = std::make_shared<std::string>();
+  auto log_mtx = std::make_shared<std::mutex>();
+  auto note = [log, log_mtx](const std::string& what) {
+    std::lock_guard<std::mutex> guard{*log_mtx};
+    *log += what + ";";
+  };
+  auto again = std::make_shared<std::promise<int64_t>>();
+  auto again_fut = again->get_future();
+  GIVEN("an actor holding the context and a thread queued behind it") {
+    caf::actor a;
+    auto granted = spawn_counter_holder(
+      f, reaper, id, 2,
+      [=](int, caf::event_based_actor*, client_ptr ac,
+          async_session<counter>& s) {
+        s.release().then([](uint64_t) {},
+                         [=](caf::error& e) { note(describe(e)); });
+        // Without waiting for the answer: the context is free for a moment,
+        // but the thread asked first.
+        ac->acquire<counter>(id).then(
+          [=](async_session<counter> s2) {
+            note("A again");
+            auto value = s2->value;
+            s2.release().then([=](uint64_t) { again->set_value(value); },
+                              [=](caf::error&) { again->set_value(-1); });
+          },
+          [=](caf::error&) { again->set_value(-1); });
+      },
+      a);
+    REQUIRE(await(f, granted, "the actor's acquire").value == 1);
+    task<int64_t> waiter{f, [&f, id, note] {
+                           auto s = f.client->acquire<counter>(id);
+                           note("T");
+                           auto value = s->value;
+                           s->value = 3;
+                           s.release();
+                           return value;
+                         }};
+    wait_for_waiters(f, 1);
+    WHEN("the actor releases and acquires again in one go") {
+      caf::anon_send(a, 1);
+      THEN("the thread gets the context first, then the actor") {
+        CHECK(waiter.get("the queued thread") == 2);
+        CHECK(await(f, again_fut, "the actor's second acquire") == 3);
+        CHECK(*log == "T;A again;");
+        auto s = f.client->stats();
+        CHECK(s.sessions == 0);
+        CHECK(s.waiters == 0);
+      }
+    }
+  }
+}
+
+SCENARIO("an actor's store queued behind a holder stays ahead of its own "
+         "later acquire",
+         "[async][direct][fifo]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{0});
+  // Each round: a thread holds the context; the actor sends a store (which
+  // queues), then the thread releases (the actor waits for that on its own
+  // thread), then the actor acquires at once. Its acquire must see its store.
+  for (int64_t round = 1; round <= 20; ++round) {
+    holder<counter> h{f, id};
+    h.granted();
+    std::promise<std::string> result;
+    auto fut = result.get_future();
+    auto st = f.store;
+    auto* hp = &h;
+    auto a = f.sys.spawn<caf::detached>(
+      [&result, st, id, round, hp](caf::event_based_actor* self) {
+        auto ac = std::make_shared<async_client>(self, st);
+        auto stored = std::make_shared<bool>(false);
+        ac->store<counter>(id, counter{round})
+          .then([stored](uint64_t) { *stored = true; },
+                [&result](caf::error& e) { result.set_value(describe(e)); });
+        hp->release(); // on the holder's thread; we wait for it here
+        ac->acquire<counter>(id).then(
+          [=, &result](async_session<counter> s) {
+            auto seen = s->value;
+            s.abort().then(
+              [=, &result](uint64_t) {
+                result.set_value(*stored ? std::to_string(seen)
+                                         : "acquired before the store");
+                self->quit();
+              },
+              [&result](caf::error& e) { result.set_value(describe(e)); });
+          },
+          [&result](caf::error& e) { result.set_value(describe(e)); });
+        return caf::behavior{[ac](int) {}};
+      });
+    CHECK(await(f, fut, "the actor's store and acquire")
+          == std::to_string(round));
+    caf::anon_send_exit(a, caf::exit_reason::kill);
+  }
+  CHECK(f.client->stats().sessions == 0);
+}
+
+SCENARIO("an actor killed while it holds a session frees the context, even "
+         "when its session object lives on elsewhere",
+         "[async][direct][failure]") {
+  fixture f;
+  actor_reaper reaper;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  GIVEN("an actor that committed 2, changed its copy to 99 and handed a copy "
+        "of its session to someone else; a thread waits for the context") {
+    auto handed = std::make_shared<std::promise<async_session<counter>>>();
+    auto fut = handed->get_future();
+    auto st = f.store;
+    auto a = f.sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
+      auto ac = std::make_shared<async_client>(self, st);
+      ac->acquire<counter>(id).then(
+        [=](async_session<counter> s) {
+          s->value = 2;
+          s.commit().then(
+            [=](uint64_t) mutable {
+              s->value = 99;
+              handed->set_value(s);
+            },
+            [=](caf::error&) { handed->set_value({}); });
+        },
+        [=](caf::error&) { handed->set_value({}); });
+      return {[ac](int) {}};
+    });
+    reaper.actors.push_back(a);
+    auto kept = await(f, fut, "the actor's acquire and commit");
+    REQUIRE(kept.version() == 2);
+    task<std::pair<int64_t, uint64_t>> waiter{
+      f, [&f, id] {
+        auto s = f.client->acquire<counter>(id);
+        auto seen = std::make_pair(s->value, s.version());
+        s.release();
+        return seen;
+      }};
+    wait_for_waiters(f, 1);
+    WHEN("the actor is killed") {
+      caf::anon_send_exit(a, caf::exit_reason::kill);
+      THEN("the thread gets the last committed value; the change is lost") {
+        auto seen = waiter.get("the waiter behind the dead actor");
+        CHECK(seen.first == 2);
+        CHECK(seen.second == 2);
+        auto v = f.client->snapshot_versioned<counter>(id);
+        CHECK(v.value.value == 2);
+        CHECK(v.version == 3);
+        kept = async_session<counter>{}; // the last copy: nothing left to end
+        auto s = f.client->stats();
+        CHECK(s.sessions == 0);
+        CHECK(s.waiters == 0);
+      }
+    }
+  }
+}
+
+SCENARIO("an actor's session past its lease is revoked and its late commit "
+         "fails",
+         "[async][direct][lease]") {
+  storage_options opts;
+  opts.lease = std::chrono::milliseconds{100};
+  fixture f{opts};
+  actor_reaper reaper;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  auto late = std::make_shared<std::promise<errc>>();
+  auto late_fut = late->get_future();
+  caf::actor a;
+  auto granted = spawn_counter_holder(
+    f, reaper, id, 99,
+    [=](int, caf::event_based_actor*, client_ptr, async_session<counter>& s) {
+      s.commit().then([=](uint64_t) { late->set_value(errc{}); },
+                      [=](caf::error& e) { late->set_value(to_errc(e)); });
+    },
+    a);
+  auto seen = await(f, granted, "the actor's acquire");
+  WHEN("a thread waits for the context beyond the lease") {
+    auto next = f.client->acquire<counter>(id, std::chrono::seconds{5});
+    THEN("it gets the last committed value and a newer token") {
+      CHECK(next->value == 1);
+      CHECK(next.version() == 1);
+      CHECK(next.token() > seen.token);
+    }
+    AND_WHEN("the late holder commits") {
+      caf::anon_send(a, 1);
+      THEN("its commit fails with session_expired and changes nothing") {
+        CHECK(await(f, late_fut, "the late commit") == errc::session_expired);
+        next.release();
+        auto v = f.client->snapshot_versioned<counter>(id);
+        CHECK(v.value.value == 1);
+        CHECK(v.version == 2);
+      }
+    }
+  }
+}
+
+SCENARIO("an actor's nested levels share its direct session",
+         "[async][direct][reentrancy]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  auto log = run_in_actor<std::string>(
+    f, [id](caf::event_based_actor*, client_ptr ac, done_fn done) {
+      auto fail = [done](caf::error& e) { done("error: " + describe(e)); };
+      ac->acquire<counter>(id).then(
+        [=](async_session<counter> outer) {
+          outer->value = 2;
+          ac->acquire<counter>(id).then(
+            [=](async_session<counter> inner) mutable {
+              auto shared = inner->value; // the holder's working copy
+              inner->value = 3;
+              inner.release().then(
+                [=](uint64_t) mutable {
+                  ac->store<counter>(id, counter{10})
+                    .then(
+                      [=](uint64_t stored) mutable {
+                        outer->value += 1; // on top of what it stored
+                        outer.release().then(
+                          [=](uint64_t released) mutable {
+                            inner.abort().then(
+                              [=](uint64_t) { done("inner abort accepted"); },
+                              [=](caf::error& e) {
+                                done(std::to_string(shared) + " "
+                                     + std::to_string(stored) + " "
+                                     + std::to_string(released) + " "
+                                     + to_string(to_errc(e)));
+                              });
+                          },
+                          fail);
+                      },
+                      fail);
+                },
+                fail);
+            },
+            fail);
+        },
+        fail);
+    });
+  CHECK(log == "2 2 3 session_expired");
+  auto v = f.client->snapshot_versioned<counter>(id);
+  CHECK(v.value.value == 11);
+  CHECK(v.version == 3);
+  CHECK(f.client->stats().sessions == 0);
 }

@@ -42,10 +42,10 @@ public:
   /// other actor involved); the answer still arrives later, like any other.
   template <class T>
   pending<versioned<T>> snapshot_versioned(const context_id& id) {
-    return read<T, versioned<T>>(id, [](messages::versioned_value& x,
-                                        const auto& on_ok) {
-      on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
-    });
+    return read<T, versioned<T>>(
+      id, [](messages::versioned_value& x, const auto& on_ok) {
+        on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
+      });
   }
 
   /// The last committed value; never waits for a session. A handler that
@@ -71,17 +71,29 @@ public:
         return;
       auto held = detail::find_async_held(self, dest, key);
       auto msg = caf::make_message(value);
+      auto on_version = [held, msg, on_ok](uint64_t version) {
+        if (held && held->open) {
+          held->working = msg;
+          held->version = version;
+        }
+        on_ok(version);
+      };
+      // The holder of a direct session, or a free context in this process:
+      // stored under the cell's lock, answered through our own mailbox.
+      detail::owner_route route;
+      if (auto version = detail::direct_store(st, key, held.get(), msg, route))
+        return detail::respond_later(self, std::move(on_version),
+                                     forward_error(on_err), *version);
+      auto ticket = route.ticket;
       detail::request_routed(
-        self, detail::local_owner(st, key), dest,
-        [held, msg, on_ok](uint64_t version) {
-          if (held && held->open) {
-            held->working = msg;
-            held->version = version;
-          }
-          on_ok(version);
+        self, route.owner, dest,
+        [ticket, on_version](uint64_t version) {
+          end_count(ticket);
+          on_version(version);
         },
-        forward_error(on_err), messages::store_atom::value, key,
-        messages::payload{msg}, held ? held->token : uint64_t{0});
+        counted_error{ticket, forward_error(on_err)},
+        messages::store_atom::value, key, messages::payload{msg},
+        held && !held->cell ? held->token : uint64_t{0});
     }};
   }
 
@@ -100,9 +112,34 @@ public:
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
+      // A nested acquire of the actor's direct session: that level at once.
+      if (auto held = detail::find_async_held(self, dest, key)) {
+        if (held->cell && detail::direct_open(*held))
+          return detail::respond_later(
+            self,
+            [held, on_ok](caf::ok_atom) {
+              on_ok(async_session<T>{held, false});
+            },
+            forward_error(on_err), caf::ok_atom::value);
+        if (held->cell) { // revoked by its lease: done with it
+          held->open = false;
+          detail::forget_async_held(held.get());
+        }
+      }
+      // A free context in this process is taken like a free futex.
+      auto direct = detail::direct_acquire(self, st, key, typeid(T));
+      if (auto held = std::move(direct.held))
+        return detail::respond_later(
+          self,
+          [held, on_ok](caf::ok_atom) {
+            on_ok(async_session<T>{held, true});
+          },
+          forward_error(on_err), caf::ok_atom::value);
+      auto ticket = direct.route.ticket;
       detail::request_routed(
-        self, detail::local_owner(st, key), dest,
+        self, direct.route.owner, dest,
         [=](messages::grant& g) {
+          end_count(ticket);
           auto held = detail::find_async_held(self, dest, key);
           if (held && held->token == g.token)
             return on_ok(async_session<T>{held, false}); // nested level
@@ -113,6 +150,7 @@ public:
           }
           held = std::make_shared<detail::async_held>();
           held->self = self;
+          held->holder = self->address();
           held->registry = dest;
           held->owner = g.owner ? std::move(g.owner) : dest;
           held->key = key;
@@ -122,7 +160,8 @@ public:
           detail::register_async_held(held);
           on_ok(async_session<T>{std::move(held), true});
         },
-        forward_error(on_err), messages::acquire_atom::value, key, wait_ms);
+        counted_error{ticket, forward_error(on_err)},
+        messages::acquire_atom::value, key, wait_ms);
     }};
   }
 
@@ -160,17 +199,34 @@ public:
       if (key.type.empty())
         return;
       auto held = detail::find_async_held(self, dest, key);
+      if (held && held->cell) {
+        // The holder of a direct session erases it on the cell; that also
+        // ends its session (a revoked one is not ours any more).
+        if (detail::direct_open(*held)) {
+          held->open = false;
+          detail::forget_async_held(held.get());
+          return detail::answer_later(
+            self, [on_ok](bool existed) { on_ok(existed); },
+            forward_error(on_err), detail::direct_erase(*held));
+        }
+        held->open = false;
+        detail::forget_async_held(held.get());
+        held = nullptr;
+      }
+      auto route = detail::route_to_owner(st, key);
+      auto ticket = route.ticket;
       detail::request_routed(
-        self, detail::local_owner(st, key), dest,
-        [held, on_ok](bool existed) {
+        self, route.owner, dest,
+        [held, on_ok, ticket](bool existed) {
+          end_count(ticket);
           if (held) {
             held->open = false; // the holder's erase ends its session
             detail::forget_async_held(held.get());
           }
           on_ok(existed);
         },
-        forward_error(on_err), messages::erase_atom::value, key,
-        held ? held->token : uint64_t{0});
+        counted_error{ticket, forward_error(on_err)},
+        messages::erase_atom::value, key, held ? held->token : uint64_t{0});
     }};
   }
 
@@ -259,6 +315,22 @@ private:
   static error_forwarder forward_error(detail::error_callback on_err) {
     return error_forwarder{std::move(on_err)};
   }
+
+  /// The answer to a counted request arrived (see detail::inbound_ticket).
+  static void end_count(const detail::inbound_ticket_ptr& ticket) {
+    if (ticket)
+      ticket->done();
+  }
+
+  /// `error_forwarder` of a counted request.
+  struct counted_error {
+    detail::inbound_ticket_ptr ticket;
+    error_forwarder forward;
+    void operator()(caf::error& err) const {
+      end_count(ticket);
+      forward(err);
+    }
+  };
 
   /// The key of `id`, or an empty key after reporting an unregistered type.
   template <class T>

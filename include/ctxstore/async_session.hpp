@@ -3,10 +3,13 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <typeinfo>
 #include <utility>
 
 #include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/expected.hpp>
 #include <caf/message.hpp>
 
 #include "ctxstore/detail/async_request.hpp"
@@ -19,16 +22,27 @@ namespace ctxstore {
 
 namespace detail {
 
+struct context_cell;
+
 /// One open session of an actor, shared by its nested levels.
 struct async_held {
   caf::event_based_actor* self = nullptr; // the holder
+  caf::actor_addr holder; // the same, for use when it may be gone
   caf::actor registry;
   caf::actor owner;
+  // Instead of `owner`: a direct session on the context's cell (a storage in
+  // this process), taken and ended without messages (see context_cell).
+  std::shared_ptr<context_cell> cell;
   messages::context_key key;
   uint64_t token = 0;
   uint64_t version = 0;
   caf::message working; // one T, copy-on-write
   bool open = true;
+
+  // A direct session still open when the last reference goes (e.g. its grant
+  // was never delivered: the actor died first) is aborted: nobody else can
+  // end it.
+  ~async_held();
 };
 
 /// The actor's open session on `key` of `registry`, or nullptr.
@@ -55,6 +69,96 @@ caf::actor local_owner(const storage& st, const messages::context_key& key);
 /// Normalizes a failure into a ctxstore error (CAF's own: storage_down).
 caf::error to_ctxstore_error(caf::error err);
 
+// -- the direct path of actors (a storage in this process) -------------------
+// Like a blocking client's (see context_cell): a free context is taken under
+// its cell's mutex, and the holder commits, releases, aborts, stores and
+// erases there. Answers still arrive later, through the actor's mailbox
+// (respond_later). Everything else goes to the owner, counted on the cell
+// (inbound_ticket) so that nobody barges past it.
+
+/// Counts one request of this process on its way to a context's owner (or
+/// queued there) on the context's cell while it is out: meanwhile nobody takes
+/// the context directly. `done()` (or the destructor: the actor died before
+/// the answer) ends the count once.
+class inbound_ticket {
+public:
+  explicit inbound_ticket(std::shared_ptr<context_cell> cell);
+  ~inbound_ticket();
+  inbound_ticket(const inbound_ticket&) = delete;
+  inbound_ticket& operator=(const inbound_ticket&) = delete;
+
+  /// The answer arrived.
+  void done() noexcept;
+
+private:
+  std::shared_ptr<context_cell> cell_;
+};
+
+using inbound_ticket_ptr = std::shared_ptr<inbound_ticket>;
+
+/// How a request on a context travels when it does not take the direct path.
+struct owner_route {
+  caf::actor owner;          // null: ask the registry
+  inbound_ticket_ptr ticket; // null: no cell in this process
+};
+
+/// An acquire of `key` by `self`: a direct session if the context's cell is
+/// free (`held`, registered and watched: the session is aborted when `self`
+/// dies), else the route to the owner. `type`: the requested C++ type; a
+/// context of another type is left to the owner (which answers as ever).
+struct acquire_route {
+  std::shared_ptr<async_held> held;
+  owner_route route;
+};
+
+acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
+                             const messages::context_key& key,
+                             const std::type_info& type);
+
+/// A store of `value` by `self`: done directly (the new version) when
+/// `held` is the actor's open direct session on the key, or when the
+/// context's cell is free; else nothing and `route` tells where to send it.
+std::optional<uint64_t> direct_store(const storage& st,
+                                     const messages::context_key& key,
+                                     const async_held* held,
+                                     const caf::message& value,
+                                     owner_route& route);
+
+/// The route of a request that never goes direct (erase by a non-holder).
+owner_route route_to_owner(const storage& st, const messages::context_key& key);
+
+/// True if `held` is a direct session that is still open on its cell (not
+/// ended, revoked by its lease or cut off by the storage's stop).
+bool direct_open(const async_held& held);
+
+/// Commit (`end` false) or release (`end` true) of the direct session
+/// `held` with its working copy: the new version, or `session_expired` /
+/// `storage_down`.
+caf::expected<uint64_t> direct_commit(async_held& held, bool end);
+
+/// Abort of the direct session `held`: the version it leaves, or an error.
+caf::expected<uint64_t> direct_abort(async_held& held);
+
+/// Erase by the holder of the direct session `held` (ends the session).
+caf::expected<bool> direct_erase(async_held& held);
+
+/// Ends the direct session `held` without an answer (the session was
+/// dropped): like an abort, if it is still open.
+void drop_direct(const async_held& held) noexcept;
+
+/// Answers a request of `self` later with `x` (a value or an error), like
+/// `respond_later`.
+template <class R, class OnValue, class OnError>
+void answer_later(caf::event_based_actor* self, OnValue on_value,
+                  OnError on_error, caf::expected<R> x) {
+  if (x)
+    respond_later(self, std::move(on_value), std::move(on_error),
+                  std::move(*x));
+  else
+    respond_later(self, std::move(on_value), std::move(on_error),
+                  std::move(x.error()));
+}
+
 /// One level of a session; copies of an `async_session` share their level.
 struct async_level {
   std::shared_ptr<async_held> held;
@@ -67,8 +171,15 @@ struct async_level {
     if (!done && outermost && held && held->open) {
       held->open = false;
       forget_async_held(held.get());
-      caf::send_as(caf::actor_cast<caf::actor>(held->self), held->owner,
-                   messages::abort_atom::value, held->key, held->token);
+      if (held->cell) {
+        drop_direct(*held);
+        return;
+      }
+      // The last copy may be dropped after the actor died (kept elsewhere):
+      // then the owner, which monitors it, has ended the session already.
+      if (auto holder = caf::actor_cast<caf::actor>(held->holder))
+        caf::send_as(holder, held->owner, messages::abort_atom::value,
+                     held->key, held->token);
     }
   }
 };
@@ -103,20 +214,20 @@ public:
         auto err = make_error(errc::session_expired, "the session has ended");
         return on_err(err);
       }
+      auto on_version = [held, on_ok](uint64_t version) {
+        held->version = version;
+        on_ok(version);
+      };
+      if (held->cell)
+        return detail::answer_later(held->self, std::move(on_version),
+                                    error_handler(on_err),
+                                    detail::direct_commit(*held, false));
       // Shared, not copied: the holder's next change detaches its own copy.
       auto value = held->working;
-      detail::request_then(
-        held->self, held->owner,
-        [held, on_ok](uint64_t version) {
-          held->version = version;
-          on_ok(version);
-        },
-        [on_err](caf::error& err) {
-          auto e = detail::to_ctxstore_error(std::move(err));
-          on_err(e);
-        },
-        messages::commit_atom::value, held->key, held->token,
-        messages::payload{std::move(value)});
+      detail::request_then(held->self, held->owner, std::move(on_version),
+                           error_handler(on_err), messages::commit_atom::value,
+                           held->key, held->token,
+                           messages::payload{std::move(value)});
     }};
   }
 
@@ -135,20 +246,20 @@ public:
         return on_ok(held->version);
       held->open = false;
       detail::forget_async_held(held.get());
+      auto on_version = [held, on_ok](uint64_t version) {
+        held->version = version;
+        on_ok(version);
+      };
+      if (held->cell)
+        return detail::answer_later(held->self, std::move(on_version),
+                                    error_handler(on_err),
+                                    detail::direct_commit(*held, true));
       // The session ends here: its working copy goes as it is, no copy.
       auto value = std::move(held->working);
-      detail::request_then(
-        held->self, held->owner,
-        [held, on_ok](uint64_t version) {
-          held->version = version;
-          on_ok(version);
-        },
-        [on_err](caf::error& err) {
-          auto e = detail::to_ctxstore_error(std::move(err));
-          on_err(e);
-        },
-        messages::release_atom::value, held->key, held->token,
-        messages::payload{std::move(value)});
+      detail::request_then(held->self, held->owner, std::move(on_version),
+                           error_handler(on_err), messages::release_atom::value,
+                           held->key, held->token,
+                           messages::payload{std::move(value)});
     }};
   }
 
@@ -164,13 +275,14 @@ public:
       auto held = level->held;
       held->open = false;
       detail::forget_async_held(held.get());
-      detail::request_then(
-        held->self, held->owner, [on_ok](uint64_t version) { on_ok(version); },
-        [on_err](caf::error& err) {
-          auto e = detail::to_ctxstore_error(std::move(err));
-          on_err(e);
-        },
-        messages::abort_atom::value, held->key, held->token);
+      auto on_version = [on_ok](uint64_t version) { on_ok(version); };
+      if (held->cell)
+        return detail::answer_later(held->self, std::move(on_version),
+                                    error_handler(on_err),
+                                    detail::direct_abort(*held));
+      detail::request_then(held->self, held->owner, std::move(on_version),
+                           error_handler(on_err), messages::abort_atom::value,
+                           held->key, held->token);
     }};
   }
 
@@ -197,6 +309,14 @@ public:
   }
 
 private:
+  /// Hands a failure to `on_err` as a ctxstore error.
+  static auto error_handler(detail::error_callback on_err) {
+    return [on_err = std::move(on_err)](caf::error& err) {
+      auto e = detail::to_ctxstore_error(std::move(err));
+      on_err(e);
+    };
+  }
+
   T* working() {
     if (!*this)
       throw error{errc::session_expired, "the session has ended"};
