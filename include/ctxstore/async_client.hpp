@@ -65,12 +65,13 @@ public:
     auto self = self_;
     auto dest = storage_.registry();
     auto st = storage_;
+    // The value is copied into a message once, here; the request shares it.
+    auto msg = caf::make_message(std::move(value));
     return pending<uint64_t>{[=](auto on_ok, auto on_err) {
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
       auto held = detail::find_async_held(self, dest, key);
-      auto msg = caf::make_message(value);
       auto on_version = [held, msg, on_ok](uint64_t version) {
         if (held && held->open) {
           held->working = msg;
