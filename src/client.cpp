@@ -241,27 +241,6 @@ R call_via_pool(blocking_core& core, const caf::actor& owner, Ts&&... xs) {
 
 namespace {
 
-/// A thread ended its direct session while others queued, or erased a
-/// context that has an owner: the owner runs the waiters (or retires).
-void hand_over(const caf::actor_addr& owner) {
-  if (auto dest = caf::actor_cast<caf::actor>(owner))
-    caf::anon_send(dest, handover_atom::value);
-}
-
-/// Sessions taken without the owner are revoked by the owner all the same:
-/// the timer looks like one the owner set itself.
-void time_lease(caf::actor_system& sys, const caf::actor_addr& owner_addr,
-                std::chrono::milliseconds lease, uint64_t token) {
-  auto owner = caf::actor_cast<caf::strong_actor_ptr>(owner_addr);
-  if (!owner)
-    return;
-  auto& clock = sys.clock();
-  clock.schedule_message(
-    clock.now() + lease, owner,
-    caf::make_mailbox_element(owner, caf::make_message_id(), caf::no_stages,
-                              lease_atom::value, token));
-}
-
 /// Locks the cell of a direct session that must still be open; throws what the
 /// owner would answer otherwise.
 std::unique_lock<std::mutex> lock_open(const held_session& held,
@@ -433,7 +412,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
       auto owner = cell->owner;
       guard.unlock();
       if (cell->lease.count() > 0)
-        time_lease(sys_, owner, cell->lease, held->token);
+        schedule_lease(sys_, owner, cell->lease, held->token);
       held->cell = std::move(cell);
       held->core = shared_from_this();
       held_here.emplace_back(held);
@@ -483,12 +462,9 @@ uint64_t blocking_core::release(held_session& held, caf::message value) {
     auto& cell = *held.cell;
     auto guard = lock_open(held, "release");
     auto version = cell.publish(std::move(x));
-    cell.close_session();
-    auto owner_next = cell.grant_threads();
-    auto owner = cell.owner;
+    auto next = cell.end_session_for_next();
     guard.unlock();
-    if (owner_next)
-      hand_over(owner);
+    send_handover(next);
     return version;
   }
   return held.via->call<uint64_t>(held.owner, release_atom::value, held.key,
@@ -500,12 +476,9 @@ void blocking_core::abort(held_session& held) {
   if (held.cell) {
     auto& cell = *held.cell;
     auto guard = lock_open(held, "abort");
-    cell.close_session();
-    auto owner_next = cell.grant_threads();
-    auto owner = cell.owner;
+    auto next = cell.end_session_for_next();
     guard.unlock();
-    if (owner_next)
-      hand_over(owner);
+    send_handover(next);
     return;
   }
   held.via->call<uint64_t>(held.owner, abort_atom::value, held.key, held.token);
@@ -516,15 +489,11 @@ bool blocking_core::erase_held(held_session& held) {
   if (held.cell) {
     auto& cell = *held.cell;
     auto guard = lock_open(held, "erase");
-    cell.erase_value();
-    cell.close_session();
-    cell.grant_threads(); // queued threads learn that it is gone
-    auto owner = cell.owner;
+    auto owner = cell.erase_by_holder();
     if (!owner) // no actor can wait without an owner: gone at once
       storage_.board()->erase(cell);
     guard.unlock();
-    if (owner)
-      hand_over(owner); // runs the waiters, or retires
+    send_handover(owner); // runs the actors' requests, or retires
     return true;
   }
   return held.via->call<bool>(held.owner, erase_atom::value, held.key,
@@ -695,9 +664,7 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
     return result;
   std::unique_lock<std::mutex> guard{cell->mtx};
   auto lease = cell->lease.count() > 0;
-  // A session with a lease needs the owner's timer.
-  if (!cell->free_for_direct() || *cell->type != type
-      || (lease && !cell->owner)) {
+  if (!cell->free_for_direct_session() || *cell->type != type) {
     result.route.owner = caf::actor_cast<caf::actor>(cell->owner);
     guard.unlock();
     result.route.ticket = std::make_shared<inbound_ticket>(std::move(cell));
@@ -715,6 +682,7 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
   held->registry = st.registry();
   held->key = key;
   held->cell = std::move(cell);
+  held->board = st.board();
   register_async_held(held);
   result.held = std::move(held);
   return result;
@@ -772,10 +740,7 @@ caf::expected<uint64_t> direct_commit(async_held& held, bool end) {
   auto version = cell.publish(std::move(x));
   if (!end)
     return version;
-  cell.close_session();
-  caf::actor_addr next;
-  if (cell.queued)
-    next = cell.owner;
+  auto next = cell.end_session_for_next();
   guard.unlock();
   send_handover(next);
   return version;
@@ -787,10 +752,7 @@ caf::expected<uint64_t> direct_abort(async_held& held) {
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "abort");
   auto version = cell.version;
-  cell.close_session();
-  caf::actor_addr next;
-  if (cell.queued)
-    next = cell.owner;
+  auto next = cell.end_session_for_next();
   guard.unlock();
   send_handover(next);
   return version;
@@ -801,11 +763,11 @@ caf::expected<bool> direct_erase(async_held& held) {
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "erase");
-  cell.erase_value();
-  cell.close_session();
-  auto owner = cell.owner;
+  auto owner = cell.erase_by_holder();
+  if (!owner && held.board) // no actor can wait without an owner: gone
+    held.board->erase(cell);
   guard.unlock();
-  send_handover(owner); // takes it off the board, runs waiters or retires
+  send_handover(owner); // runs the actors' requests, or retires
   return true;
 }
 

@@ -33,6 +33,7 @@ struct async_held {
   // Instead of `owner`: a direct session on the context's cell (a storage in
   // this process), taken and ended without messages (see context_cell).
   std::shared_ptr<context_cell> cell;
+  std::shared_ptr<snapshot_board> board; // the cell's (a direct erase)
   messages::context_key key;
   uint64_t token = 0;
   uint64_t version = 0;

@@ -198,6 +198,25 @@ struct context_cell {
     return token == 0 && actor_front != 0;
   }
 
+  /// Ends the open session; the oldest waiter goes next: a waiting thread is
+  /// granted here, and if an actor is next, the owner's address is returned
+  /// (send it a handover once the lock is released); else none.
+  caf::actor_addr end_session_for_next() {
+    close_session();
+    return grant_threads() ? owner : caf::actor_addr{};
+  }
+
+  /// The holder erases the context: its session ends and waiting threads
+  /// learn that it is gone. Returns the owner (send it a handover: it runs
+  /// the actors' waiting requests, or retires); none: nobody else can wait,
+  /// and the caller takes the cell off the board.
+  caf::actor_addr erase_by_holder() {
+    erase_value();
+    close_session();
+    grant_threads();
+    return owner;
+  }
+
   /// Ends every thread's wait with `err` (the storage stopped).
   void fail_threads(const caf::error& err) {
     while (auto w = threads_head) {

@@ -44,16 +44,12 @@ inline void schedule_lease(caf::actor_system& sys, const caf::actor_addr& owner,
 }
 
 /// Ends the direct session `token` on `cell` if it is still open, dropping
-/// uncommitted changes (abort); hands over to the owner when others wait.
-/// True if it was open.
+/// uncommitted changes (abort); the next waiter goes on. True if it was open.
 inline bool end_direct_session(context_cell& cell, uint64_t token) {
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (!cell.direct_session_open(token))
     return false;
-  cell.close_session();
-  caf::actor_addr next;
-  if (cell.queued)
-    next = cell.owner;
+  auto next = cell.end_session_for_next();
   guard.unlock();
   send_handover(next);
   return true;
