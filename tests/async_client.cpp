@@ -739,3 +739,46 @@ SCENARIO("an actor's nested levels share its direct session",
   CHECK(v.version == 3);
   CHECK(f.client->stats().sessions == 0);
 }
+
+SCENARIO("an actor that holds a context and erases it ends its session and "
+         "the queued acquires",
+         "[async][direct][erase]") {
+  fixture f;
+  actor_reaper reaper;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  auto erased = std::make_shared<std::promise<bool>>();
+  auto erased_fut = erased->get_future();
+  GIVEN("an actor holding the context and a thread queued behind it") {
+    caf::actor a;
+    auto granted = spawn_counter_holder(
+      f, reaper, id, 2,
+      [=](int, caf::event_based_actor*, client_ptr ac,
+          async_session<counter>&) {
+        ac->erase<counter>(id).then(
+          [=](bool existed) { erased->set_value(existed); },
+          [=](caf::error&) { erased->set_value(false); });
+      },
+      a);
+    REQUIRE(await(f, granted, "the actor's acquire").value == 1);
+    task<std::optional<errc>> waiter{
+      f, [&f, id] { return code_of([&] { f.client->acquire<counter>(id); }); }};
+    wait_for_waiters(f, 1);
+    WHEN("the actor erases the context") {
+      caf::anon_send(a, 1);
+      THEN("the context is gone, the thread learns it, and a new store starts "
+           "at version 1") {
+        CHECK(await(f, erased_fut, "the actor's erase"));
+        CHECK(waiter.get("the queued thread") == errc::no_such_context);
+        auto s = f.client->stats();
+        CHECK(s.contexts == 0);
+        CHECK(s.sessions == 0);
+        CHECK(s.waiters == 0);
+        CHECK(error_code_of([&] { f.client->snapshot<counter>(id); })
+              == errc::no_such_context);
+        f.client->store<counter>(id, counter{7});
+        CHECK(f.client->snapshot_versioned<counter>(id).version == 1);
+      }
+    }
+  }
+}
