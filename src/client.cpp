@@ -257,27 +257,6 @@ std::unique_lock<std::mutex> lock_open(const held_session& held,
               std::string{what} + ": the session is no longer open"};
 }
 
-/// Counts a local request to the owner of `cell` (if any) while it is out.
-class inbound_request {
-public:
-  explicit inbound_request(std::shared_ptr<context_cell> cell)
-      : cell_(std::move(cell)) {
-    if (cell_)
-      cell_->inbound += 1;
-  }
-
-  ~inbound_request() {
-    if (cell_)
-      cell_->inbound -= 1;
-  }
-
-  inbound_request(const inbound_request&) = delete;
-  inbound_request& operator=(const inbound_request&) = delete;
-
-private:
-  std::shared_ptr<context_cell> cell_;
-};
-
 /// The owner of `cell`, or null (no cell, or no owner yet: ask the registry,
 /// which spawns one if needed).
 caf::actor owner_of(const context_cell* cell) {
@@ -363,7 +342,7 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
       return cell->publish(std::move(x));
   }
   auto owner = owner_of(cell.get());
-  inbound_request out{std::move(cell)};
+  inbound_ticket out{std::move(cell)}; // counted while out
   return call_via_pool<uint64_t>(*this, owner, store_atom::value, key,
                                  std::move(x), uint64_t{0});
 }
@@ -380,7 +359,7 @@ bool blocking_core::erase(const context_key& key) {
     }
   }
   auto owner = owner_of(cell.get());
-  inbound_request out{std::move(cell)};
+  inbound_ticket out{std::move(cell)}; // counted while out
   return call_via_pool<bool>(*this, owner, erase_atom::value, key, uint64_t{0});
 }
 
@@ -423,7 +402,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // holder: the owner monitors it, so it stays with the session until the
   // session is gone.
   auto owner = owner_of(cell.get());
-  inbound_request out{std::move(cell)};
+  inbound_ticket out{std::move(cell)}; // counted while out
   auto req = take_requester();
   grant g;
   try {
