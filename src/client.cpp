@@ -342,7 +342,7 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
       return cell->publish(std::move(x));
   }
   auto owner = owner_of(cell.get());
-  inbound_ticket out{std::move(cell)}; // counted while out
+  inbound_ticket out{storage_, key, std::move(cell)}; // counted while out
   return call_via_pool<uint64_t>(*this, owner, store_atom::value, key,
                                  std::move(x), uint64_t{0});
 }
@@ -359,7 +359,7 @@ bool blocking_core::erase(const context_key& key) {
     }
   }
   auto owner = owner_of(cell.get());
-  inbound_ticket out{std::move(cell)}; // counted while out
+  inbound_ticket out{storage_, key, std::move(cell)}; // counted while out
   return call_via_pool<bool>(*this, owner, erase_atom::value, key, uint64_t{0});
 }
 
@@ -402,7 +402,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // holder: the owner monitors it, so it stays with the session until the
   // session is gone.
   auto owner = owner_of(cell.get());
-  inbound_ticket out{std::move(cell)}; // counted while out
+  inbound_ticket out{storage_, key, std::move(cell)}; // counted while out
   auto req = take_requester();
   grant g;
   try {
@@ -595,10 +595,15 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
 // -- the direct path of actors
 // ---------------------------------------------------------
 
-inbound_ticket::inbound_ticket(std::shared_ptr<context_cell> cell)
+inbound_ticket::inbound_ticket(const storage& st, const context_key& key,
+                               std::shared_ptr<context_cell> cell)
     : cell_(std::move(cell)) {
   if (cell_)
     cell_->inbound += 1;
+  if (auto& board = st.board()) {
+    out_ = std::shared_ptr<std::atomic<int>>{board, &board->requests_out(key)};
+    *out_ += 1;
+  }
 }
 
 inbound_ticket::~inbound_ticket() {
@@ -610,28 +615,33 @@ void inbound_ticket::done() noexcept {
     cell_->inbound -= 1;
     cell_.reset();
   }
+  if (out_) {
+    *out_ -= 1;
+    out_.reset();
+  }
 }
 
 namespace {
 
 /// The route to the owner named by `cell` (read under its lock; the caller
-/// holds none), counting the request on the cell.
-owner_route route_via(std::shared_ptr<context_cell> cell) {
+/// holds none; null: to the registry), counting the request.
+owner_route route_via(const storage& st, const context_key& key,
+                      std::shared_ptr<context_cell> cell) {
   owner_route result;
-  if (!cell)
+  if (!st.board())
     return result;
-  {
+  if (cell) {
     std::lock_guard<std::mutex> guard{cell->mtx};
     result.owner = caf::actor_cast<caf::actor>(cell->owner);
   }
-  result.ticket = std::make_shared<inbound_ticket>(std::move(cell));
+  result.ticket = std::make_shared<inbound_ticket>(st, key, std::move(cell));
   return result;
 }
 
 } // namespace
 
 owner_route route_to_owner(const storage& st, const context_key& key) {
-  return route_via(local_cell(st, key));
+  return route_via(st, key, local_cell(st, key));
 }
 
 acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
@@ -639,14 +649,17 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
                              const std::type_info& type) {
   acquire_route result;
   auto cell = local_cell(st, key);
-  if (!cell)
+  if (!cell) {
+    result.route = route_via(st, key, nullptr);
     return result;
+  }
   std::unique_lock<std::mutex> guard{cell->mtx};
   auto lease = cell->lease.count() > 0;
   if (!cell->free_for_direct_session() || *cell->type != type) {
     result.route.owner = caf::actor_cast<caf::actor>(cell->owner);
     guard.unlock();
-    result.route.ticket = std::make_shared<inbound_ticket>(std::move(cell));
+    result.route.ticket
+      = std::make_shared<inbound_ticket>(st, key, std::move(cell));
     return result;
   }
   auto held = std::make_shared<async_held>();
@@ -672,16 +685,23 @@ std::optional<uint64_t> direct_store(const storage& st, const context_key& key,
                                      const caf::message& value,
                                      owner_route& route) {
   auto cell = held && held->cell ? held->cell : local_cell(st, key);
-  if (!cell)
-    return std::nullopt;
   payload x{value};
-  {
+  if (!cell && st.board()
+      && st.board()->requests_out(key).load(std::memory_order_acquire) == 0) {
+    // A new context, created here like a blocking client's. Only this
+    // actor's own earlier requests could be overtaken, and none is out.
+    auto [existing, created] = create_local(st, key, x);
+    if (created)
+      return uint64_t{1}; // the first version of a new context
+    cell = std::move(existing);
+  }
+  if (cell) {
     std::lock_guard<std::mutex> guard{cell->mtx};
     auto ours = held && held->cell && cell->direct_session_open(held->token);
     if ((ours || cell->free_for_direct()) && cell->fits(x))
       return cell->publish(std::move(x));
   }
-  route = route_via(std::move(cell));
+  route = route_via(st, key, std::move(cell));
   return std::nullopt;
 }
 

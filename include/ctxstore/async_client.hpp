@@ -257,6 +257,7 @@ private:
     auto self = self_;
     auto dest = storage_.registry();
     auto board = storage_.board();
+    auto st = storage_;
     return pending<R>{[=](auto on_ok, auto on_err) {
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
@@ -280,7 +281,14 @@ private:
           return;
         }
       }
-      auto on_value = [answer, on_ok, on_err](messages::versioned_value& x) {
+      // Counted while out, like any request on the key: a store of this
+      // actor sent after it cannot create the context first.
+      detail::inbound_ticket_ptr ticket;
+      if (board)
+        ticket = std::make_shared<detail::inbound_ticket>(st, key, nullptr);
+      auto on_value = [answer, on_ok, on_err,
+                       ticket](messages::versioned_value& x) {
+        end_count(ticket);
         if (!x.value.value.template match_elements<T>()) {
           auto err = type_mismatch();
           return on_err(err);
@@ -288,7 +296,7 @@ private:
         answer(x, on_ok);
       };
       detail::request_then(self, dest, std::move(on_value),
-                           forward_error(std::move(on_err)),
+                           counted_error{ticket, forward_error(on_err)},
                            messages::snapshot_atom::value, key);
     }};
   }

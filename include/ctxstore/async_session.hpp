@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -79,11 +80,15 @@ caf::error to_ctxstore_error(caf::error err);
 
 /// Counts one request of this process on its way to a context's owner (or
 /// queued there) on the context's cell while it is out: meanwhile nobody takes
-/// the context directly. `done()` (or the destructor: the actor died before
-/// the answer) ends the count once.
+/// the context directly. It also counts on the storage's board by key
+/// (snapshot_board::requests_out), also without a cell (a request to the
+/// registry): meanwhile nobody creates the context directly. `done()` (or
+/// the destructor: the actor died before the answer) ends the count once.
+/// Nothing is counted for a storage in another process.
 class inbound_ticket {
 public:
-  explicit inbound_ticket(std::shared_ptr<context_cell> cell);
+  inbound_ticket(const storage& st, const messages::context_key& key,
+                 std::shared_ptr<context_cell> cell);
   ~inbound_ticket();
   inbound_ticket(const inbound_ticket&) = delete;
   inbound_ticket& operator=(const inbound_ticket&) = delete;
@@ -93,6 +98,7 @@ public:
 
 private:
   std::shared_ptr<context_cell> cell_;
+  std::shared_ptr<std::atomic<int>> out_; // the board's count of the key
 };
 
 using inbound_ticket_ptr = std::shared_ptr<inbound_ticket>;
@@ -100,7 +106,7 @@ using inbound_ticket_ptr = std::shared_ptr<inbound_ticket>;
 /// How a request on a context travels when it does not take the direct path.
 struct owner_route {
   caf::actor owner;          // null: ask the registry
-  inbound_ticket_ptr ticket; // null: no cell in this process
+  inbound_ticket_ptr ticket; // null: the storage is in another process
 };
 
 /// An acquire of `key` by `self`: a direct session if the context's cell is

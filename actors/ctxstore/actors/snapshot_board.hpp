@@ -92,6 +92,15 @@ public:
     return messages::versioned_value{cell->version, cell->committed};
   }
 
+  /// Requests of this process on `key`'s way to the storage (counted by
+  /// detail::inbound_ticket) that were not answered yet; shared by the keys
+  /// of one shard. While there are any, a new context of `key` is not
+  /// created without a message: it could overtake one of them (an erase or a
+  /// store sent before it, still on its way to the registry).
+  std::atomic<int>& requests_out(const messages::context_key& key) {
+    return shard_of(key).requests_out;
+  }
+
   /// The storage stopped: no more answers from here. Cells without an owner
   /// are marked stopped here (owners mark theirs when they stop), so that a
   /// direct session's holder and the threads queued in a cell learn it too.
@@ -118,6 +127,7 @@ private:
     std::unordered_map<messages::context_key, cell_ptr,
                        messages::context_key_hash>
       entries;
+    std::atomic<int> requests_out{0};
   };
 
   static constexpr size_t shard_count = 64;
