@@ -428,7 +428,9 @@ uint64_t blocking_core::commit(held_session& held, caf::message value) {
   payload x{std::move(value)};
   if (held.cell) {
     auto guard = lock_open(held, "commit");
-    return held.cell->publish(std::move(x));
+    auto version = held.cell->publish(std::move(x), held.replaced);
+    guard.unlock();
+    return version;
   }
   return held.via->call<uint64_t>(held.owner, commit_atom::value, held.key,
                                   held.token, std::move(x));
@@ -440,7 +442,7 @@ uint64_t blocking_core::release(held_session& held, caf::message value) {
   if (held.cell) {
     auto& cell = *held.cell;
     auto guard = lock_open(held, "release");
-    auto version = cell.publish(std::move(x));
+    auto version = cell.publish(std::move(x), held.replaced);
     auto next = cell.end_session_for_next();
     guard.unlock();
     send_handover(next);
@@ -736,7 +738,7 @@ caf::expected<uint64_t> direct_commit(async_held& held, bool end) {
     return make_error(errc::type_mismatch,
                       "the value is not of the type registered as "
                         + cell.key.type);
-  auto version = cell.publish(std::move(x));
+  auto version = cell.publish(std::move(x), held.replaced);
   if (!end)
     return version;
   auto next = cell.end_session_for_next();

@@ -1,5 +1,8 @@
 #include "fixture.hpp"
 
+#include <optional>
+#include <utility>
+
 using namespace ctxstore;
 
 SCENARIO("store creates or replaces, snapshot reads the last commit",
@@ -78,6 +81,54 @@ SCENARIO("a view is a snapshot that shares the committed value",
         CHECK(before.version() == 1);
         CHECK(before->owner == "ann");
       }
+    }
+  }
+}
+
+SCENARIO("sessions that reuse replaced commits for their working copies "
+         "never touch a value that a reader still holds",
+         "[snapshot][session]") {
+  // A session's first write copy-assigns into a commit that an earlier
+  // session replaced and nobody holds any more (recycled_value.hpp).
+  fixture f;
+  auto& c = *f.client;
+  auto id = new_id();
+  auto cart_of = [](int round) {
+    cart x{"owner " + std::to_string(round), {}, {}, round};
+    for (int i = 0; i < round % 4; ++i)
+      x.items.push_back(item{"sku " + std::to_string(round * 10 + i), i});
+    for (int i = 0; i < (round + 2) % 3; ++i)
+      x.tags["tag " + std::to_string(i)] = std::string(20 + round, 'x');
+    return x;
+  };
+  c.store<cart>(id, cart_of(0));
+  auto first = c.view<cart>(id); // a reader keeps it all along
+  std::optional<snapshot_view<cart>> later;
+  for (int round = 1; round <= 12; ++round) {
+    {
+      auto s = c.acquire<cart>(id);
+      *s = cart_of(round);
+      if (round % 2 == 0)
+        s.commit(); // a commit replaces a value too; the release after it
+      s->total += 1000;
+      s->total -= 1000;
+    }
+    auto now = c.view<cart>(id);
+    auto want = cart_of(round);
+    CHECK(now->owner == want.owner);
+    CHECK(now->items.size() == want.items.size());
+    CHECK(now->tags == want.tags);
+    CHECK(now->total == want.total);
+    if (round == 6)
+      later = now; // a reader keeps this one from here on
+  }
+  THEN("the values readers kept are as they were when committed") {
+    for (auto [kept, round] : {std::pair{&first, 0}, std::pair{&*later, 6}}) {
+      auto want = cart_of(round);
+      CHECK((*kept)->owner == want.owner);
+      CHECK((*kept)->items.size() == want.items.size());
+      CHECK((*kept)->tags == want.tags);
+      CHECK((*kept)->total == want.total);
     }
   }
 }

@@ -14,6 +14,7 @@
 #include <caf/message.hpp>
 
 #include "ctxstore/detail/async_request.hpp"
+#include "ctxstore/detail/recycled_value.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/pending.hpp"
@@ -39,6 +40,8 @@ struct async_held {
   uint64_t token = 0;
   uint64_t version = 0;
   caf::message working; // one T, copy-on-write
+  caf::message replaced; // the commit our last direct commit or release
+                         // replaced, for detail::recycle
   bool open = true;
 
   // A direct session still open when the last reference goes (e.g. its grant
@@ -225,10 +228,12 @@ public:
         held->version = version;
         on_ok(version);
       };
-      if (held->cell)
+      if (held->cell) {
+        auto version = detail::direct_commit(*held, false);
+        detail::recycle<T>(held->replaced);
         return detail::answer_later(held->self, std::move(on_version),
-                                    error_handler(on_err),
-                                    detail::direct_commit(*held, false));
+                                    error_handler(on_err), std::move(version));
+      }
       // Shared, not copied: the holder's next change detaches its own copy.
       auto value = held->working;
       detail::request_then(held->self, held->owner, std::move(on_version),
@@ -257,10 +262,12 @@ public:
         held->version = version;
         on_ok(version);
       };
-      if (held->cell)
+      if (held->cell) {
+        auto version = detail::direct_commit(*held, true);
+        detail::recycle<T>(held->replaced);
         return detail::answer_later(held->self, std::move(on_version),
-                                    error_handler(on_err),
-                                    detail::direct_commit(*held, true));
+                                    error_handler(on_err), std::move(version));
+      }
       // The session ends here: its working copy goes as it is, no copy.
       auto value = std::move(held->working);
       detail::request_then(held->self, held->owner, std::move(on_version),
@@ -327,7 +334,7 @@ private:
   T* working() {
     if (!*this)
       throw error{errc::session_expired, "the session has ended"};
-    return &level_->held->working.template get_mutable_as<T>(0);
+    return &detail::writable<T>(level_->held->working);
   }
 
   std::shared_ptr<detail::async_level> level_;

@@ -8,6 +8,7 @@
 #include <caf/message.hpp>
 
 #include "ctxstore/detail/blocking_core.hpp"
+#include "ctxstore/detail/recycled_value.hpp"
 #include "ctxstore/error.hpp"
 
 namespace ctxstore {
@@ -71,7 +72,9 @@ public:
   /// session. Throws `error{session_expired}` if the session was revoked.
   void commit() {
     auto& h = checked();
-    h.version = h.core->commit(h, caf::make_message(*working()));
+    // Shared, not copied: our next write detaches (see recycled_value.hpp).
+    h.version = h.core->commit(h, h.working);
+    detail::recycle<T>(h.replaced);
   }
 
   /// Ends this level. The outermost level commits the working copy and ends
@@ -85,9 +88,8 @@ public:
       return;
     }
     held->open = false;
-    held->version = held->core->release(
-      *held, caf::make_message(
-               std::move(held->working.template get_mutable_as<T>(0))));
+    held->version = held->core->release(*held, std::move(held->working));
+    detail::recycle<T>(held->replaced);
   }
 
   /// Discards uncommitted changes and ends the whole session, at any level.
@@ -132,7 +134,7 @@ private:
 
   T* working() {
     // Copy-on-write: the first write detaches from the committed value.
-    return &checked().working.template get_mutable_as<T>(0);
+    return &detail::writable<T>(checked().working);
   }
 
   void end_silently() noexcept {

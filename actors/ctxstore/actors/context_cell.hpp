@@ -251,6 +251,13 @@ struct context_cell {
     return ++version;
   }
 
+  /// Like `publish`; the commit it replaces goes to `replaced` (the caller
+  /// destroys or recycles it after unlocking, see recycled_value.hpp).
+  uint64_t publish(messages::payload value, caf::message& replaced) {
+    replaced = std::move(committed.value);
+    return publish(std::move(value));
+  }
+
   void erase_value() noexcept {
     committed = messages::payload{};
     set_present(false);

@@ -44,6 +44,8 @@ struct held_session : std::enable_shared_from_this<held_session> {
   std::shared_ptr<context_cell> cell;
   caf::message working; // one T; detached from the committed value on
                         // first write (copy-on-write)
+  caf::message replaced; // the commit our last commit or release replaced
+                         // (direct sessions), for detail::recycle
   int depth = 1;        // open levels
   bool open = true;     // false once released, aborted or erased
 
