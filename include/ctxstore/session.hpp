@@ -72,8 +72,10 @@ public:
   /// session. Throws `error{session_expired}` if the session was revoked.
   void commit() {
     auto& h = checked();
-    // Shared, not copied: our next write detaches (see recycled_value.hpp).
-    h.version = h.core->commit(h, h.working);
+    // A direct session shares it (our next write detaches, see
+    // recycled_value.hpp); a message to the owner carries a copy.
+    h.version = h.core->commit(h, h.cell ? h.working
+                                         : caf::make_message(*working()));
     detail::recycle<T>(h.replaced);
   }
 
@@ -88,7 +90,10 @@ public:
       return;
     }
     held->open = false;
-    held->version = held->core->release(*held, std::move(held->working));
+    held->version = held->core->release(
+      *held, held->cell ? std::move(held->working)
+                        : caf::make_message(std::move(
+                          held->working.template get_mutable_as<T>(0))));
     detail::recycle<T>(held->replaced);
   }
 
