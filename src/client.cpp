@@ -342,7 +342,7 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
       return cell->publish(std::move(x));
   }
   auto owner = owner_of(cell.get());
-  inbound_ticket out{storage_, key, std::move(cell)}; // counted while out
+  inbound_ticket out{storage_.board(), key, std::move(cell)}; // while out
   return call_via_pool<uint64_t>(*this, owner, store_atom::value, key,
                                  std::move(x), uint64_t{0});
 }
@@ -359,7 +359,7 @@ bool blocking_core::erase(const context_key& key) {
     }
   }
   auto owner = owner_of(cell.get());
-  inbound_ticket out{storage_, key, std::move(cell)}; // counted while out
+  inbound_ticket out{storage_.board(), key, std::move(cell)}; // while out
   return call_via_pool<bool>(*this, owner, erase_atom::value, key, uint64_t{0});
 }
 
@@ -402,7 +402,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // holder: the owner monitors it, so it stays with the session until the
   // session is gone.
   auto owner = owner_of(cell.get());
-  inbound_ticket out{storage_, key, std::move(cell)}; // counted while out
+  inbound_ticket out{storage_.board(), key, std::move(cell)}; // while out
   auto req = take_requester();
   grant g;
   try {
@@ -597,12 +597,13 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
 // -- the direct path of actors
 // ---------------------------------------------------------
 
-inbound_ticket::inbound_ticket(const storage& st, const context_key& key,
+inbound_ticket::inbound_ticket(const std::shared_ptr<snapshot_board>& board,
+                               const context_key& key,
                                std::shared_ptr<context_cell> cell)
     : cell_(std::move(cell)) {
   if (cell_)
     cell_->inbound += 1;
-  if (auto& board = st.board()) {
+  if (board) {
     out_ = std::shared_ptr<std::atomic<int>>{board, &board->requests_out(key)};
     *out_ += 1;
   }
@@ -636,7 +637,8 @@ owner_route route_via(const storage& st, const context_key& key,
     std::lock_guard<std::mutex> guard{cell->mtx};
     result.owner = caf::actor_cast<caf::actor>(cell->owner);
   }
-  result.ticket = std::make_shared<inbound_ticket>(st, key, std::move(cell));
+  result.ticket
+    = std::make_shared<inbound_ticket>(st.board(), key, std::move(cell));
   return result;
 }
 
@@ -661,7 +663,7 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
     result.route.owner = caf::actor_cast<caf::actor>(cell->owner);
     guard.unlock();
     result.route.ticket
-      = std::make_shared<inbound_ticket>(st, key, std::move(cell));
+      = std::make_shared<inbound_ticket>(st.board(), key, std::move(cell));
     return result;
   }
   auto held = std::make_shared<async_held>();

@@ -498,9 +498,9 @@ SCENARIO("an actor creates a new context directly exactly when the local "
   auto id = new_id();
   auto seen = run_in_actor<std::string>(
     f, [&f, id](caf::event_based_actor*, client_ptr ac, done_fn done) {
-      ac->store<counter>(id, counter{7}).then(
-        [done](uint64_t version) { done(std::to_string(version)); },
-        [done](caf::error& e) { done(describe(e)); });
+      ac->store<counter>(id, counter{7})
+        .then([done](uint64_t version) { done(std::to_string(version)); },
+              [done](caf::error& e) { done(describe(e)); });
       // Before the answer: on the board already if it was created directly.
       messages::context_key key{"counter", id};
       if (fast_path_on() && !detail::read_board(*f.store.board(), key))
@@ -521,29 +521,30 @@ SCENARIO("an actor's store of a new context stays behind its own earlier "
   for (int round = 0; round < 20; ++round) {
     auto id = new_id();
     int64_t round_value = round + 1;
-    auto log = run_in_actor<std::string>(
-      f, [id, round_value](caf::event_based_actor*, client_ptr ac,
-                           done_fn done) {
-        auto out = std::make_shared<std::string>();
-        auto answers = std::make_shared<int>(0);
-        auto note = [=](const std::string& what) {
-          *out += what + ";";
-          if (++*answers == 4)
-            done(*out);
-        };
-        ac->acquire<counter>(id, std::chrono::milliseconds{0})
-          .then([note](async_session<counter>) { note("acquire granted"); },
-                [note](caf::error& e) { note("acquire " + to_string(to_errc(e))); });
-        ac->erase<counter>(id).then(
-          [note](bool existed) { note(existed ? "erased" : "nothing to erase"); },
-          [note](caf::error& e) { note("erase " + describe(e)); });
-        ac->snapshot<counter>(id).then(
-          [note](const counter& c) { note("seen " + std::to_string(c.value)); },
-          [note](caf::error& e) { note("snapshot " + to_string(to_errc(e))); });
-        ac->store<counter>(id, counter{round_value}).then(
-          [note](uint64_t v) { note("stored " + std::to_string(v)); },
-          [note](caf::error& e) { note("store " + describe(e)); });
-      });
+    auto log = run_in_actor<std::string>(f, [id, round_value](
+                                              caf::event_based_actor*,
+                                              client_ptr ac, done_fn done) {
+      auto out = std::make_shared<std::string>();
+      auto answers = std::make_shared<int>(0);
+      auto note = [=](const std::string& what) {
+        *out += what + ";";
+        if (++*answers == 4)
+          done(*out);
+      };
+      auto code = [](caf::error& e) { return to_string(to_errc(e)); };
+      ac->acquire<counter>(id, std::chrono::milliseconds{0})
+        .then([note](async_session<counter>) { note("acquire granted"); },
+              [=](caf::error& e) { note("acquire " + code(e)); });
+      ac->erase<counter>(id).then(
+        [note](bool existed) { note(existed ? "erased" : "nothing to erase"); },
+        [note](caf::error& e) { note("erase " + describe(e)); });
+      ac->snapshot<counter>(id).then(
+        [note](const counter& c) { note("seen " + std::to_string(c.value)); },
+        [=](caf::error& e) { note("snapshot " + code(e)); });
+      ac->store<counter>(id, counter{round_value})
+        .then([note](uint64_t v) { note("stored " + std::to_string(v)); },
+              [note](caf::error& e) { note("store " + describe(e)); });
+    });
     CHECK(log
           == "acquire no_such_context;nothing to erase;"
              "snapshot no_such_context;stored 1;");

@@ -257,7 +257,6 @@ private:
     auto self = self_;
     auto dest = storage_.registry();
     auto board = storage_.board();
-    auto st = storage_;
     return pending<R>{[=](auto on_ok, auto on_err) {
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
@@ -285,16 +284,16 @@ private:
       // actor sent after it cannot create the context first.
       detail::inbound_ticket_ptr ticket;
       if (board)
-        ticket = std::make_shared<detail::inbound_ticket>(st, key, nullptr);
-      auto on_value = [answer, on_ok, on_err,
-                       ticket](messages::versioned_value& x) {
-        end_count(ticket);
-        if (!x.value.value.template match_elements<T>()) {
-          auto err = type_mismatch();
-          return on_err(err);
-        }
-        answer(x, on_ok);
-      };
+        ticket = std::make_shared<detail::inbound_ticket>(board, key, nullptr);
+      auto on_value
+        = [answer, on_ok, on_err, ticket](messages::versioned_value& x) {
+            end_count(ticket);
+            if (!x.value.value.template match_elements<T>()) {
+              auto err = type_mismatch();
+              return on_err(err);
+            }
+            answer(x, on_ok);
+          };
       detail::request_then(self, dest, std::move(on_value),
                            counted_error{ticket, forward_error(on_err)},
                            messages::snapshot_atom::value, key);

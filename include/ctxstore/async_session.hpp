@@ -39,7 +39,7 @@ struct async_held {
   messages::context_key key;
   uint64_t token = 0;
   uint64_t version = 0;
-  caf::message working; // one T, copy-on-write
+  caf::message working;  // one T, copy-on-write
   caf::message replaced; // the commit our last direct commit or release
                          // replaced, for detail::recycle
   bool open = true;
@@ -90,7 +90,9 @@ caf::error to_ctxstore_error(caf::error err);
 /// Nothing is counted for a storage in another process.
 class inbound_ticket {
 public:
-  inbound_ticket(const storage& st, const messages::context_key& key,
+  /// `board`: the storage's (null: in another process, nothing counted).
+  inbound_ticket(const std::shared_ptr<snapshot_board>& board,
+                 const messages::context_key& key,
                  std::shared_ptr<context_cell> cell);
   ~inbound_ticket();
   inbound_ticket(const inbound_ticket&) = delete;

@@ -74,8 +74,8 @@ public:
     auto& h = checked();
     // A direct session shares it (our next write detaches, see
     // recycled_value.hpp); a message to the owner carries a copy.
-    h.version = h.core->commit(h, h.cell ? h.working
-                                         : caf::make_message(*working()));
+    h.version
+      = h.core->commit(h, h.cell ? h.working : caf::make_message(*working()));
     detail::recycle<T>(h.replaced);
   }
 
