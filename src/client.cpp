@@ -599,13 +599,19 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
 
 inbound_ticket::inbound_ticket(const std::shared_ptr<snapshot_board>& board,
                                const context_key& key,
-                               std::shared_ptr<context_cell> cell)
+                               std::shared_ptr<context_cell> cell,
+                               bool to_registry)
     : cell_(std::move(cell)) {
   if (cell_)
     cell_->inbound += 1;
   if (board) {
     out_ = std::shared_ptr<std::atomic<int>>{board, &board->requests_out(key)};
     *out_ += 1;
+    if (to_registry) {
+      via_registry_ = std::shared_ptr<std::atomic<int>>{
+        board, &board->via_registry(key)};
+      *via_registry_ += 1;
+    }
   }
 }
 
@@ -622,6 +628,10 @@ void inbound_ticket::done() noexcept {
     *out_ -= 1;
     out_.reset();
   }
+  if (via_registry_) {
+    *via_registry_ -= 1;
+    via_registry_.reset();
+  }
 }
 
 namespace {
@@ -631,14 +641,19 @@ namespace {
 owner_route route_via(const storage& st, const context_key& key,
                       std::shared_ptr<context_cell> cell) {
   owner_route result;
-  if (!st.board())
+  auto& board = st.board();
+  if (!board)
     return result;
   if (cell) {
     std::lock_guard<std::mutex> guard{cell->mtx};
     result.owner = caf::actor_cast<caf::actor>(cell->owner);
   }
-  result.ticket
-    = std::make_shared<inbound_ticket>(st.board(), key, std::move(cell));
+  // Behind our requests still at the registry: through it (see via_registry).
+  if (board->via_registry(key).load() > 0)
+    result.owner = caf::actor{};
+  auto to_registry = !result.owner;
+  result.ticket = std::make_shared<inbound_ticket>(board, key, std::move(cell),
+                                                   to_registry);
   return result;
 }
 
@@ -660,10 +675,8 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
   std::unique_lock<std::mutex> guard{cell->mtx};
   auto lease = cell->lease.count() > 0;
   if (!cell->free_for_direct_session() || *cell->type != type) {
-    result.route.owner = caf::actor_cast<caf::actor>(cell->owner);
     guard.unlock();
-    result.route.ticket
-      = std::make_shared<inbound_ticket>(st.board(), key, std::move(cell));
+    result.route = route_via(st, key, std::move(cell));
     return result;
   }
   auto held = std::make_shared<async_held>();

@@ -91,9 +91,10 @@ caf::error to_ctxstore_error(caf::error err);
 class inbound_ticket {
 public:
   /// `board`: the storage's (null: in another process, nothing counted).
+  /// `to_registry`: the request goes to the registry (also counted as such).
   inbound_ticket(const std::shared_ptr<snapshot_board>& board,
                  const messages::context_key& key,
-                 std::shared_ptr<context_cell> cell);
+                 std::shared_ptr<context_cell> cell, bool to_registry = false);
   ~inbound_ticket();
   inbound_ticket(const inbound_ticket&) = delete;
   inbound_ticket& operator=(const inbound_ticket&) = delete;
@@ -104,6 +105,7 @@ public:
 private:
   std::shared_ptr<context_cell> cell_;
   std::shared_ptr<std::atomic<int>> out_; // the board's count of the key
+  std::shared_ptr<std::atomic<int>> via_registry_; // the same, to_registry
 };
 
 using inbound_ticket_ptr = std::shared_ptr<inbound_ticket>;

@@ -101,6 +101,14 @@ public:
     return shard_of(key).requests_out;
   }
 
+  /// Those of `requests_out` that were sent to the registry (no owner known
+  /// then). While there are any, later requests on `key` go there too: the
+  /// registry forwards them to the owner in order, whereas one sent straight
+  /// to the owner could overtake an earlier one still at the registry.
+  std::atomic<int>& via_registry(const messages::context_key& key) {
+    return shard_of(key).via_registry;
+  }
+
   /// The storage stopped: no more answers from here. Cells without an owner
   /// are marked stopped here (owners mark theirs when they stop), so that a
   /// direct session's holder and the threads queued in a cell learn it too.
@@ -128,6 +136,7 @@ private:
                        messages::context_key_hash>
       entries;
     std::atomic<int> requests_out{0};
+    std::atomic<int> via_registry{0};
   };
 
   static constexpr size_t shard_count = 64;
