@@ -257,6 +257,12 @@ std::unique_lock<std::mutex> lock_open(const held_session& held,
               std::string{what} + ": the session is no longer open"};
 }
 
+/// The owner of `cell` (weak; none if it has no owner).
+caf::actor_addr owner_addr(const context_cell& cell) {
+  std::lock_guard<std::mutex> guard{cell.mtx};
+  return cell.owner;
+}
+
 /// The owner of `cell`, or null (no cell, or no owner yet: ask the registry,
 /// which spawns one if needed).
 caf::actor owner_of(const context_cell* cell) {
@@ -264,6 +270,31 @@ caf::actor owner_of(const context_cell* cell) {
     return caf::actor{};
   std::lock_guard<std::mutex> guard{cell->mtx};
   return caf::actor_cast<caf::actor>(cell->owner);
+}
+
+/// The route to the owner named by `cell` (read under its lock; the caller
+/// holds none; null: to the registry), counting the request.
+owner_route route_via(const storage& st, const context_key& key,
+                      std::shared_ptr<context_cell> cell) {
+  owner_route result;
+  auto& board = st.board();
+  if (!board)
+    return result;
+  // Behind our requests still at the registry: through it (see via_registry).
+  auto behind = board->via_registry(key).load() > 0;
+  if (!cell) {
+    result.ticket = std::make_shared<inbound_ticket>(board, key, nullptr, true);
+    return result;
+  }
+  // Counted where the owner is read: the registry retires no owner with a
+  // request on its way (registry.cpp, retire_confirm_atom).
+  std::lock_guard<std::mutex> guard{cell->mtx};
+  if (!behind)
+    result.owner = caf::actor_cast<caf::actor>(cell->owner);
+  auto to_registry = !result.owner;
+  result.ticket = std::make_shared<inbound_ticket>(board, key, std::move(cell),
+                                                   to_registry);
+  return result;
 }
 
 /// The cell of `key` if its storage runs in this process.
@@ -341,9 +372,8 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
     if (cell->free_for_direct() && cell->fits(x))
       return cell->publish(std::move(x));
   }
-  auto owner = owner_of(cell.get());
-  inbound_ticket out{storage_.board(), key, std::move(cell)}; // while out
-  return call_via_pool<uint64_t>(*this, owner, store_atom::value, key,
+  auto route = route_via(storage_, key, std::move(cell)); // counted while out
+  return call_via_pool<uint64_t>(*this, route.owner, store_atom::value, key,
                                  std::move(x), uint64_t{0});
 }
 
@@ -358,9 +388,9 @@ bool blocking_core::erase(const context_key& key) {
       return true;
     }
   }
-  auto owner = owner_of(cell.get());
-  inbound_ticket out{storage_.board(), key, std::move(cell)}; // while out
-  return call_via_pool<bool>(*this, owner, erase_atom::value, key, uint64_t{0});
+  auto route = route_via(storage_, key, std::move(cell)); // counted while out
+  return call_via_pool<bool>(*this, route.owner, erase_atom::value, key,
+                             uint64_t{0});
 }
 
 storage_stats blocking_core::stats() {
@@ -401,13 +431,12 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // Otherwise the owner queues us. The requester that acquires becomes the
   // holder: the owner monitors it, so it stays with the session until the
   // session is gone.
-  auto owner = owner_of(cell.get());
-  inbound_ticket out{storage_.board(), key, std::move(cell)}; // while out
+  auto route = route_via(storage_, key, std::move(cell)); // counted while out
   auto req = take_requester();
   grant g;
   try {
-    g = req->call_routed<grant>(owner, storage_.registry(), acquire_atom::value,
-                                key, wait_ms);
+    g = req->call_routed<grant>(route.owner, storage_.registry(),
+                                acquire_atom::value, key, wait_ms);
   } catch (...) {
     give_back(req.release());
     throw;
@@ -621,7 +650,11 @@ inbound_ticket::~inbound_ticket() {
 
 void inbound_ticket::done() noexcept {
   if (cell_) {
-    cell_->inbound -= 1;
+    // The last request on its way to an owner the registry kept because of
+    // it (see retire_wanted): the owner may retire now.
+    if (cell_->inbound.fetch_sub(1) == 1 && cell_->retire_wanted.load()
+        && cell_->retire_wanted.exchange(false))
+      send_handover(owner_addr(*cell_));
     cell_.reset();
   }
   if (out_) {
@@ -635,27 +668,6 @@ void inbound_ticket::done() noexcept {
 }
 
 namespace {
-
-/// The route to the owner named by `cell` (read under its lock; the caller
-/// holds none; null: to the registry), counting the request.
-owner_route route_via(const storage& st, const context_key& key,
-                      std::shared_ptr<context_cell> cell) {
-  owner_route result;
-  auto& board = st.board();
-  if (!board)
-    return result;
-  if (cell) {
-    std::lock_guard<std::mutex> guard{cell->mtx};
-    result.owner = caf::actor_cast<caf::actor>(cell->owner);
-  }
-  // Behind our requests still at the registry: through it (see via_registry).
-  if (board->via_registry(key).load() > 0)
-    result.owner = caf::actor{};
-  auto to_registry = !result.owner;
-  result.ticket = std::make_shared<inbound_ticket>(board, key, std::move(cell),
-                                                   to_registry);
-  return result;
-}
 
 } // namespace
 

@@ -843,3 +843,66 @@ SCENARIO("an actor that holds a context and erases it ends its session and "
     }
   }
 }
+
+SCENARIO("an actor's requests sent right after it erased a context keep "
+         "their order while the context's owner retires",
+         "[async][fifo][retire]") {
+  // The actor's session makes the registry spawn an owner. The owner
+  // retires once the context is erased; the store and acquire the actor
+  // sent right behind the erase reach it while it does: the acquire must
+  // see the store, and the owner must not stay behind for nothing.
+  fixture f;
+  for (int round = 0; round < 20; ++round) {
+    auto id = new_id();
+    f.client->store<counter>(id, counter{7});
+    holder<counter> h{f, id}; // queues the actor at an owner
+    h.granted();
+    std::promise<std::string> result;
+    auto fut = result.get_future();
+    auto st = f.store;
+    auto a = f.sys.spawn([&result, st, id](caf::event_based_actor* self) {
+      auto ac = std::make_shared<async_client>(self, st);
+      auto out = std::make_shared<std::string>();
+      auto answers = std::make_shared<int>(0);
+      auto note = [&result, out, answers, self](const std::string& what) {
+        *out += what + ";";
+        if (++*answers == 4) {
+          result.set_value(*out);
+          self->quit();
+        }
+      };
+      auto code = [](caf::error& e) { return to_string(to_errc(e)); };
+      ac->acquire<counter>(id).then(
+        [=](async_session<counter> s) {
+          s.release().then([note](uint64_t) { note("released"); },
+                           [=](caf::error& e) { note("release " + code(e)); });
+          ac->erase<counter>(id).then(
+            [note](bool existed) { note(existed ? "erased" : "not there"); },
+            [=](caf::error& e) { note("erase " + code(e)); });
+          ac->store<counter>(id, counter{9})
+            .then([note](uint64_t) { note("stored"); },
+                  [=](caf::error& e) { note("store " + code(e)); });
+          ac->acquire<counter>(id, std::chrono::milliseconds{0})
+            .then(
+              [note](async_session<counter> s2) {
+                note("acquired " + std::to_string(s2->value));
+                // dropped: aborted
+              },
+              [=](caf::error& e) { note("acquire " + code(e)); });
+        },
+        [=](caf::error& e) { note("first acquire " + code(e)); });
+      return caf::behavior{[ac](int) {}};
+    });
+    wait_for_waiters(f, 1);
+    h.release();
+    CHECK(await(f, fut, "the actor's requests")
+          == "released;erased;stored;acquired 9;");
+    CHECK(f.client->snapshot<counter>(id).value == 9);
+    CHECK(f.client->erase<counter>(id));
+  }
+  // The owners of the erased contexts all retire: none stays behind.
+  poll_stats(
+    f, [](const storage_stats& s) { return s.owners == 0; },
+    "every owner of an erased context gone");
+  CHECK(f.client->stats().sessions == 0);
+}

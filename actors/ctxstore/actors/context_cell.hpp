@@ -88,17 +88,26 @@ struct context_cell {
   const bool fast_path;                  // storage_options::local_fast_path
   const std::shared_ptr<actors::counters> stats;
 
-  /// Requests of local threads on their way to the owner or queued there (a
-  /// thread counts its own until answered): while there are any, other
+  /// Requests of this process on their way to the owner or queued there (a
+  /// client counts its own until answered): while there are any, other
   /// threads must not barge in through the fast path, or a thread cycling
-  /// on a context would starve those that asked the owner.
+  /// on a context would starve those that asked the owner. A request that
+  /// goes to the owner is counted under `mtx`, where the owner was read: the
+  /// registry never retires an owner with a request on its way.
   std::atomic<int> inbound{0};
+
+  /// Set by the registry when it kept a retiring owner because `inbound` was
+  /// not zero: the request that brings it to zero sends the owner a
+  /// handover (it tries again).
+  std::atomic<bool> retire_wanted{false};
 
   // -- guarded by mtx ---------------------------------------------------------
 
   mutable std::mutex mtx;
 
   caf::actor_addr owner; // weak; none until the registry spawns one
+  uint64_t forwards = 0; // requests the registry forwarded to the owner since
+                         // the owner last asked to retire
 
   bool present = true;  // false once erased
   uint64_t version = 1; // of `committed`

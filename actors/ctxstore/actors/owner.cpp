@@ -65,7 +65,9 @@ struct owner_state {
   // Monitor reference counts: one actor may wait several times and hold.
   std::unordered_map<caf::actor_addr, size_t> watched;
 
-  bool retiring = false; // asked the registry to forget us
+  bool retiring = false;         // asked the registry to forget us
+  uint64_t handled = 0;          // messages handled (see enter)
+  uint64_t handled_at_retire = 0; // `handled` when we asked
 
   ~owner_state() {
     if (!cell)
@@ -178,8 +180,19 @@ void maybe_retire(owner_ptr self) {
     return;
   }
   st.retiring = true;
+  st.handled_at_retire = st.handled;
   sync_queued(self);
   self->send(registry, retire_atom::value, st.cfg.key);
+}
+
+/// The registry keeps us (or we handled something since we asked): we go on
+/// as the owner; `again`: ask once more if there is still nothing to do.
+void stay(owner_ptr self, bool again) {
+  auto& st = self->state;
+  st.retiring = false;
+  sync_queued(self);
+  if (again)
+    maybe_retire(self);
 }
 
 /// The owner handle a grant carries: only local holders get it. A handle
@@ -266,6 +279,7 @@ void run_waiters(owner_ptr self) {
 std::unique_lock<std::mutex> enter(owner_ptr self) {
   auto& st = self->state;
   std::unique_lock<std::mutex> guard{st.cell->mtx};
+  ++st.handled;
   if (st.cell->token == 0
       && (!st.waiters.empty() || st.cell->threads_head != nullptr))
     run_waiters(self);
@@ -399,15 +413,6 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       auto& st = self->state;
       if (!st.cell->fits(value))
         return type_error(self, value);
-      if (st.retiring) {
-        // The registry forgets us before it reads this: it starts a new owner.
-        auto registry = caf::actor_cast<caf::actor>(st.cfg.registry);
-        if (!registry)
-          return make_error(errc::storage_down, "storage stopped");
-        auto rp = self->make_response_promise();
-        rp.delegate(registry, store_atom::value, key, std::move(value), token);
-        return rp;
-      }
       if (st.cell->token == 0 || is_holder(self, token)) // free, or the
         return publish(self, std::move(value));          // holder's own
       return enqueue(self, request_kind::store, std::move(value));
@@ -490,6 +495,25 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       auto guard = enter(self);
       drop_waiter(self, seq,
                   make_error(errc::timeout, "gave up waiting for the context"));
+    },
+    // Retirement (see registry.cpp): until the registry forgets us we are
+    // the owner and handle whatever reaches us, in order.
+    [=](retire_check_atom) {
+      auto& st = self->state;
+      if (sender_of(self) != st.cfg.registry || !st.retiring)
+        return;
+      std::lock_guard<std::mutex> guard{st.cell->mtx};
+      if (st.handled != st.handled_at_retire)
+        return stay(self, true);
+      if (auto registry = caf::actor_cast<caf::actor>(st.cfg.registry))
+        self->send(registry, retire_confirm_atom::value, st.cfg.key);
+    },
+    [=](retire_denied_atom, bool again) {
+      auto& st = self->state;
+      if (sender_of(self) != st.cfg.registry)
+        return;
+      std::lock_guard<std::mutex> guard{st.cell->mtx};
+      stay(self, again);
     },
     [=](retired_atom) {
       if (sender_of(self) == self->state.cfg.registry)

@@ -56,8 +56,10 @@ using registry_ptr = caf::stateful_actor<registry_state>*;
 /// context is gone (erased, or its owner retired, since it was looked up).
 caf::actor owner_of(registry_ptr self, const cell_ptr& cell) {
   std::lock_guard<std::mutex> guard{cell->mtx};
-  if (cell->owner)
+  if (cell->owner) {
+    cell->forwards += 1; // the caller forwards a request to it
     return caf::actor_cast<caf::actor>(cell->owner);
+  }
   if (!cell->present || cell->stopped)
     return caf::actor{}; // erased without an owner: off the board already
   auto& st = self->state;
@@ -75,6 +77,10 @@ caf::actor owner_of(registry_ptr self, const cell_ptr& cell) {
   cell->owner = owner.address();
   st.owners.emplace(owner.address(), owned_cell{owner, cell});
   return owner;
+}
+
+caf::actor_addr sender_addr(registry_ptr self) {
+  return caf::actor_cast<caf::actor_addr>(self->current_sender());
 }
 
 /// Forwards the current request to the owner of `key`'s context (spawning it
@@ -208,17 +214,50 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       return storage_stats{get(c.contexts), get(c.sessions), get(c.waiters),
                            get(c.owners)};
     },
+    // Retirement of an owner whose context was erased and that has nothing
+    // left to do. Requests may still be on their way to it: forwarded by us
+    // (the check below goes behind them), or sent straight to it by clients
+    // of this process that found it through the cell (counted in `inbound`
+    // under the cell's lock). We forget the owner only when it handled
+    // nothing since it asked and none is on its way; otherwise it goes on
+    // and handles them itself, so every client's requests keep their order.
     [=](retire_atom, const context_key&) {
-      // An owner whose context was erased and that has nothing left to do.
-      auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
-      auto i = self->state.owners.find(sender);
+      auto i = self->state.owners.find(sender_addr(self));
       if (i == self->state.owners.end())
         return;
+      {
+        std::lock_guard<std::mutex> guard{i->second.cell->mtx};
+        i->second.cell->forwards = 0;
+      }
+      self->send(i->second.owner, retire_check_atom::value);
+    },
+    [=](retire_confirm_atom, const context_key&) {
+      auto i = self->state.owners.find(sender_addr(self));
+      if (i == self->state.owners.end())
+        return;
+      auto& cell = *i->second.cell;
+      {
+        std::lock_guard<std::mutex> guard{cell.mtx};
+        auto idle = !cell.present && cell.token == 0 && cell.forwards == 0
+                    && cell.threads_head == nullptr && cell.actor_waiters == 0;
+        if (idle) {
+          // Dekker with inbound_ticket::done: it decrements, then reads the
+          // flag; if it counted zero after our read, it sees the flag.
+          cell.retire_wanted = true;
+          if (cell.inbound.load() != 0) {
+            self->send(i->second.owner, retire_denied_atom::value, false);
+            return;
+          }
+          cell.retire_wanted = false;
+          cell.owner = caf::actor_addr{}; // clients now ask us
+        } else {
+          self->send(i->second.owner, retire_denied_atom::value, true);
+          return;
+        }
+      }
       auto owner = std::move(i->second.owner);
-      self->state.board->erase(*i->second.cell);
+      self->state.board->erase(cell);
       self->state.owners.erase(i);
-      // Whatever we forwarded to it before this point is already in its
-      // mailbox; it bounces stores back to us and then stops.
       self->send(owner, retired_atom::value);
     },
   };

@@ -23,10 +23,21 @@ using erase_atom = caf::atom_constant<caf::atom("erase")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 /// Internal: an owner of an erased context with nothing left to do asks the
-/// registry to forget it.
+/// registry to forget it. The registry answers `retire_check_atom`; the owner
+/// answers `retire_confirm_atom` if it handled nothing in between; the
+/// registry then answers `retired_atom` (the owner stops) or
+/// `retire_denied_atom` (it goes on). See registry.cpp.
 using retire_atom = caf::atom_constant<caf::atom("retire")>;
-/// Internal: the registry's answer to `retire_atom`; the owner then stops.
+/// Internal: the registry's first answer to `retire_atom` (everything it
+/// forwarded to the owner before is in the owner's mailbox ahead of it).
+using retire_check_atom = caf::atom_constant<caf::atom("rtcheck")>;
+/// Internal: the owner handled nothing since it asked to retire.
+using retire_confirm_atom = caf::atom_constant<caf::atom("rtconfirm")>;
+/// Internal: the registry forgot the owner; the owner then stops.
 using retired_atom = caf::atom_constant<caf::atom("retired")>;
+/// Internal: the registry keeps the owner (a request may still reach it);
+/// `true`: try again at once, `false`: wait for a handover.
+using retire_denied_atom = caf::atom_constant<caf::atom("rtdenied")>;
 /// Internal: an owner's timer for the lease of the current session.
 using lease_atom = caf::atom_constant<caf::atom("lease")>;
 /// Internal: an owner's timer for a queued acquire's wait limit.
