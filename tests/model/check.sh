@@ -96,6 +96,7 @@ run mutant-keep-timed-out  "assertion violated pending" safety "${small[@]}" -DB
 run mutant-down-no-grant   "assertion violated ((qn==0)||(token!=0))" safety "${small[@]}" -DBUG_DOWN_NO_GRANT
 run mutant-lose-waiters    "invalid end state" safety "${small[@]}" -DBUG_LOSE_WAITERS
 run mutant-lose-waiters-ltl "acceptance cycle" liveness "${small[@]}" -DBUG_LOSE_WAITERS
+run mutant-retire-at-once  "retiring)&& !(present)" safety "${small[@]}" -DBUG_RETIRE_AT_ONCE
 
 # Tokens restarting with each owner (the code before counters::last_token):
 # the async client takes an equal token for a nested level, so a remote

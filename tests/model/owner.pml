@@ -53,7 +53,7 @@ mtype = {
   /* requests (messages/ctxstore/messages/protocol.hpp) */
   ACQ, STORE, ERASE, COMMIT, RELEASE, ABORT, SNAP,
   /* system messages */
-  DOWN, RETIRE, RETIRED,
+  DOWN, RETIRE, RCHECK, RCONFIRM, RETIRED, RDENIED,
   /* answers */
   GRANT, VER, ERASED, SNAPV,
   MISSING, TIMEOUT, OVERLOADED, STALE, NOTHOLDER, RDOWN, OK
@@ -143,7 +143,7 @@ inline erase_value() {
 inline maybe_retire() {
   if
   :: present || token != 0 || qn > 0 || retiring -> skip
-  :: else -> retiring = true; reg!RETIRE, g, 0, 0
+  :: else -> retiring = true; touched = false; reg!RETIRE, g, 0, 0
   fi
 }
 
@@ -322,6 +322,12 @@ inline after_step() {
 }
 
 inline handle() {
+  /* enter(): a request handled while we ask to retire cancels the ask */
+  if
+  :: retiring && kind != RCHECK && kind != RDENIED && kind != RETIRED ->
+     touched = true
+  :: else -> skip
+  fi;
   if
   :: kind == SNAP && !present -> answer(from, MISSING, 0, 0, 0, g)
   :: kind == SNAP && present -> answer(from, SNAPV, 0, version, committed, g)
@@ -339,10 +345,9 @@ inline handle() {
      fi
   :: kind == STORE ->
      if
-     :: retiring -> reg!STORE, from, tok, val /* delegated: registry answers */
-     :: !retiring && (token == 0 || (tok == token && from == holder)) ->
+     :: token == 0 || (tok == token && from == holder) ->
         publish(val, from); answer(from, VER, 0, version, 0, g)
-     :: !retiring && token != 0 && !(tok == token && from == holder) ->
+     :: token != 0 && !(tok == token && from == holder) ->
         enqueue(STORE, from, val, false)
      fi
   :: kind == ERASE ->
@@ -371,6 +376,16 @@ inline handle() {
         fi
      fi
   :: kind == DOWN -> on_down(from)
+  :: kind == RCHECK && !retiring -> skip
+  :: kind == RCHECK && retiring && touched -> /* stay(true) */
+     retiring = false; maybe_retire()
+  :: kind == RCHECK && retiring && !touched -> reg!RCONFIRM, g, 0, 0
+  :: kind == RDENIED -> /* stay(again) */
+     retiring = false;
+     if
+     :: val -> maybe_retire()
+     :: else -> skip
+     fi
   :: kind == RETIRED -> /* quit(); nothing may be left to answer */
      assert(token == 0 && qn == 0 && retiring && !present);
      alive_owner[g] = false;
@@ -384,6 +399,7 @@ proctype owner(byte g) {
   byte committed;
   byte token = 0, last_token = 0, holder = NOBODY;
   bool lease_armed = false, retiring = false, quit = false, need_run = false;
+  bool touched = false; /* handled a request since we asked to retire */
   mtype qkind[QMAX];
   byte qcli[QMAX], qval[QMAX], qtick[QMAX];
   bool qdl[QMAX];
@@ -410,7 +426,8 @@ end_idle:
                        to a retired owner: only session requests sent with
                        the owner handle of a grant arrive here. */
              if
-             :: kind == DOWN || kind == RETIRED -> skip
+             :: (kind == DOWN || kind == RETIRED || kind == RCHECK ||
+                 kind == RDENIED) -> skip
              :: else ->
                 assert(kind == COMMIT || kind == RELEASE || kind == ABORT);
                 answer(from, RDOWN, 0, 0, 0, g)
@@ -434,6 +451,7 @@ end_idle:
 
 active proctype registry() {
   byte cur = 0, ngen = 1, g;
+  bool fwd = false; /* forwarded to cur since its last RETIRE */
   mtype kind;
   byte from, tok, val;
 
@@ -447,14 +465,25 @@ end_idle:
   do
   :: atomic { reg?kind, from, tok, val ->
        if
-       :: kind == RETIRE -> /* forget it; it stops after what we forwarded */
+       :: kind == RETIRE -> /* a check behind everything forwarded so far */
           if
-          :: cur == from -> cur = NOBODY
+#ifdef BUG_RETIRE_AT_ONCE
+          :: cur == from -> cur = NOBODY; mbox[from]!RETIRED, 0, 0, 0
+#else
+          :: cur == from -> fwd = false; mbox[from]!RCHECK, 0, 0, 0
+#endif
           :: else -> skip
-          fi;
-          mbox[from]!RETIRED, 0, 0, 0
-       :: kind != RETIRE && cur != NOBODY -> /* forward (delegate) */
+          fi
+       :: kind == RCONFIRM -> /* forget it only if nothing went to it since */
+          if
+          :: cur == from && !fwd -> cur = NOBODY; mbox[from]!RETIRED, 0, 0, 0
+          :: cur == from && fwd -> mbox[from]!RDENIED, 0, 0, 1
+          :: else -> skip
+          fi
+       :: kind != RETIRE && kind != RCONFIRM && cur != NOBODY ->
+          /* forward (delegate) */
           assert(alive_owner[cur]);
+          fwd = true;
           mbox[cur]!kind, from, tok, val
        :: kind == STORE && cur == NOBODY -> /* a new owner, version 1 */
           assert(ngen < NGEN);
