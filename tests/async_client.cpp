@@ -890,7 +890,10 @@ SCENARIO("an actor's requests sent right after it erased a context keep "
               },
               [=](caf::error& e) { note("acquire " + code(e)); });
         },
-        [=](caf::error& e) { note("first acquire " + code(e)); });
+        [=](caf::error& e) {
+          for (int i = 0; i < 4; ++i)
+            note("first acquire " + code(e));
+        });
       return caf::behavior{[ac](int) {}};
     });
     wait_for_waiters(f, 1);

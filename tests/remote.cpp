@@ -377,3 +377,61 @@ SCENARIO("bad input from another node gets an error and changes nothing",
     CHECK(n.remote_client->stats().contexts == 1);
   }
 }
+
+SCENARIO("an actor on another node keeps its order while the context's owner "
+         "retires",
+         "[remote][async][retire]") {
+  // The remote session gives the context an owner; the erase makes it
+  // retire while the store and acquire sent right behind it are forwarded to
+  // it: the acquire sees the store, and no owner stays behind.
+  two_nodes n;
+  auto remote = n.remote;
+  for (int round = 0; round < 10; ++round) {
+    auto id = new_id();
+    n.local_client->store<counter>(id, counter{7});
+    std::promise<std::string> result;
+    auto fut = result.get_future();
+    n.client_sys.spawn([&result, remote, id](caf::event_based_actor* self) {
+      auto ac = std::make_shared<async_client>(self, remote);
+      auto out = std::make_shared<std::string>();
+      auto answers = std::make_shared<int>(0);
+      auto note = [&result, out, answers, self](const std::string& what) {
+        *out += what + ";";
+        if (++*answers == 4) {
+          result.set_value(*out);
+          self->quit();
+        }
+      };
+      auto code = [](caf::error& e) { return to_string(to_errc(e)); };
+      ac->acquire<counter>(id).then(
+        [=](async_session<counter> s) {
+          s.release().then([note](uint64_t) { note("released"); },
+                           [=](caf::error& e) { note("release " + code(e)); });
+          ac->erase<counter>(id).then(
+            [note](bool existed) { note(existed ? "erased" : "not there"); },
+            [=](caf::error& e) { note("erase " + code(e)); });
+          ac->store<counter>(id, counter{9})
+            .then([note](uint64_t) { note("stored"); },
+                  [=](caf::error& e) { note("store " + code(e)); });
+          ac->acquire<counter>(id, std::chrono::milliseconds{0})
+            .then(
+              [note](async_session<counter> s2) {
+                note("acquired " + std::to_string(s2->value));
+                s2.abort().then([](uint64_t) {}, [](caf::error&) {});
+              },
+              [=](caf::error& e) { note("acquire " + code(e)); });
+        },
+        [=](caf::error& e) {
+          for (int i = 0; i < 4; ++i)
+            note("first acquire " + code(e));
+        });
+      return caf::behavior{[ac](int) {}};
+    });
+    REQUIRE(fut.wait_for(std::chrono::seconds{10})
+            == std::future_status::ready);
+    CHECK(fut.get() == "released;erased;stored;acquired 9;");
+    CHECK(n.local_client->snapshot<counter>(id).value == 9);
+    CHECK(n.local_client->erase<counter>(id));
+  }
+  CHECK(eventually([&n] { return n.local_client->stats().owners == 0; }));
+}
