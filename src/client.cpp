@@ -272,6 +272,15 @@ caf::actor owner_of(const context_cell* cell) {
   return caf::actor_cast<caf::actor>(cell->owner);
 }
 
+/// True while a request of this process on a key of `key`'s board shard is
+/// at the registry (it had no context or owner to go to). An actor's own such
+/// request may meet a context that appeared meanwhile: its later requests
+/// must not take the context directly before the registry hands it over.
+bool behind_registry(const storage& st, const context_key& key) {
+  auto& board = st.board();
+  return board && board->via_registry(key).load() > 0;
+}
+
 /// The route to the owner named by `cell` (read under its lock; the caller
 /// holds none; null: to the registry), counting the request.
 owner_route route_via(const storage& st, const context_key& key,
@@ -281,7 +290,7 @@ owner_route route_via(const storage& st, const context_key& key,
   if (!board)
     return result;
   // Behind our requests still at the registry: through it (see via_registry).
-  auto behind = board->via_registry(key).load() > 0;
+  auto behind = behind_registry(st, key);
   if (!cell) {
     result.ticket = std::make_shared<inbound_ticket>(board, key, nullptr, true);
     return result;
@@ -684,9 +693,10 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
     result.route = route_via(st, key, nullptr);
     return result;
   }
+  auto behind = behind_registry(st, key);
   std::unique_lock<std::mutex> guard{cell->mtx};
   auto lease = cell->lease.count() > 0;
-  if (!cell->free_for_direct_session() || *cell->type != type) {
+  if (behind || !cell->free_for_direct_session() || *cell->type != type) {
     guard.unlock();
     result.route = route_via(st, key, std::move(cell));
     return result;
@@ -725,9 +735,10 @@ std::optional<uint64_t> direct_store(const storage& st, const context_key& key,
     cell = std::move(existing);
   }
   if (cell) {
+    auto free = !behind_registry(st, key);
     std::lock_guard<std::mutex> guard{cell->mtx};
     auto ours = held && held->cell && cell->direct_session_open(held->token);
-    if ((ours || cell->free_for_direct()) && cell->fits(x))
+    if ((ours || (free && cell->free_for_direct())) && cell->fits(x))
       return cell->publish(std::move(x));
   }
   route = route_via(st, key, std::move(cell));
