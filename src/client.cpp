@@ -676,10 +676,6 @@ void inbound_ticket::done() noexcept {
   }
 }
 
-namespace {
-
-} // namespace
-
 owner_route route_to_owner(const storage& st, const context_key& key) {
   return route_via(st, key, local_cell(st, key));
 }
