@@ -828,6 +828,11 @@ caf::actor local_owner(const storage& st, const context_key& key) {
   return owner_of(local_cell(st, key).get());
 }
 
+uint64_t owners_kept(const storage& st) {
+  auto& board = st.board();
+  return board ? board->defaults().stats->owners_kept.load() : 0;
+}
+
 caf::error to_ctxstore_error(caf::error err) {
   if (!err || err.category() == messages::error_category)
     return err;

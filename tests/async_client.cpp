@@ -910,6 +910,58 @@ SCENARIO("an actor's requests sent right after it erased a context keep "
   CHECK(f.client->stats().sessions == 0);
 }
 
+SCENARIO("an owner kept because a request was still on its way retires once "
+         "its answer arrives",
+         "[async][retire]") {
+  // The actor erases the context and then blocks before it takes the answer:
+  // its request still counts as on its way, so the registry keeps the owner
+  // when it asks to retire. The answer taken, the owner retires.
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  holder<counter> h{f, id}; // the actor queues at an owner
+  h.granted();
+  std::promise<void> go_on;
+  auto go_on_fut = go_on.get_future().share();
+  std::promise<std::string> result;
+  auto fut = result.get_future();
+  auto kept_before = detail::owners_kept(f.store);
+  auto st = f.store;
+  f.sys.spawn<caf::detached>([&result, go_on_fut, st,
+                              id](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, st);
+    auto code = [](caf::error& e) { return to_string(to_errc(e)); };
+    ac->acquire<counter>(id).then(
+      [=, &result](async_session<counter> s) {
+        s.release().then([](uint64_t) {}, [](caf::error&) {});
+        ac->erase<counter>(id).then(
+          [=, &result](bool existed) {
+            result.set_value(existed ? "erased" : "not there");
+            self->quit();
+          },
+          [=, &result](caf::error& e) { result.set_value("erase " + code(e)); });
+        go_on_fut.wait(); // the answers wait in our mailbox
+      },
+      [=, &result](caf::error& e) {
+        result.set_value("acquire " + code(e));
+      });
+    return caf::behavior{[ac](int) {}};
+  });
+  wait_for_waiters(f, 1);
+  h.release();
+  auto deadline = std::chrono::steady_clock::now() + waiting::patience;
+  while (detail::owners_kept(f.store) == kept_before
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  REQUIRE(detail::owners_kept(f.store) > kept_before);
+  CHECK(f.client->stats().owners == 1);
+  go_on.set_value();
+  CHECK(await(f, fut, "the actor's erase") == "erased");
+  poll_stats(
+    f, [](const storage_stats& s) { return s.owners == 0; },
+    "the kept owner retired");
+}
+
 SCENARIO("an actor's request at the registry stays ahead of its own later "
          "requests when the context appears meanwhile",
          "[async][direct][fifo]") {

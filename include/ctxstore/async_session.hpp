@@ -71,6 +71,11 @@ read_board(const snapshot_board& board, const messages::context_key& key);
 /// null: ask the registry, which forwards them or answers itself.
 caf::actor local_owner(const storage& st, const messages::context_key& key);
 
+/// How often the registry of a storage in this process kept a retiring owner
+/// because a request of this process was still on its way to it (the owner
+/// retires when that request's answer arrives); 0 for a remote storage.
+uint64_t owners_kept(const storage& st);
+
 /// Normalizes a failure into a ctxstore error (CAF's own: storage_down).
 caf::error to_ctxstore_error(caf::error err);
 

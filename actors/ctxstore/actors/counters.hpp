@@ -15,6 +15,9 @@ struct counters {
   std::atomic<int64_t> owners{0};
   /// The last session token issued by any owner of the storage.
   std::atomic<uint64_t> last_token{0};
+  /// Times the registry kept a retiring owner because a request of this
+  /// process was still on its way to it (see registry.cpp).
+  std::atomic<uint64_t> owners_kept{0};
 };
 
 } // namespace ctxstore::actors

@@ -245,6 +245,7 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
           // flag; if it counted zero after our read, it sees the flag.
           cell.retire_wanted = true;
           if (cell.inbound.load() != 0) {
+            self->state.stats().owners_kept += 1;
             self->send(i->second.owner, retire_denied_atom::value, false);
             return;
           }
