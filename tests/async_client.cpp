@@ -166,6 +166,49 @@ SCENARIO("an actor's store while it holds the key proceeds at once",
   CHECK(v.total == 11);
 }
 
+SCENARIO("an actor stores a shared value without a copy, also while it holds "
+         "the key",
+         "[async][store][shared]") {
+  fixture f;
+  auto fresh = new_id();
+  auto held = new_id();
+  f.client->store<cart>(held, cart{"ann", {}, {}, 1});
+  auto value = share(cart{"bob", {}, {}, 10});
+  auto log = run_in_actor<std::string>(
+    f, [=](caf::event_based_actor*, client_ptr ac, done_fn done) {
+      auto fail = [done](caf::error& err) { done("error: " + describe(err)); };
+      ac->store(fresh, value).then(
+        [=](uint64_t) {
+          ac->snapshot<cart>(fresh).then(
+            [=](const cart& stored) {
+              auto same = &stored == &*value ? "same object" : "a copy";
+              ac->acquire<cart>(held).then(
+                [=](async_session<cart> s) {
+                  ac->store(held, value).then(
+                    [=](uint64_t) mutable {
+                      s->total += 1; // on top of what it stored
+                      s.release().then(
+                        [=](uint64_t version) {
+                          done(std::string{same} + " "
+                               + std::to_string(version));
+                        },
+                        fail);
+                    },
+                    fail);
+                },
+                fail);
+            },
+            fail);
+        },
+        fail);
+    });
+  CHECK(log == "same object 3");
+  auto now = f.client->snapshot<cart>(held);
+  CHECK(now.owner == "bob");
+  CHECK(now.total == 11);
+  CHECK(value->total == 10); // the session's write copied it
+}
+
 SCENARIO("an actor that drops its session and lives on gets no stray answer "
          "and the context stays usable",
          "[async][session]") {

@@ -132,3 +132,61 @@ SCENARIO("sessions that reuse replaced commits for their working copies "
     }
   }
 }
+
+SCENARIO("a shared value is stored without a copy and never changed through "
+         "the storage",
+         "[store][shared]") {
+  fixture f;
+  auto& c = *f.client;
+  auto a = new_id();
+  auto b = new_id();
+  auto value = share(cart{"ann", {{"apple", 2}}, {{"k", "v"}}, 3});
+  c.store(a, value);
+  c.store(b, value);
+  THEN("both contexts hold the very object the handle holds") {
+    CHECK(&*c.view<cart>(a) == &*value);
+    CHECK(&*c.view<cart>(b) == &*value);
+    CHECK(c.snapshot<cart>(a).items.at(0).sku == "apple");
+  }
+  WHEN("a session changes one of them") {
+    {
+      auto s = c.acquire<cart>(a);
+      s->owner = "bob";
+      s->items.push_back(item{"pear", 1});
+    }
+    THEN("that context has the change, the other and the handle do not") {
+      CHECK(c.snapshot<cart>(a).owner == "bob");
+      CHECK(c.snapshot<cart>(a).items.size() == 2);
+      CHECK(&*c.view<cart>(b) == &*value);
+      CHECK(value->owner == "ann");
+      CHECK(value->items.size() == 1);
+    }
+  }
+  WHEN("the holder of a context stores a shared value and writes on") {
+    auto other = share(cart{"cy", {}, {}, 10});
+    {
+      auto s = c.acquire<cart>(a);
+      s->owner = "dropped by the store";
+      c.store(a, other);
+      CHECK(&*c.view<cart>(a) == &*other); // committed at once, no copy
+      CHECK(s->owner == "cy");              // the working copy is the value
+      s->total += 1;                        // ... and its writes copy it
+    }
+    THEN("the release commits on top of it and the value is unchanged") {
+      auto now = c.snapshot_versioned<cart>(a);
+      CHECK(now.value.owner == "cy");
+      CHECK(now.value.total == 11);
+      CHECK(now.version == 3);
+      CHECK(other->total == 10);
+    }
+  }
+  WHEN("a view is shared and stored under another id") {
+    auto seen = c.view<cart>(a);
+    auto copy_id = new_id();
+    c.store(copy_id, shared_value<cart>{seen});
+    THEN("the new context holds the viewed object itself") {
+      CHECK(&*c.view<cart>(copy_id) == &*seen);
+      CHECK(c.snapshot_versioned<cart>(copy_id).version == 1);
+    }
+  }
+}

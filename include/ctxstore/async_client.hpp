@@ -16,6 +16,7 @@
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/pending.hpp"
+#include "ctxstore/shared_value.hpp"
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_stats.hpp"
 #include "ctxstore/versioned.hpp"
@@ -62,11 +63,17 @@ public:
   /// also replaces the holder's working copy.
   template <class T>
   pending<uint64_t> store(const context_id& id, T value) {
+    return store(id, shared_value<T>{std::move(value)});
+  }
+
+  /// `store` without a copy of `T`: the context shares `value` (see
+  /// `shared_value`); so does the holder's working copy until its next write.
+  template <class T>
+  pending<uint64_t> store(const context_id& id, const shared_value<T>& value) {
     auto self = self_;
     auto dest = storage_.registry();
     auto st = storage_;
-    // The value is copied into a message once, here; the request shares it.
-    auto msg = caf::make_message(std::move(value));
+    auto msg = value.message(); // every route shares it, nobody copies it
     return pending<uint64_t>{[=](auto on_ok, auto on_err) {
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())

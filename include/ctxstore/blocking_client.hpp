@@ -13,6 +13,7 @@
 #include "ctxstore/detail/blocking_core.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/session.hpp"
+#include "ctxstore/shared_value.hpp"
 #include "ctxstore/snapshot_view.hpp"
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_stats.hpp"
@@ -42,12 +43,20 @@ public:
   /// working copy at once.
   template <class T>
   void store(const context_id& id, T value) {
+    store(id, shared_value<T>{std::move(value)});
+  }
+
+  /// `store` without a copy of `T`: the context shares `value` (see
+  /// `shared_value`). From the holder, its working copy shares it too until
+  /// its next write.
+  template <class T>
+  void store(const context_id& id, const shared_value<T>& value) {
     auto key = key_of<T>(id);
     if (auto held = detail::find_held(*core_, key)) {
       try {
-        held->version = core_->commit(*held, caf::make_message(value));
+        held->version = core_->commit(*held, value.message());
         // The holder's later changes apply on top of what it stored.
-        held->working.template get_mutable_as<T>(0) = std::move(value);
+        held->working = value.message();
         return;
       } catch (const error& e) {
         if (e.code() != errc::session_expired)
@@ -55,7 +64,7 @@ public:
         held->open = false; // revoked: store like anybody else
       }
     }
-    core_->store(key, caf::make_message(std::move(value)));
+    core_->store(key, value.message());
   }
 
   /// The last committed value. Never waits for a session; never shows

@@ -18,6 +18,7 @@
 #include "ctxstore/pending.hpp"
 #include "ctxstore/remote.hpp"
 #include "ctxstore/session.hpp"
+#include "ctxstore/shared_value.hpp"
 #include "ctxstore/snapshot_view.hpp"
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_options.hpp"

@@ -35,6 +35,11 @@ public:
     return version_;
   }
 
+  /// @private: the message of one T that the view shares.
+  const caf::message& message() const noexcept {
+    return value_;
+  }
+
 private:
   caf::message value_; // holds one T; never written through
   uint64_t version_ = 0;

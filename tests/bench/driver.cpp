@@ -346,16 +346,46 @@ async_op async_cycle(key_fn keys) {
   };
 }
 
-async_op async_store(key_fn keys, std::shared_ptr<const session_ctx> value) {
-  return [keys, value](async_ctx& c, uint64_t seq, done_fn done) {
-    c.client->store<session_ctx>(keys(c.index, seq), *value)
+store_source_ptr copies_of(session_ctx value) {
+  return std::make_shared<const store_source>(
+    store_source{ctxstore::shared_value<session_ctx>{std::move(value)}, false});
+}
+
+store_source_ptr shared(session_ctx value) {
+  return std::make_shared<const store_source>(
+    store_source{ctxstore::shared_value<session_ctx>{std::move(value)}, true});
+}
+
+namespace {
+
+ctxstore::pending<uint64_t> store_from(ctxstore::async_client& client,
+                                       const ctxstore::context_id& id,
+                                       const store_source& source) {
+  if (source.shared)
+    return client.store(id, source.value);
+  return client.store<session_ctx>(id, *source.value); // a copy of T
+}
+
+void store_from(ctxstore::blocking_client& client,
+                const ctxstore::context_id& id, const store_source& source) {
+  if (source.shared)
+    client.store(id, source.value);
+  else
+    client.store<session_ctx>(id, *source.value); // a copy of T
+}
+
+} // namespace
+
+async_op async_store(key_fn keys, store_source_ptr source) {
+  return [keys, source](async_ctx& c, uint64_t seq, done_fn done) {
+    store_from(*c.client, keys(c.index, seq), *source)
       .then([done](uint64_t) { done(true); }, fail_with(done));
   };
 }
 
-async_op async_store_new(std::shared_ptr<const session_ctx> value) {
-  return [value](async_ctx& c, uint64_t, done_fn done) {
-    c.client->store<session_ctx>(random_id(c.rng), *value)
+async_op async_store_new(store_source_ptr source) {
+  return [source](async_ctx& c, uint64_t, done_fn done) {
+    store_from(*c.client, random_id(c.rng), *source)
       .then([done](uint64_t) { done(true); }, fail_with(done));
   };
 }
@@ -414,18 +444,16 @@ blocking_op blocking_cycle(key_fn keys) {
   };
 }
 
-blocking_op blocking_store(key_fn keys,
-                           std::shared_ptr<const session_ctx> value) {
-  return [keys, value](blocking_ctx& c, uint64_t seq) {
+blocking_op blocking_store(key_fn keys, store_source_ptr source) {
+  return [keys, source](blocking_ctx& c, uint64_t seq) {
     return guarded(
-      [&] { c.client->store<session_ctx>(keys(c.index, seq), *value); });
+      [&] { store_from(*c.client, keys(c.index, seq), *source); });
   };
 }
 
-blocking_op blocking_store_new(std::shared_ptr<const session_ctx> value) {
-  return [value](blocking_ctx& c, uint64_t) {
-    return guarded(
-      [&] { c.client->store<session_ctx>(random_id(c.rng), *value); });
+blocking_op blocking_store_new(store_source_ptr source) {
+  return [source](blocking_ctx& c, uint64_t) {
+    return guarded([&] { store_from(*c.client, random_id(c.rng), *source); });
   };
 }
 

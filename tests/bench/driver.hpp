@@ -90,17 +90,26 @@ key_fn key_per_client(std::shared_ptr<std::vector<ctxstore::context_id>>);
 
 async_op async_snapshot(key_fn keys);
 async_op async_cycle(key_fn keys);
-async_op async_store(key_fn keys, std::shared_ptr<const session_ctx> value);
-async_op async_store_new(std::shared_ptr<const session_ctx> value);
+/// What a store scenario stores each time: a copy of `value`, or `value`
+/// itself, shared (no copy of T, as the Python reference stores a reference).
+struct store_source {
+  ctxstore::shared_value<session_ctx> value;
+  bool shared = false;
+};
+using store_source_ptr = std::shared_ptr<const store_source>;
+store_source_ptr copies_of(session_ctx value);
+store_source_ptr shared(session_ctx value);
+
+async_op async_store(key_fn keys, store_source_ptr source);
+async_op async_store_new(store_source_ptr source);
 async_op async_echo(caf::actor echo);
 
 blocking_op blocking_snapshot(key_fn keys);
 /// A snapshot as a shared read-only view (no copy of the value).
 blocking_op blocking_view(key_fn keys);
 blocking_op blocking_cycle(key_fn keys);
-blocking_op blocking_store(key_fn keys,
-                           std::shared_ptr<const session_ctx> value);
-blocking_op blocking_store_new(std::shared_ptr<const session_ctx> value);
+blocking_op blocking_store(key_fn keys, store_source_ptr source);
+blocking_op blocking_store_new(store_source_ptr source);
 blocking_op blocking_echo(caf::actor echo);
 
 /// A trivial actor answering an int with the same int.

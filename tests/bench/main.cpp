@@ -149,7 +149,8 @@ bool smoke_complete() {
   for (auto key :
        {"caf.async.1", "mutex.cycle", "snapshot.blocking.1",
         "snapshot.async.64", "cycle.async.64x1000", "contention.async.64",
-        "held.blocking.1", "store.async.new", "scale.create",
+        "held.blocking.1", "store.async.new", "store.async.new.shared",
+        "scale.create",
         "remote.cycle.blocking.1", "remote.snapshot.async.64"}) {
     auto r = find_result(key);
     if (r == nullptr || r->errors > 0 || (r->ops_per_s <= 0)) {

@@ -156,7 +156,7 @@ void measure_remote(const options& opts, caf::actor_system& sys,
   measure(opts, "remote.cycle.async.64x1000",
           "remote: session cycle, async, 64 actors over 1,000 keys",
           [&] { return run_async(sys, st, 64, 1, lim, async_cycle(spread)); });
-  auto value = std::make_shared<const session_ctx>(make_ctx());
+  auto value = copies_of(make_ctx());
   auto slim = lim;
   slim.max_ops = std::min<uint64_t>(slim.max_ops, 20000);
   measure(

@@ -186,45 +186,68 @@ void held_group(const options& opts, caf::actor_system& sys) {
 }
 
 void store_group(const options& opts, caf::actor_system& sys) {
-  auto value = std::make_shared<const session_ctx>(make_ctx());
+  // Each store copies the value (`store<T>(id, value)`), or stores one
+  // shared value (`store(id, shared_value<T>)`: no copy of T, as the Python
+  // reference stores a reference to one object).
+  struct form {
+    const char* key; // suffix of the scenario keys
+    const char* label;
+    store_source_ptr source;
+  };
+  const form forms[] = {{"", "", copies_of(make_ctx())},
+                        {".shared", ", shared value", shared(make_ctx())}};
   // New contexts cost memory: a fresh storage per repetition, at most 20,000
   // contexts each (as the Python reference's a1).
   auto lim = limits_of(opts);
   lim.max_ops = std::min<uint64_t>(lim.max_ops, 20000);
   // Each repetition's storage is stopped (and its contexts freed) before the
   // next one starts.
-  measure(opts, "store.blocking.new", "store new contexts, blocking", [&] {
-    auto st = ctxstore::spawn_storage(sys);
-    auto r = run_blocking(sys, st, 1, lim, blocking_store_new(value));
-    stop_storage(sys, st);
-    return r;
-  });
-  measure(opts, "store.async.new", "store new contexts, async, 1 in flight",
-          [&] {
-            auto st = ctxstore::spawn_storage(sys);
-            auto r = run_async(sys, st, 1, 1, lim, async_store_new(value));
-            stop_storage(sys, st);
-            return r;
-          });
-  measure(opts, "store.async.new.64", "store new contexts, async, 64 in flight",
-          [&] {
-            auto st = ctxstore::spawn_storage(sys);
-            auto r = run_async(sys, st, 1, 64, lim, async_store_new(value));
-            stop_storage(sys, st);
-            return r;
-          });
+  auto new_contexts = [&](const form& f, const std::string& key,
+                          const std::string& label, auto run) {
+    measure(opts, key + f.key, label + f.label, [&] {
+      auto st = ctxstore::spawn_storage(sys);
+      auto r = run(st);
+      stop_storage(sys, st);
+      return r;
+    });
+  };
+  for (const auto& f : forms) {
+    new_contexts(f, "store.blocking.new", "store new contexts, blocking",
+                 [&](const ctxstore::storage& st) {
+                   return run_blocking(sys, st, 1, lim,
+                                       blocking_store_new(f.source));
+                 });
+    new_contexts(f, "store.async.new", "store new contexts, async, 1 in flight",
+                 [&](const ctxstore::storage& st) {
+                   return run_async(sys, st, 1, 1, lim,
+                                    async_store_new(f.source));
+                 });
+    new_contexts(f, "store.async.new.64",
+                 "store new contexts, async, 64 in flight",
+                 [&](const ctxstore::storage& st) {
+                   return run_async(sys, st, 1, 64, lim,
+                                    async_store_new(f.source));
+                 });
+  }
   auto st = ctxstore::spawn_storage(sys);
   auto many = fill(sys, st, 1000, 6);
   auto keys = keys_round_robin(many);
   auto rlim = limits_of(opts);
-  measure(opts, "store.blocking.replace",
-          "store replacing (1,000 keys), blocking", [&] {
-            return run_blocking(sys, st, 1, rlim, blocking_store(keys, value));
-          });
-  measure(opts, "store.async.replace",
-          "store replacing (1,000 keys), async, 1 in flight", [&] {
-            return run_async(sys, st, 1, 1, rlim, async_store(keys, value));
-          });
+  for (const auto& f : forms) {
+    measure(opts, std::string{"store.blocking.replace"} + f.key,
+            std::string{"store replacing (1,000 keys), blocking"} + f.label,
+            [&] {
+              return run_blocking(sys, st, 1, rlim,
+                                  blocking_store(keys, f.source));
+            });
+    measure(opts, std::string{"store.async.replace"} + f.key,
+            std::string{"store replacing (1,000 keys), async, 1 in flight"}
+              + f.label,
+            [&] {
+              return run_async(sys, st, 1, 1, rlim,
+                               async_store(keys, f.source));
+            });
+  }
 }
 
 // -- scale
