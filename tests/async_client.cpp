@@ -567,23 +567,16 @@ SCENARIO("an actor's store of a new context stays behind its own earlier "
     auto log = run_in_actor<std::string>(f, [id, round_value](
                                               caf::event_based_actor*,
                                               client_ptr ac, done_fn done) {
-      auto out = std::make_shared<std::string>();
-      auto answers = std::make_shared<int>(0);
-      auto note = [=](const std::string& what) {
-        *out += what + ";";
-        if (++*answers == 4)
-          done(*out);
-      };
-      auto code = [](caf::error& e) { return to_string(to_errc(e)); };
+      auto note = answer_log(4, done);
       ac->acquire<counter>(id, std::chrono::milliseconds{0})
         .then([note](async_session<counter>) { note("acquire granted"); },
-              [=](caf::error& e) { note("acquire " + code(e)); });
+              [=](caf::error& e) { note("acquire " + code_name(e)); });
       ac->erase<counter>(id).then(
         [note](bool existed) { note(existed ? "erased" : "nothing to erase"); },
         [note](caf::error& e) { note("erase " + describe(e)); });
       ac->snapshot<counter>(id).then(
         [note](const counter& c) { note("seen " + std::to_string(c.value)); },
-        [=](caf::error& e) { note("snapshot " + code(e)); });
+        [=](caf::error& e) { note("snapshot " + code_name(e)); });
       ac->store<counter>(id, counter{round_value})
         .then([note](uint64_t v) { note("stored " + std::to_string(v)); },
               [note](caf::error& e) { note("store " + describe(e)); });
@@ -900,45 +893,7 @@ SCENARIO("an actor's requests sent right after it erased a context keep "
     f.client->store<counter>(id, counter{7});
     holder<counter> h{f, id}; // queues the actor at an owner
     h.granted();
-    std::promise<std::string> result;
-    auto fut = result.get_future();
-    auto st = f.store;
-    auto a = f.sys.spawn([&result, st, id](caf::event_based_actor* self) {
-      auto ac = std::make_shared<async_client>(self, st);
-      auto out = std::make_shared<std::string>();
-      auto answers = std::make_shared<int>(0);
-      auto note = [&result, out, answers, self](const std::string& what) {
-        *out += what + ";";
-        if (++*answers == 4) {
-          result.set_value(*out);
-          self->quit();
-        }
-      };
-      auto code = [](caf::error& e) { return to_string(to_errc(e)); };
-      ac->acquire<counter>(id).then(
-        [=](async_session<counter> s) {
-          s.release().then([note](uint64_t) { note("released"); },
-                           [=](caf::error& e) { note("release " + code(e)); });
-          ac->erase<counter>(id).then(
-            [note](bool existed) { note(existed ? "erased" : "not there"); },
-            [=](caf::error& e) { note("erase " + code(e)); });
-          ac->store<counter>(id, counter{9})
-            .then([note](uint64_t) { note("stored"); },
-                  [=](caf::error& e) { note("store " + code(e)); });
-          ac->acquire<counter>(id, std::chrono::milliseconds{0})
-            .then(
-              [note](async_session<counter> s2) {
-                note("acquired " + std::to_string(s2->value));
-                // dropped: aborted
-              },
-              [=](caf::error& e) { note("acquire " + code(e)); });
-        },
-        [=](caf::error& e) {
-          for (int i = 0; i < 4; ++i)
-            note("first acquire " + code(e));
-        });
-      return caf::behavior{[ac](int) {}};
-    });
+    auto fut = erase_then_store_and_acquire(f.sys, f.store, id);
     wait_for_waiters(f, 1);
     h.release();
     CHECK(await(f, fut, "the actor's requests")
@@ -1025,29 +980,23 @@ SCENARIO("an actor's request at the registry stays ahead of its own later "
     f.sys.spawn<caf::detached>([&result, &phase, st,
                                 id](caf::event_based_actor* self) {
       auto ac = std::make_shared<async_client>(self, st);
-      auto out = std::make_shared<std::string>();
-      auto answers = std::make_shared<int>(0);
-      auto note = [&result, out, answers, self](const std::string& what) {
-        *out += what + ";";
-        if (++*answers == 2) {
-          result.set_value(*out);
-          self->quit();
-        }
-      };
-      auto code = [](caf::error& e) { return to_string(to_errc(e)); };
+      auto note = answer_log(2, [&result, self](std::string text) {
+        result.set_value(std::move(text));
+        self->quit();
+      });
       ac->acquire<counter>(id, std::chrono::milliseconds{0})
         .then(
           [note](async_session<counter> s) {
             note("acquired " + std::to_string(s->value)); // dropped: aborted
           },
-          [=](caf::error& e) { note("acquire " + code(e)); });
+          [=](caf::error& e) { note("acquire " + code_name(e)); });
       phase = 1; // the thread creates the context now
       while (phase.load() != 2) {
         // the thread's store returns at once
       }
       ac->store<counter>(id, counter{9})
         .then([note](uint64_t) { note("stored"); },
-              [=](caf::error& e) { note("store " + code(e)); });
+              [=](caf::error& e) { note("store " + code_name(e)); });
       return caf::behavior{[ac](int) {}};
     });
     while (phase.load() != 1) {

@@ -1,4 +1,5 @@
 #include "fixture.hpp"
+#include "waiting.hpp"
 
 #include <future>
 
@@ -389,44 +390,7 @@ SCENARIO("an actor on another node keeps its order while the context's owner "
   for (int round = 0; round < 10; ++round) {
     auto id = new_id();
     n.local_client->store<counter>(id, counter{7});
-    std::promise<std::string> result;
-    auto fut = result.get_future();
-    n.client_sys.spawn([&result, remote, id](caf::event_based_actor* self) {
-      auto ac = std::make_shared<async_client>(self, remote);
-      auto out = std::make_shared<std::string>();
-      auto answers = std::make_shared<int>(0);
-      auto note = [&result, out, answers, self](const std::string& what) {
-        *out += what + ";";
-        if (++*answers == 4) {
-          result.set_value(*out);
-          self->quit();
-        }
-      };
-      auto code = [](caf::error& e) { return to_string(to_errc(e)); };
-      ac->acquire<counter>(id).then(
-        [=](async_session<counter> s) {
-          s.release().then([note](uint64_t) { note("released"); },
-                           [=](caf::error& e) { note("release " + code(e)); });
-          ac->erase<counter>(id).then(
-            [note](bool existed) { note(existed ? "erased" : "not there"); },
-            [=](caf::error& e) { note("erase " + code(e)); });
-          ac->store<counter>(id, counter{9})
-            .then([note](uint64_t) { note("stored"); },
-                  [=](caf::error& e) { note("store " + code(e)); });
-          ac->acquire<counter>(id, std::chrono::milliseconds{0})
-            .then(
-              [note](async_session<counter> s2) {
-                note("acquired " + std::to_string(s2->value));
-                s2.abort().then([](uint64_t) {}, [](caf::error&) {});
-              },
-              [=](caf::error& e) { note("acquire " + code(e)); });
-        },
-        [=](caf::error& e) {
-          for (int i = 0; i < 4; ++i)
-            note("first acquire " + code(e));
-        });
-      return caf::behavior{[ac](int) {}};
-    });
+    auto fut = waiting::erase_then_store_and_acquire(n.client_sys, remote, id);
     REQUIRE(fut.wait_for(std::chrono::seconds{10})
             == std::future_status::ready);
     CHECK(fut.get() == "released;erased;stored;acquired 9;");

@@ -284,4 +284,64 @@ struct actor_reaper {
   }
 };
 
+/// Collects an actor's answers as "first;second;...;" in the order they
+/// arrive and hands the text to `done` once `expected` of them arrived.
+inline std::function<void(const std::string&)>
+answer_log(int expected, std::function<void(std::string)> done) {
+  auto text = std::make_shared<std::string>();
+  auto count = std::make_shared<int>(0);
+  return [=](const std::string& what) {
+    *text += what + ";";
+    if (++*count == expected)
+      done(*text);
+  };
+}
+
+/// The name of an error's code, for answer logs.
+inline std::string code_name(const caf::error& e) {
+  return to_string(to_errc(e));
+}
+
+/// Spawns an actor in `sys` that acquires the counter `id` on `st` and, once
+/// granted, sends release, erase, store 9 and a try-acquire right behind each
+/// other (while the context's owner retires: the [retire] specs). The
+/// future gets the four answers in the order they arrived.
+inline std::future<std::string>
+erase_then_store_and_acquire(caf::actor_system& sys, const storage& st,
+                             const context_id& id) {
+  auto result = std::make_shared<std::promise<std::string>>();
+  auto fut = result->get_future();
+  sys.spawn([result, st, id](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, st);
+    auto note = answer_log(4, [result, self](std::string text) {
+      result->set_value(std::move(text));
+      self->quit();
+    });
+    ac->acquire<counter>(id).then(
+      [=](async_session<counter> s) {
+        s.release().then([note](uint64_t) { note("released"); },
+                         [=](caf::error& e) { note("release " + code_name(e)); });
+        ac->erase<counter>(id).then(
+          [note](bool existed) { note(existed ? "erased" : "not there"); },
+          [=](caf::error& e) { note("erase " + code_name(e)); });
+        ac->store<counter>(id, counter{9})
+          .then([note](uint64_t) { note("stored"); },
+                [=](caf::error& e) { note("store " + code_name(e)); });
+        ac->acquire<counter>(id, std::chrono::milliseconds{0})
+          .then(
+            [note](async_session<counter> s2) {
+              note("acquired " + std::to_string(s2->value));
+              s2.abort().then([](uint64_t) {}, [](caf::error&) {});
+            },
+            [=](caf::error& e) { note("acquire " + code_name(e)); });
+      },
+      [=](caf::error& e) {
+        for (int i = 0; i < 4; ++i)
+          note("first acquire " + code_name(e));
+      });
+    return caf::behavior{[ac](int) {}};
+  });
+  return fut;
+}
+
 } // namespace waiting
