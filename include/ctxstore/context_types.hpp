@@ -4,10 +4,12 @@
 #include <string>
 #include <type_traits>
 #include <typeinfo>
+#include <utility>
 
 #include <caf/actor_system_config.hpp>
 #include <caf/type_nr.hpp>
 
+#include "ctxstore/detail/value_codec.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/storage_options.hpp"
 
@@ -15,9 +17,18 @@ namespace ctxstore {
 
 namespace detail {
 
-/// Records that `type` is the context type called `name` in this process.
-/// Throws `std::logic_error` if either is already bound to something else.
-void bind_context_type(const std::type_info& type, const std::string& name);
+/// Records that `type` is the context type called `name` in this process,
+/// written and read for other nodes by `codec`. Throws `std::logic_error` if
+/// either is already bound to something else.
+void bind_context_type(const std::type_info& type, const std::string& name,
+                       codec_functions codec);
+
+/// The name and codec bound to `type`, or nullptr. Lives forever.
+const std::pair<std::string, codec_functions>*
+context_codec_of(const std::type_info& type);
+
+/// The codec bound to `name`, or nullptr. Lives forever.
+const codec_functions* context_codec_of(const std::string& name);
 
 /// The name bound to `type`, or nullptr. The string lives forever.
 const std::string* context_type_name(const std::type_info& type);
@@ -58,7 +69,9 @@ void add_context_type(caf::actor_system_config& cfg, const std::string& name) {
   static_assert(std::is_default_constructible<T>::value
                   && std::is_copy_constructible<T>::value,
                 "context types must be default- and copy-constructible");
-  detail::bind_context_type(typeid(T), name);
+  detail::bind_context_type(
+    typeid(T), name,
+    {&detail::value_codec<T>::save, &detail::value_codec<T>::load});
   cfg.add_message_type<T>(name);
   messages::add_protocol_types(cfg);
   add_storage_options(cfg);

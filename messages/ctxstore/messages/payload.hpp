@@ -1,7 +1,12 @@
 #pragma once
 
+#include <type_traits>
+
+#include <caf/deserializer.hpp>
+#include <caf/error.hpp>
 #include <caf/message.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/serializer.hpp>
 
 namespace ctxstore::messages {
 
@@ -12,10 +17,23 @@ struct payload {
   caf::message value;
 };
 
+/// Writes `x` for another node: a value of a registered context type in the
+/// compact form of detail::value_writer (its type's name, then its bytes),
+/// anything else as CAF writes a message.
+caf::error save_payload(caf::serializer& sink, const payload& x);
+
+/// Reads what save_payload wrote.
+caf::error load_payload(caf::deserializer& source, payload& x);
+
 /// Lets CAF serialize a `payload`.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, payload& x) {
-  return f(caf::meta::type_name("ctxstore.payload"), x.value);
+  if constexpr (std::is_base_of_v<caf::serializer, Inspector>)
+    return save_payload(f, x);
+  else if constexpr (std::is_base_of_v<caf::deserializer, Inspector>)
+    return load_payload(f, x);
+  else
+    return f(caf::meta::type_name("ctxstore.payload"), x.value);
 }
 
 } // namespace ctxstore::messages

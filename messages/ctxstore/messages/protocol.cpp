@@ -68,6 +68,61 @@ void throw_error(const caf::error& err) {
 
 namespace messages {
 
+namespace {
+
+// The forms of a payload on the wire (the first byte).
+constexpr uint8_t empty_form = 0;
+constexpr uint8_t codec_form = 1; // type name, then value_writer's bytes
+constexpr uint8_t caf_form = 2;   // a caf::message, as CAF writes it
+
+} // namespace
+
+caf::error save_payload(caf::serializer& sink, const payload& x) {
+  uint8_t form = empty_form;
+  if (x.value.empty())
+    return sink(form);
+  auto rtti = x.value.type(0);
+  auto entry = x.value.size() == 1 && rtti.second != nullptr
+                 ? detail::context_codec_of(*rtti.second)
+                 : nullptr;
+  if (entry == nullptr) {
+    form = caf_form;
+    auto copy = x.value; // CAF's inspectors take non-const references
+    return sink(form, copy);
+  }
+  form = codec_form;
+  thread_local std::vector<char> bytes;
+  bytes.clear();
+  if (auto err = entry->second.save(x.value, bytes))
+    return err;
+  return sink(form, const_cast<std::string&>(entry->first), bytes);
+}
+
+caf::error load_payload(caf::deserializer& source, payload& x) {
+  uint8_t form = 0;
+  if (auto err = source(form))
+    return err;
+  switch (form) {
+  case empty_form:
+    x.value = caf::message{};
+    return caf::none;
+  case codec_form: {
+    std::string name;
+    thread_local std::vector<char> bytes;
+    if (auto err = source(name, bytes))
+      return err;
+    auto codec = detail::context_codec_of(name);
+    if (codec == nullptr)
+      return caf::sec::unknown_type;
+    return codec->load(bytes.data(), bytes.size(), x.value);
+  }
+  case caf_form:
+    return source(x.value);
+  default:
+    return caf::sec::invalid_argument;
+  }
+}
+
 caf::error missing_context(const context_key& key) {
   return make_error(errc::no_such_context, "No " + key.type
                                              + " context known for "
@@ -109,8 +164,12 @@ namespace {
 struct type_table {
   std::mutex mtx;
   // Entries are never removed, so pointers into them stay valid.
-  std::unordered_map<std::type_index, std::unique_ptr<std::string>> names;
-  std::unordered_map<std::string, const std::type_info*> types;
+  std::unordered_map<std::type_index,
+                     std::unique_ptr<std::pair<std::string, codec_functions>>>
+    by_type;
+  std::unordered_map<std::string,
+                     std::pair<const std::type_info*, codec_functions>>
+    by_name;
 };
 
 type_table& table() {
@@ -120,37 +179,54 @@ type_table& table() {
 
 } // namespace
 
-void bind_context_type(const std::type_info& type, const std::string& name) {
+void bind_context_type(const std::type_info& type, const std::string& name,
+                       codec_functions codec) {
   if (name.empty())
     throw std::logic_error("ctxstore: a context type needs a non-empty name");
   auto& tbl = table();
   std::lock_guard<std::mutex> guard{tbl.mtx};
-  auto i = tbl.types.find(name);
-  if (i != tbl.types.end()) {
-    if (*i->second != type)
+  auto i = tbl.by_name.find(name);
+  if (i != tbl.by_name.end()) {
+    if (*i->second.first != type)
       throw std::logic_error("ctxstore: context type name '" + name
                              + "' is already bound to another type");
     return;
   }
-  if (tbl.names.count(std::type_index{type}) != 0)
+  auto j = tbl.by_type.find(std::type_index{type});
+  if (j != tbl.by_type.end())
     throw std::logic_error("ctxstore: this C++ type is already registered as '"
-                           + *tbl.names[std::type_index{type}] + "'");
-  tbl.names.emplace(std::type_index{type}, std::make_unique<std::string>(name));
-  tbl.types.emplace(name, &type);
+                           + j->second->first + "'");
+  tbl.by_type.emplace(std::type_index{type},
+                      std::make_unique<std::pair<std::string, codec_functions>>(
+                        name, codec));
+  tbl.by_name.emplace(name, std::make_pair(&type, codec));
+}
+
+const std::pair<std::string, codec_functions>*
+context_codec_of(const std::type_info& type) {
+  auto& tbl = table();
+  std::lock_guard<std::mutex> guard{tbl.mtx};
+  auto i = tbl.by_type.find(std::type_index{type});
+  return i != tbl.by_type.end() ? i->second.get() : nullptr;
+}
+
+const codec_functions* context_codec_of(const std::string& name) {
+  auto& tbl = table();
+  std::lock_guard<std::mutex> guard{tbl.mtx};
+  auto i = tbl.by_name.find(name);
+  return i != tbl.by_name.end() ? &i->second.second : nullptr;
 }
 
 const std::string* context_type_name(const std::type_info& type) {
-  auto& tbl = table();
-  std::lock_guard<std::mutex> guard{tbl.mtx};
-  auto i = tbl.names.find(std::type_index{type});
-  return i != tbl.names.end() ? i->second.get() : nullptr;
+  auto entry = context_codec_of(type);
+  return entry != nullptr ? &entry->first : nullptr;
 }
 
 const std::type_info* context_type_of(const std::string& name) {
   auto& tbl = table();
   std::lock_guard<std::mutex> guard{tbl.mtx};
-  auto i = tbl.types.find(name);
-  return i != tbl.types.end() ? i->second : nullptr;
+  auto i = tbl.by_name.find(name);
+  return i != tbl.by_name.end() ? i->second.first : nullptr;
 }
 
 } // namespace detail
