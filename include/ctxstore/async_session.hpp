@@ -239,7 +239,7 @@ public:
       };
       if (held->cell) {
         auto version = detail::direct_commit(*held, false);
-        detail::recycle<T>(held->replaced);
+        detail::recycle(held->replaced);
         return detail::answer_later(held->self, std::move(on_version),
                                     error_handler(on_err), std::move(version));
       }
@@ -273,7 +273,7 @@ public:
       };
       if (held->cell) {
         auto version = detail::direct_commit(*held, true);
-        detail::recycle<T>(held->replaced);
+        detail::recycle(held->replaced);
         return detail::answer_later(held->self, std::move(on_version),
                                     error_handler(on_err), std::move(version));
       }

@@ -76,7 +76,7 @@ public:
     // recycled_value.hpp); a message to the owner carries a copy.
     h.version
       = h.core->commit(h, h.cell ? h.working : caf::make_message(*working()));
-    detail::recycle<T>(h.replaced);
+    detail::recycle(h.replaced);
   }
 
   /// Ends this level. The outermost level commits the working copy and ends
@@ -94,7 +94,7 @@ public:
       *held, held->cell ? std::move(held->working)
                         : caf::make_message(std::move(
                           held->working.template get_mutable_as<T>(0))));
-    detail::recycle<T>(held->replaced);
+    detail::recycle(held->replaced);
   }
 
   /// Discards uncommitted changes and ends the whole session, at any level.

@@ -10,6 +10,7 @@
 
 #include <caf/all.hpp>
 
+#include "ctxstore/detail/recycled_value.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
 // The owner of one context, spawned by the registry when the context first
@@ -164,8 +165,12 @@ caf::error check_holder(owner_ptr self, uint64_t token, const char* what) {
 
 uint64_t publish(owner_ptr self, payload value) {
   // An erased context stays on the board until we retire: a store before
-  // that creates it again right here.
-  return self->state.cell->publish(std::move(value));
+  // that creates it again right here. The replaced commit may serve as the
+  // next working copy made on this thread (recycled_value.hpp).
+  caf::message replaced;
+  auto version = self->state.cell->publish(std::move(value), replaced);
+  detail::recycle(replaced);
+  return version;
 }
 
 void maybe_retire(owner_ptr self) {

@@ -10,15 +10,17 @@ namespace ctxstore::detail {
 // (copy-on-write). Copy-constructing a T on that write allocates as often as
 // T has parts (strings, vector, map nodes), and the commit that the session's
 // release replaces is then destroyed, freeing as often. Instead, a replaced
-// commit that nobody else holds any more is kept, one per thread and type,
-// and the next first write copy-assigns into it: assignment reuses its
+// commit that nobody else holds any more is kept, one per thread (by whoever
+// replaced it: a local client, or the owner actor for its holders), and the
+// next first write of a value of its type on that thread copy-assigns into
+// it: assignment reuses its
 // allocations (vector capacity, map nodes, string buffers). Readers are safe
 // either way: a message that is shared after all is copied by CAF's own
 // copy-on-write before anything is written into it.
 
-/// This thread's spare T (a message of one T that only we hold), or empty.
-template <class T>
-caf::message& spare_value() {
+/// This thread's spare value (a message of one value that only we hold), or
+/// empty.
+inline caf::message& spare_value() {
   thread_local caf::message spare;
   return spare;
 }
@@ -43,8 +45,8 @@ inline constexpr bool recycle_values = true;
 template <class T>
 T& writable(caf::message& working) {
   if (working.cvals() && !unshared(working)) {
-    auto& spare = spare_value<T>();
-    if (unshared(spare)) {
+    auto& spare = spare_value();
+    if (unshared(spare) && spare.template match_elements<T>()) {
       spare.template get_mutable_as<T>(0) = working.template get_as<T>(0);
       working = std::move(spare);
       spare = caf::message{};
@@ -53,13 +55,13 @@ T& writable(caf::message& working) {
   return working.template get_mutable_as<T>(0); // copies only if still shared
 }
 
-/// Keeps `replaced` (a commit that a session's commit or release replaced)
-/// as this thread's spare T if nobody else holds it; drops it otherwise.
-template <class T>
-void recycle(caf::message& replaced) {
-  if (recycle_values && unshared(replaced) && !spare_value<T>().cvals()
-      && replaced.template match_elements<T>())
-    spare_value<T>() = std::move(replaced);
+/// Keeps `replaced` (a commit that a commit, release or store replaced) as
+/// this thread's spare if nobody else holds it and there is none yet; drops
+/// it otherwise.
+inline void recycle(caf::message& replaced) {
+  if (recycle_values && replaced.size() == 1 && unshared(replaced)
+      && !spare_value().cvals())
+    spare_value() = std::move(replaced);
   replaced = caf::message{};
 }
 
