@@ -13,10 +13,9 @@ namespace ctxstore::detail {
 // commit that nobody else holds any more is kept, one per thread (by whoever
 // replaced it: a local client, or the owner actor for its holders), and the
 // next first write of a value of its type on that thread copy-assigns into
-// it: assignment reuses its
-// allocations (vector capacity, map nodes, string buffers). Readers are safe
-// either way: a message that is shared after all is copied by CAF's own
-// copy-on-write before anything is written into it.
+// it: assignment reuses its allocations (vector capacity, map nodes, string
+// buffers). Readers are safe either way: a message that is shared after all
+// is copied by CAF's own copy-on-write before anything is written into it.
 
 /// This thread's spare value (a message of one value that only we hold), or
 /// empty.
