@@ -125,6 +125,10 @@ void stop_storage(caf::actor_system& sys, ctxstore::storage& st);
 template <class F>
 const result& measure(const options& opts, const std::string& key,
                       const std::string& name, F once, bool fair = false) {
+  if (!opts.wants_row(key)) {
+    static const result skipped;
+    return skipped;
+  }
   std::vector<rep_sample> reps;
   for (int i = 0; i < opts.reps; ++i) {
     reps.push_back(once());

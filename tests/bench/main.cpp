@@ -38,14 +38,15 @@ namespace bench {
 namespace {
 
 const char* usage
-  = "usage: ctxstore-bench [--reps N] [--json] [--only g1,g2,...] [--scale N]\n"
-    "         [--smoke] [--max-ops N] [--max-ms N] [--python CMD]\n"
+  = "usage: ctxstore-bench [--reps N] [--json] [--only g1,g2,...] [--rows TEXT]\n"
+    "         [--scale N] [--smoke] [--max-ops N] [--max-ms N] [--python CMD]\n"
     "         [--python-reps N] [--python-full] [--redis-runs N]\n"
     "         [--redis-dur S]\n"
     "         [--source-dir DIR] [CAF options such as "
     "--scheduler.policy=sharing]\n"
     "groups: caf mutex snapshot cycle contention held store scale remote "
-    "python redis\n";
+    "python redis\n"
+    "--rows TEXT: of those groups, only the rows whose key contains TEXT\n";
 
 std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> out;
@@ -81,6 +82,8 @@ bool parse(int argc, char** argv, options& opts, bool& serve) {
       opts.smoke = true;
     } else if (arg == "--only") {
       opts.only = split(value());
+    } else if (arg == "--rows") {
+      opts.rows = value();
     } else if (arg == "--scale") {
       opts.scale = std::stoull(value());
       smoke_scale = false;

@@ -180,6 +180,34 @@ double rate(const result* r) {
   return r ? r->ops_per_s : 0;
 }
 
+/// What CAF's middleman allows any design at best, from the same run: its
+/// bare remote round trip (an echo actor, no ctxstore code) against the Redis
+/// figures of issue 7. A snapshot cannot be faster than one round trip, nor a
+/// session cycle (acquire, release after the commit is applied) than two.
+void print_remote_bounds() {
+  auto bare = find_result("remote.caf.blocking.1");
+  auto bare64 = find_result("remote.caf.async.64");
+  auto get = find_result("redis.1-get-1c");
+  auto lock = find_result("redis.2-lock-1c");
+  auto pipe = find_result("redis.5-pipe64-1c");
+  if (!bare || !get || !lock || rate(bare) <= 0 || rate(get) <= 0
+      || rate(lock) <= 0)
+    return;
+  std::cout << "\nBounds of CAF's middleman (a bare CAF remote round trip, no "
+               "ctxstore code) against the Redis targets, this run:\n\n"
+               "| bound | best possible ratio | required |\n"
+               "|---|---:|---:|\n"
+            << "| one bare round trip vs Redis GET (a snapshot is one) | "
+            << fmt("%.2f", rate(bare) / rate(get)) << " | >= 1 |\n"
+            << "| two bare round trips vs Redis lock cycle (a cycle is two) | "
+            << fmt("%.2f", rate(bare) / 2 / rate(lock)) << " | >= 2 |"
+            << std::endl;
+  if (bare64 && pipe && rate(bare64) > 0 && rate(pipe) > 0)
+    std::cout << "| 64 pipelined bare round trips vs 64 pipelined GETs | "
+              << fmt("%.2f", rate(bare64) / rate(pipe)) << " | >= 0.5 |"
+              << std::endl;
+}
+
 } // namespace
 
 int print_targets(const options& opts) {
@@ -324,6 +352,7 @@ int print_targets(const options& opts) {
 
   std::cout << "\ntargets: " << t.met << " met, " << t.missed << " NOT met, "
             << t.skipped << " not measured" << std::endl;
+  print_remote_bounds();
   return t.missed;
 }
 

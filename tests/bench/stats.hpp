@@ -22,6 +22,7 @@ struct options {
   bool smoke = false;
   bool json = false;
   std::vector<std::string> only;     // empty: every group
+  std::string rows; // non-empty: only the rows whose key contains it
   std::vector<std::string> caf_args; // --scheduler.x=..., passed on
   std::string source_dir;            // the repository (for ../shared)
   std::string python = "python3";
@@ -36,6 +37,11 @@ struct options {
   bool wants(const std::string& name) const {
     return only.empty()
            || std::find(only.begin(), only.end(), name) != only.end();
+  }
+
+  /// Whether the row `key` runs (see `--rows`).
+  bool wants_row(const std::string& key) const {
+    return rows.empty() || key.find(rows) != std::string::npos;
   }
 };
 

@@ -9,6 +9,7 @@
 #include <caf/message_priority.hpp>
 #include <caf/sec.hpp>
 
+#include "ctxstore/detail/answer_queue.hpp"
 #include "ctxstore/detail/remote_guard.hpp"
 
 namespace ctxstore::detail {
@@ -53,22 +54,6 @@ void request_routed(caf::event_based_actor* self, const caf::actor& owner,
       on_error(err);
   };
   request_then(self, owner, on_value, std::move(retry), xs...);
-}
-
-/// Answers a request of `self` that needs no other actor (e.g. a snapshot
-/// read from the storage's board): takes a fresh request id, registers
-/// `on_value` and `on_error` as its response handlers and puts the response
-/// `xs...` into `self`'s own mailbox. The handlers run later, from CAF's
-/// normal dispatch of responses, exactly like those of `request_then`:
-/// never inside this call. (CAF itself answers a request to an invalid
-/// handle the same way.) Call it only from inside `self`.
-template <class OnValue, class OnError, class... Ts>
-void respond_later(caf::event_based_actor* self, OnValue on_value,
-                   OnError on_error, Ts&&... xs) {
-  auto rid = self->new_request_id(caf::message_priority::normal).response_id();
-  self->add_multiplexed_response_handler(
-    rid, caf::behavior{std::move(on_value), std::move(on_error)});
-  self->eq_impl(rid, self->ctrl(), self->context(), std::forward<Ts>(xs)...);
 }
 
 } // namespace ctxstore::detail
