@@ -502,6 +502,39 @@ SCENARIO("an actor's snapshot handler runs later, never inside the call",
   CHECK(order_seen == "then returned;value 3;handler returned;second;");
 }
 
+SCENARIO("an actor's session that only reads makes no copy of the value",
+         "[async][session][read]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<cart>(id, cart{"ann", {}, {}, 1});
+  auto committed = f.client->view<cart>(id);
+  const cart* seen = &*committed;
+  auto log = run_in_actor<std::string>(
+    f, [id, seen](caf::event_based_actor*, client_ptr ac, done_fn done) {
+      ac->acquire<cart>(id).then(
+        [=](async_session<cart> s) mutable {
+          std::string out = &s.read() == seen ? "shared" : "a copy";
+          s->total = 2;
+          out += &s.read() == seen ? ", shared" : ", own copy";
+          out += " " + std::to_string(s.read().total);
+          s.release().then(
+            [=](uint64_t) {
+              try {
+                s.read();
+                done(out + ", readable after the end");
+              } catch (const error& e) {
+                done(out + ", " + to_string(e.code()));
+              }
+            },
+            [=](caf::error& err) { done("error: " + describe(err)); });
+        },
+        [=](caf::error& err) { done("error: " + describe(err)); });
+    });
+  CHECK(log == "shared, own copy 2, session_expired");
+  CHECK(committed->total == 1);
+  CHECK(f.client->snapshot<cart>(id).total == 2);
+}
+
 namespace {
 
 /// Asks for `total` snapshots of `id` one after the other, each from the

@@ -48,6 +48,37 @@ SCENARIO("a session hands out a working copy and publishes it on commit",
   }
 }
 
+SCENARIO("a session that only reads makes no copy of the value",
+         "[session][read]") {
+  fixture f;
+  auto& c = *f.client;
+  auto id = new_id();
+  c.store<cart>(id, cart{"ann", {}, {}, 1});
+  auto committed = c.view<cart>(id);
+  GIVEN("an open session") {
+    auto s = c.acquire<cart>(id);
+    THEN("read shows the committed value itself, not a copy") {
+      CHECK(&s.read() == &*committed);
+      CHECK(s.read().total == 1);
+    }
+    WHEN("the holder writes") {
+      s->total = 2;
+      THEN("read shows its own working copy; snapshots the commit") {
+        CHECK(&s.read() != &*committed);
+        CHECK(s.read().total == 2);
+        CHECK(committed->total == 1);
+        CHECK(c.snapshot<cart>(id).total == 1);
+      }
+    }
+    WHEN("the session ended") {
+      s.release();
+      THEN("read refuses") {
+        CHECK(error_code_of([&] { s.read(); }) == errc::session_expired);
+      }
+    }
+  }
+}
+
 SCENARIO("leaving a session's scope releases it, an exception aborts it",
          "[session]") {
   fixture f;

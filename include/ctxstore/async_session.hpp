@@ -225,6 +225,16 @@ public:
     return working();
   }
 
+  /// The working copy, to read: no copy of the value is made until the first
+  /// write through `operator*` or `->` (until then it is the committed value
+  /// the session started from). Valid until that write or the end of the
+  /// session. Throws `error{session_expired}` once the session ended.
+  const T& read() const {
+    if (!*this)
+      throw error{errc::session_expired, "the session has ended"};
+    return level_->held->working.template get_as<T>(0);
+  }
+
   /// Publishes the working copy and keeps the session; answers the version.
   pending<uint64_t> commit() {
     auto held = level_ ? level_->held : nullptr;

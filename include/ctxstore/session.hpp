@@ -68,6 +68,14 @@ public:
     return working();
   }
 
+  /// The working copy, to read: no copy of the value is made until the first
+  /// write through `operator*` or `->` (until then it is the committed value
+  /// the session started from). Valid until that write or the end of the
+  /// session. Throws like `operator*`.
+  const T& read() {
+    return checked().working.template get_as<T>(0);
+  }
+
   /// Publishes the working copy (snapshots see it from now on) and keeps the
   /// session. Throws `error{session_expired}` if the session was revoked.
   void commit() {

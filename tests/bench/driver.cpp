@@ -346,6 +346,19 @@ async_op async_cycle(key_fn keys) {
   };
 }
 
+async_op async_cycle_read(key_fn keys) {
+  return [keys](async_ctx& c, uint64_t seq, done_fn done) {
+    c.client->acquire<session_ctx>(keys(c.index, seq))
+      .then(
+        [done](ctxstore::async_session<session_ctx> s) {
+          if (s.read().counter < 0) // never: the read the compiler must keep
+            return done(false);
+          s.release().then([done](uint64_t) { done(true); }, fail_with(done));
+        },
+        fail_with(done));
+  };
+}
+
 store_source_ptr copies_of(session_ctx value) {
   return std::make_shared<const store_source>(
     store_source{ctxstore::shared_value<session_ctx>{std::move(value)}, false});

@@ -90,6 +90,8 @@ key_fn key_per_client(std::shared_ptr<std::vector<ctxstore::context_id>>);
 
 async_op async_snapshot(key_fn keys);
 async_op async_cycle(key_fn keys);
+/// A cycle that reads the value and changes nothing (no copy of T).
+async_op async_cycle_read(key_fn keys);
 /// What a store scenario stores each time: a copy of `value`, or `value`
 /// itself, shared (no copy of T, as the Python reference stores a reference).
 struct store_source {
