@@ -88,18 +88,14 @@ template <class T>
 constexpr bool is_plain_number
   = std::is_arithmetic_v<T> && !std::is_same_v<T, long double>;
 
-/// Writes a value into `buf` through its `inspect` (the saving inspector).
-class value_writer {
+/// What both inspectors do with the fields an `inspect` hands them: each in
+/// turn, up to the first failure. `IsCallback` picks CAF's save or load
+/// callbacks (run in place); annotations and unsafe message types are
+/// skipped; every other field goes to `Derived::step`.
+template <class Derived, template <class> class IsCallback>
+class field_walker {
 public:
   using result_type = codec_status;
-  static constexpr bool reads_state = true;
-  static constexpr bool writes_state = false;
-  using is_saving = std::true_type;
-  using is_loading = std::false_type;
-
-  explicit value_writer(std::vector<char>& buf) : buf_(buf) {
-    // nop
-  }
 
   codec_status operator()() {
     return {};
@@ -110,19 +106,40 @@ public:
     codec_status result;
     auto one = [&](auto&& x) {
       using type = std::remove_cv_t<std::remove_reference_t<decltype(x)>>;
-      if constexpr (caf::meta::is_save_callback<type>::value)
+      if constexpr (IsCallback<type>::value)
         result = x.fun();
       else if constexpr (!caf::meta::is_annotation<type>::value
                          && !caf::is_allowed_unsafe_message_type<type>::value)
-        result = put(const_cast<type&>(x));
+        result = static_cast<Derived&>(*this).step(const_cast<type&>(x));
       return !result;
     };
     static_cast<void>(one(std::forward<T>(x0))
                       && (one(std::forward<Ts>(xs)) && ...));
     return result;
   }
+};
+
+/// Writes a value into `buf` through its `inspect` (the saving inspector).
+class value_writer
+  : public field_walker<value_writer, caf::meta::is_save_callback> {
+public:
+  static constexpr bool reads_state = true;
+  static constexpr bool writes_state = false;
+  using is_saving = std::true_type;
+  using is_loading = std::false_type;
+
+  explicit value_writer(std::vector<char>& buf) : buf_(buf) {
+    // nop
+  }
 
 private:
+  friend field_walker;
+
+  template <class T>
+  codec_status step(T& x) {
+    return put(x);
+  }
+
   void put_size(size_t n) {
     // The same variable-length form as CAF's sequences.
     uint8_t tmp[16];
@@ -185,9 +202,9 @@ private:
 };
 
 /// Reads what `value_writer` wrote (the loading inspector).
-class value_reader {
+class value_reader
+  : public field_walker<value_reader, caf::meta::is_load_callback> {
 public:
-  using result_type = codec_status;
   static constexpr bool reads_state = false;
   static constexpr bool writes_state = true;
   using is_saving = std::false_type;
@@ -197,33 +214,19 @@ public:
     // nop
   }
 
-  codec_status operator()() {
-    return {};
-  }
-
-  template <class T, class... Ts>
-  codec_status operator()(T&& x0, Ts&&... xs) {
-    codec_status result;
-    auto one = [&](auto&& x) {
-      using type = std::remove_cv_t<std::remove_reference_t<decltype(x)>>;
-      if constexpr (caf::meta::is_load_callback<type>::value)
-        result = x.fun();
-      else if constexpr (!caf::meta::is_annotation<type>::value
-                         && !caf::is_allowed_unsafe_message_type<type>::value)
-        result = get(x);
-      return !result;
-    };
-    static_cast<void>(one(std::forward<T>(x0))
-                      && (one(std::forward<Ts>(xs)) && ...));
-    return result;
-  }
-
   /// True once every byte was read.
   bool at_end() const noexcept {
     return pos_ == end_;
   }
 
 private:
+  friend field_walker;
+
+  template <class T>
+  codec_status step(T& x) {
+    return get(x);
+  }
+
   codec_status get_size(size_t& n) {
     uint32_t x = 0;
     int shift = 0;
