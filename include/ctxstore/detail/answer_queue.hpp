@@ -16,8 +16,8 @@ namespace ctxstore::detail {
 /// from the board, a free context taken under its mutex), waiting to run.
 ///
 /// Each used to be a response message to the actor itself: a response
-/// handler, a mailbox element and CAF's dispatch, about a third of an async
-/// session cycle. Now one such message runs a batch: an answer that becomes
+/// handler, a mailbox element and CAF's dispatch, about a quarter of an
+/// async session cycle (two answers per cycle). Now one such message runs a batch: an answer that becomes
 /// ready while the batch runs (a handler that releases, then acquires again)
 /// joins it if nothing else waits in the actor's mailbox, so it runs where
 /// its own message would have run next. Otherwise it goes into the mailbox
