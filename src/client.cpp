@@ -680,9 +680,58 @@ owner_route route_to_owner(const storage& st, const context_key& key) {
   return route_via(st, key, local_cell(st, key));
 }
 
+struct actor_waiter : thread_waiter {
+  actor_waiter(uint64_t ticket, std::shared_ptr<context_cell> cell,
+               caf::strong_actor_ptr actor, caf::message_id turn)
+      : thread_waiter(ticket, &actor_waiter::wake), cell(std::move(cell)),
+        actor(std::move(actor)), turn(turn) {
+    // nop
+  }
+
+  actor_waiter(const actor_waiter&) = delete;
+  actor_waiter& operator=(const actor_waiter&) = delete;
+
+  /// Runs when the handler that waits for the turn is gone: it ran (`taken`),
+  /// or the actor exited first (CAF drops the handlers of an exiting actor).
+  /// Then the place in the queue is given up, or the session granted
+  /// meanwhile ends as if aborted: nobody else could end it.
+  ~actor_waiter() {
+    if (taken.load(std::memory_order_acquire))
+      return;
+    std::unique_lock<std::mutex> guard{cell->mtx};
+    if (result == outcome::waiting) {
+      cell->remove_thread(*this);
+      return;
+    }
+    if (result != outcome::granted)
+      return;
+    guard.unlock();
+    end_direct_session(*cell, token);
+  }
+
+  /// The turn came (under the cell's lock): a message to the actor's handler
+  /// (an actor that exited meanwhile drops it, and ~actor_waiter runs).
+  static void wake(thread_waiter& w) noexcept {
+    auto& self = static_cast<actor_waiter&>(w);
+    self.actor->enqueue(caf::make_mailbox_element(self.actor, self.turn,
+                                                  caf::no_stages,
+                                                  caf::ok_atom::value),
+                        nullptr);
+  }
+
+  const std::shared_ptr<context_cell> cell;
+  // Strong, like the sender of a request the owner would queue: CAF destroys
+  // an actor nobody refers to, and a waiting actor may have no other
+  // reference. Its handler owns this waiter, so the cycle ends with the
+  // handler: when the turn comes, or when the actor exits.
+  const caf::strong_actor_ptr actor;
+  const caf::message_id turn; // the response id its handler waits for
+  std::atomic<bool> taken{false};
+};
+
 acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
-                             const context_key& key,
-                             const std::type_info& type) {
+                             const context_key& key, const std::type_info& type,
+                             bool may_wait) {
   acquire_route result;
   auto cell = local_cell(st, key);
   if (!cell) {
@@ -692,6 +741,21 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
   auto behind = behind_registry(st, key);
   std::unique_lock<std::mutex> guard{cell->mtx};
   auto lease = cell->lease.count() > 0;
+  if (!behind && *cell->type == type && may_wait && cell->may_queue_thread()) {
+    // Held by someone else: the actor waits in the cell's queue, like a
+    // thread; whoever ends the session before its turn sends it the turn.
+    if (cell->queue_full()) {
+      result.waiter_error = make_error(
+        errc::overloaded, "too many requests queued on this context");
+      return result;
+    }
+    auto turn = self->new_request_id(caf::message_priority::normal);
+    result.waiter = std::make_shared<actor_waiter>(
+      ++cell->next_ticket, cell, caf::strong_actor_ptr{self->ctrl()},
+      turn.response_id());
+    cell->push_thread(*result.waiter);
+    return result;
+  }
   if (behind || !cell->free_for_direct_session() || *cell->type != type) {
     guard.unlock();
     result.route = route_via(st, key, std::move(cell));
@@ -713,6 +777,57 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
   register_async_held(held);
   result.held = std::move(held);
   return result;
+}
+
+namespace {
+
+/// The turn of `w` came: the session it was granted (registered like one of
+/// direct_acquire), or null and the error its wait ended with.
+std::shared_ptr<async_held> take_turn(caf::event_based_actor* self,
+                                      actor_waiter& w, const storage& st,
+                                      caf::error& err) {
+  auto& cell = *w.cell;
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  w.taken.store(true, std::memory_order_release);
+  if (w.result != thread_waiter::outcome::granted) {
+    err = w.result == thread_waiter::outcome::failed
+            ? std::move(w.error)
+            : make_error(errc::storage_down, "the wait ended without a turn");
+    return nullptr;
+  }
+  auto held = std::make_shared<async_held>();
+  held->token = w.token;
+  held->version = w.version;
+  held->working = std::move(w.value);
+  auto lease = cell.lease.count() > 0;
+  auto owner = lease ? cell.owner : caf::actor_addr{};
+  guard.unlock();
+  if (lease)
+    schedule_lease(self->system(), owner, cell.lease, held->token);
+  held->self = self;
+  held->registry = st.registry();
+  held->key = cell.key;
+  held->cell = w.cell;
+  held->board = st.board();
+  register_async_held(held);
+  return held;
+}
+
+} // namespace
+
+void await_turn(caf::event_based_actor* self,
+                std::shared_ptr<actor_waiter> waiter, const storage& st,
+                turn_handler on_turn) {
+  auto turn = waiter->turn;
+  // A response to ourselves, like the answers of answer_queue.hpp: no
+  // behavior of the actor can intercept it.
+  self->add_multiplexed_response_handler(
+    turn, caf::behavior{[self, waiter, st, on_turn](caf::ok_atom) {
+                          caf::error err;
+                          auto held = take_turn(self, *waiter, st, err);
+                          on_turn(std::move(held), err);
+                        },
+                        [](caf::error&) {}});
 }
 
 std::optional<uint64_t> direct_store(const storage& st, const context_key& key,

@@ -1099,7 +1099,7 @@ SCENARIO("an owner kept because a request was still on its way retires once "
   fixture f;
   auto id = new_id();
   f.client->store<counter>(id, counter{1});
-  holder<counter> h{f, id}; // the actor queues at an owner
+  holder<counter> h{f, id};
   h.granted();
   std::promise<void> go_on;
   auto go_on_fut = go_on.get_future().share();
@@ -1111,7 +1111,9 @@ SCENARIO("an owner kept because a request was still on its way retires once "
                               id](caf::event_based_actor* self) {
     auto ac = std::make_shared<async_client>(self, st);
     auto code = [](caf::error& e) { return to_string(to_errc(e)); };
-    ac->acquire<counter>(id).then(
+    // A bounded wait queues at the owner, which times it (an unbounded one
+    // would wait in the context's cell, without an owner).
+    ac->acquire<counter>(id, std::chrono::minutes{5}).then(
       [=, &result](async_session<counter> s) {
         s.release().then([](uint64_t) {}, [](caf::error&) {});
         ac->erase<counter>(id).then(

@@ -236,27 +236,36 @@ SCENARIO("a context gets its owner actor only when it needs one",
     CHECK(st.owners == 0);
     CHECK(f.client->snapshot<counter>(id).value == 1);
   }
-  WHEN("a thread holds it and an actor asks for it") {
-    waiting::holder<counter> h{f, id};
-    h.granted();
-    h.change([](counter& c) { c.value = 2; });
-    auto got = std::make_shared<std::promise<int64_t>>();
-    auto fut = got->get_future();
-    auto st = f.store;
-    f.sys.spawn([=](caf::event_based_actor* self) {
-      async_client c{self, st};
-      c.acquire<counter>(id).then(
-        [=](async_session<counter> s) mutable {
-          got->set_value(s->value);
-          s.release().then([](uint64_t) {}, [](caf::error&) {});
-        },
-        [=](caf::error&) { got->set_value(-1); });
-    });
-    waiting::wait_for_waiters(f, 1);
-    THEN("an owner queues the actor and hands it the thread's release") {
-      CHECK(f.client->stats().owners == 1);
-      h.release();
-      CHECK(waiting::await(f, fut, "the actor's grant") == 2);
+  // An actor waits for a held context in the context's cell, like a thread;
+  // a bounded wait needs an owner, which times it.
+  for (auto bounded : {false, true}) {
+    WHEN((bounded ? "a thread holds it and an actor waits for it, bounded"
+                  : "a thread holds it and an actor waits for it")) {
+      waiting::holder<counter> h{f, id};
+      h.granted();
+      h.change([](counter& c) { c.value = 2; });
+      auto got = std::make_shared<std::promise<int64_t>>();
+      auto fut = got->get_future();
+      auto st = f.store;
+      auto wait = bounded ? std::chrono::milliseconds{std::chrono::minutes{5}}
+                          : std::chrono::milliseconds{-1};
+      f.sys.spawn([=](caf::event_based_actor* self) {
+        async_client c{self, st};
+        c.acquire<counter>(id, wait).then(
+          [=](async_session<counter> s) mutable {
+            got->set_value(s->value);
+            s.release().then([](uint64_t) {}, [](caf::error&) {});
+          },
+          [=](caf::error&) { got->set_value(-1); });
+      });
+      waiting::wait_for_waiters(f, 1);
+      THEN("the actor gets the thread's release; only the bounded wait needs "
+           "an owner actor") {
+        auto fast = with_test_fast_path({}).local_fast_path;
+        CHECK(f.client->stats().owners == (bounded || !fast ? 1 : 0));
+        h.release();
+        CHECK(waiting::await(f, fut, "the actor's grant") == 2);
+      }
     }
   }
   WHEN("it is erased") {

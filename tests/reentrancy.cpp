@@ -1,4 +1,5 @@
 #include "fixture.hpp"
+#include "waiting.hpp"
 
 #include <future>
 
@@ -159,5 +160,55 @@ SCENARIO("an actor that holds a context re-enters it without deadlock",
   CHECK(r.inner_saw == 7);
   CHECK(r.inner_token == r.outer_token);
   CHECK(f.client->snapshot<counter>(id).value == 7);
+  CHECK(f.client->stats().sessions == 0);
+}
+
+SCENARIO("an actor granted by the owner re-enters its session without deadlock",
+         "[reentrancy][async]") {
+  // A bounded wait queues at the owner, so the session is the owner's, not
+  // a direct one; the nested acquire (unbounded) must reach the owner, which
+  // knows the holder, and not queue in the cell behind the actor's own
+  // session.
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  auto held = f.client->acquire<counter>(id);
+  std::promise<std::pair<uint64_t, uint64_t>> done; // outer, inner token
+  auto fut = done.get_future();
+  auto st = f.store;
+  f.sys.spawn([st, id, &done](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, st);
+    auto fail = [self, &done](caf::error& err) {
+      done.set_exception(
+        std::make_exception_ptr(ctxstore::error{to_errc(err), describe(err)}));
+      self->quit();
+    };
+    ac->acquire<counter>(id, std::chrono::minutes{5})
+      .then(
+        [=, &done](async_session<counter> outer) mutable {
+          ac->acquire<counter>(id).then(
+            [=, &done](async_session<counter> inner) mutable {
+              auto tokens = std::make_pair(outer.token(), inner.token());
+              inner.release().then(
+                [=, &done](uint64_t) mutable {
+                  outer.release().then(
+                    [self, tokens, &done](uint64_t) {
+                      done.set_value(tokens);
+                      self->quit();
+                    },
+                    fail);
+                },
+                fail);
+            },
+            fail);
+        },
+        fail);
+    return caf::behavior{[](int) {}};
+  });
+  waiting::wait_for_waiters(f, 1);
+  held.release();
+  REQUIRE(fut.wait_for(std::chrono::seconds{10}) == std::future_status::ready);
+  auto tokens = fut.get();
+  CHECK(tokens.first == tokens.second);
   CHECK(f.client->stats().sessions == 0);
 }

@@ -317,7 +317,9 @@ erase_then_store_and_acquire(caf::actor_system& sys, const storage& st,
       result->set_value(std::move(text));
       self->quit();
     });
-    ac->acquire<counter>(id).then(
+    // A bounded wait queues at the owner, which times it (an unbounded one
+    // would wait in the context's cell, without an owner).
+    ac->acquire<counter>(id, std::chrono::minutes{5}).then(
       [=](async_session<counter> s) {
         s.release().then([note](uint64_t) { note("released"); },
                          [=](caf::error& e) { note("release " + code_name(e)); });

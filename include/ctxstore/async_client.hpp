@@ -121,7 +121,11 @@ public:
       if (key.type.empty())
         return;
       // A nested acquire of the actor's direct session: that level at once.
+      // One of a session the owner granted goes to the owner, which knows
+      // the holder (it must not queue behind its own session).
+      auto nested_at_owner = false;
       if (auto held = detail::find_async_held(self, dest, key)) {
+        nested_at_owner = !held->cell;
         if (held->cell && detail::direct_open(*held))
           return detail::respond_later(
             self,
@@ -134,8 +138,10 @@ public:
           detail::forget_async_held(held.get());
         }
       }
-      // A free context in this process is taken like a free futex.
-      auto direct = detail::direct_acquire(self, st, key, typeid(T));
+      // A free context in this process is taken like a free futex; a held
+      // one is waited for in its cell's queue, like a thread waits.
+      auto direct = detail::direct_acquire(self, st, key, typeid(T),
+                                           wait_ms < 0 && !nested_at_owner);
       if (auto held = std::move(direct.held))
         return detail::respond_later(
           self,
@@ -143,6 +149,19 @@ public:
             on_ok(async_session<T>{held, true});
           },
           forward_error(on_err), caf::ok_atom::value);
+      if (direct.waiter_error)
+        return detail::respond_later(self, [](caf::ok_atom) {},
+                                     forward_error(on_err),
+                                     std::move(direct.waiter_error));
+      if (direct.waiter)
+        return detail::await_turn(
+          self, std::move(direct.waiter), st,
+          [on_ok, on_err](std::shared_ptr<detail::async_held> held,
+                          caf::error& err) {
+            if (!held)
+              return forward_error(on_err)(err);
+            on_ok(async_session<T>{std::move(held), true});
+          });
       auto ticket = direct.route.ticket;
       detail::request_routed(
         self, direct.route.owner, dest,

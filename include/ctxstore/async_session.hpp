@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <typeinfo>
@@ -121,18 +122,41 @@ struct owner_route {
   inbound_ticket_ptr ticket; // null: the storage is in another process
 };
 
+/// An actor's acquire queued in a context's cell (see context_cell): its turn
+/// comes as a message to the actor (see await_turn). If the actor exits
+/// before, its place in the queue is given up, or the session it was granted
+/// meanwhile ends.
+struct actor_waiter;
+
 /// An acquire of `key` by `self`: a direct session if the context's cell is
 /// free (`held`, registered and watched: the session is aborted when `self`
-/// dies), else the route to the owner. `type`: the requested C++ type; a
-/// context of another type is left to the owner (which answers as ever).
+/// dies); else, if `may_wait` and the cell queues waiters itself (see
+/// context_cell::may_queue_thread), a place in its queue (`waiter`: pass it
+/// to `await_turn` before returning to CAF); else the route to the owner.
+/// `type`: the requested C++ type; a context of another type is left to the
+/// owner (which answers as ever). An error in `waiter_error` (the queue is
+/// full) is the answer.
 struct acquire_route {
   std::shared_ptr<async_held> held;
+  std::shared_ptr<actor_waiter> waiter;
+  caf::error waiter_error;
   owner_route route;
 };
 
 acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
                              const messages::context_key& key,
-                             const std::type_info& type);
+                             const std::type_info& type, bool may_wait);
+
+/// What an acquire queued in a cell gets when its turn comes: the session
+/// (registered and watched like one of `direct_acquire`), or null and why.
+using turn_handler
+  = std::function<void(std::shared_ptr<async_held>, caf::error&)>;
+
+/// Runs `on_turn` in `self` when the turn of `waiter` (queued by
+/// `direct_acquire` of `self` on storage `st` in this handler) comes.
+void await_turn(caf::event_based_actor* self,
+                std::shared_ptr<actor_waiter> waiter, const storage& st,
+                turn_handler on_turn);
 
 /// A store of `value` by `self`: done directly (the new version) when
 /// `held` is the actor's open direct session on the key, or when the

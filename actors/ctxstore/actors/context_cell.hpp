@@ -30,15 +30,31 @@ struct cell_defaults {
 
 /// A thread of this process queued for a session in a context's cell (see
 /// context_cell). Lives on the waiting thread's stack; guarded by the cell's
-/// mutex.
+/// mutex. An actor waits the same way (see actor_waiter in client.cpp): its
+/// waiter lives on the heap, and `wake` sends it a message instead of
+/// notifying `cv`.
 struct thread_waiter {
   enum class outcome { waiting, granted, failed };
 
-  explicit thread_waiter(uint64_t ticket) : ticket(ticket) {
+  /// Ends the wait of a waiter that is not a thread (called under the cell's
+  /// lock, after `result` was set).
+  using wake_fn = void (*)(thread_waiter&) noexcept;
+
+  explicit thread_waiter(uint64_t ticket, wake_fn wake = nullptr)
+      : ticket(ticket), wake(wake) {
     // nop
   }
 
+  /// The wait ended (`result` says how): wakes the waiter.
+  void notify() noexcept {
+    if (wake != nullptr)
+      wake(*this);
+    else
+      cv.notify_one();
+  }
+
   const uint64_t ticket; // arrival order, shared with the owner's waiters
+  const wake_fn wake;    // null: a thread, woken through `cv`
   thread_waiter* next = nullptr;
   std::condition_variable cv;
   outcome result = outcome::waiting;
@@ -194,7 +210,7 @@ struct context_cell {
       w->error = messages::missing_context(key);
       w->result = thread_waiter::outcome::failed;
     }
-    w->cv.notify_one();
+    w->notify();
     return true;
   }
 
@@ -232,7 +248,7 @@ struct context_cell {
       remove_thread(*w);
       w->error = err;
       w->result = thread_waiter::outcome::failed;
-      w->cv.notify_one();
+      w->notify();
     }
   }
 
