@@ -35,8 +35,9 @@ struct storage_options {
   /// Lets blocking and async clients in the storage's process take a free
   /// context (nobody holds it, nobody waits) and create, store, commit and
   /// release without a message, the way a futex takes a free lock; a thread
-  /// waits for a held context in the context's own queue, in one arrival
-  /// order with the actors queued at the owner. Same rules either way; false
+  /// (or an actor, without a deadline) waits for a held context in the
+  /// context's own queue, in one arrival order with the requests queued at
+  /// the owner. Same rules either way; false
   /// sends every request through the registry and the owner (for comparison
   /// and diagnosis).
   bool local_fast_path = true;

@@ -71,10 +71,12 @@ struct thread_waiter {
 /// message. Whenever someone else is involved (a holder or queued waiters, an
 /// erase in progress) the thread sends its request to the owner instead, or,
 /// for an acquire while a session is open, waits here in the cell's queue of
-/// threads. Both queues draw tickets from the cell, so the context is granted
-/// in arrival order across them: whoever ends a session grants the oldest
-/// waiter, a thread by itself (no message) and an actor by handing over to
-/// the owner.
+/// threads (an actor's acquire without a deadline waits here too, see
+/// thread_waiter). Both queues draw tickets from the cell, so the context is
+/// granted in arrival order across them: whoever ends a session grants the
+/// oldest waiter, one queued here by itself (a thread without a message, an
+/// actor with one message to it) and one queued at the owner by handing
+/// over to the owner.
 ///
 /// The owner actor is spawned by the registry when the context first needs
 /// one (a session or request of an actor, a waiter, a lease to time); until
@@ -136,8 +138,9 @@ struct context_cell {
   bool queued = false;  // the owner has waiters or is retiring: ask it
   bool stopped = false; // the owner is gone (storage stopped)
 
-  // The queues of waiters: threads here, actors in the owner (which keeps
-  // `actor_front` and `actor_waiters` up to date).
+  // The queues of waiters: threads (and actors waiting like threads) here,
+  // the rest in the owner (which keeps `actor_front` and `actor_waiters` up
+  // to date).
   uint64_t next_ticket = 0;
   uint64_t actor_front = 0;  // ticket of the owner's oldest waiter; 0: none
   size_t actor_waiters = 0;  // length of the owner's queue
@@ -154,8 +157,9 @@ struct context_cell {
            && threads_head == nullptr && inbound.load() == 0;
   }
 
-  /// True if a local thread may wait for the open session here, in the
-  /// thread queue (a lease needs an owner to time the session it gets).
+  /// True if a local thread (or an actor, without a deadline) may wait for
+  /// the open session here, in the thread queue (a lease needs an owner to
+  /// time the session it gets).
   bool may_queue_thread() const noexcept {
     return fast_path && present && !stopped && token != 0 && !queued
            && inbound.load() == 0 && (lease.count() == 0 || owner);

@@ -25,7 +25,8 @@
 //   explicit FIFO queue, and run in arrival order when the holder leaves;
 // - a session ends by release (commit + end), abort, lease expiry, the death
 //   of the holder, or an erase by the holder.
-// Threads of this process wait in the cell's own queue (see context_cell);
+// Threads of this process (and actors' acquires without a deadline) wait in
+// the cell's own queue (see context_cell);
 // both queues draw tickets from the cell, and whoever ends a session grants
 // the oldest waiter of either.
 // Invariants: a holder exists only while the context is present, and waiters
