@@ -4,9 +4,7 @@
 #include <utility>
 
 #include <caf/atom.hpp>
-#include <caf/behavior.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/message_priority.hpp>
 #include <caf/sec.hpp>
 
 #include "ctxstore/detail/answer_queue.hpp"
