@@ -680,6 +680,33 @@ owner_route route_to_owner(const storage& st, const context_key& key) {
   return route_via(st, key, local_cell(st, key));
 }
 
+namespace {
+
+/// While an actor ends its session: the worker it runs on. The next actor's
+/// turn then goes to that worker's own queue, as a message the actor sent
+/// would (CAF's `send` passes `context()`): no other worker is woken for it.
+/// Null on any other thread: the scheduler picks a worker.
+thread_local caf::execution_unit* turn_host = nullptr;
+
+class turn_host_scope {
+public:
+  explicit turn_host_scope(const async_held& held) : prev_(turn_host) {
+    turn_host = held.self != nullptr ? held.self->context() : nullptr;
+  }
+
+  turn_host_scope(const turn_host_scope&) = delete;
+  turn_host_scope& operator=(const turn_host_scope&) = delete;
+
+  ~turn_host_scope() {
+    turn_host = prev_;
+  }
+
+private:
+  caf::execution_unit* prev_;
+};
+
+} // namespace
+
 struct actor_waiter : thread_waiter {
   actor_waiter(uint64_t ticket, std::shared_ptr<context_cell> cell,
                caf::strong_actor_ptr actor, caf::message_id turn)
@@ -716,7 +743,7 @@ struct actor_waiter : thread_waiter {
     self.actor->enqueue(caf::make_mailbox_element(self.actor, self.turn,
                                                   caf::no_stages,
                                                   caf::ok_atom::value),
-                        nullptr);
+                        turn_host);
   }
 
   const std::shared_ptr<context_cell> cell;
@@ -890,6 +917,7 @@ caf::expected<uint64_t> direct_commit(async_held& held, bool end) {
   auto version = cell.publish(std::move(x), held.replaced);
   if (!end)
     return version;
+  turn_host_scope host{held};
   auto next = cell.end_session_for_next();
   guard.unlock();
   send_handover(next);
@@ -902,6 +930,7 @@ caf::expected<uint64_t> direct_abort(async_held& held) {
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "abort");
   auto version = cell.version;
+  turn_host_scope host{held};
   auto next = cell.end_session_for_next();
   guard.unlock();
   send_handover(next);
@@ -913,6 +942,7 @@ caf::expected<bool> direct_erase(async_held& held) {
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "erase");
+  turn_host_scope host{held};
   auto owner = cell.erase_by_holder();
   if (!owner && held.board) // no actor can wait without an owner: gone
     held.board->erase(cell);
