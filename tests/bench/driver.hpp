@@ -142,4 +142,33 @@ const result& measure(const options& opts, const std::string& key,
   return add_result(opts, summarize(key, name, reps));
 }
 
+/// `measure` for two rows whose repetitions alternate (a, b, a, b, ...): both
+/// see the shared machine in the same moments, so a ratio of the two does not
+/// depend on which of them a noisy second hit.
+template <class F, class G>
+void measure_alternating(const options& opts, const std::string& key_a,
+                         const std::string& name_a, F once_a,
+                         const std::string& key_b, const std::string& name_b,
+                         G once_b) {
+  auto want_a = opts.wants_row(key_a);
+  auto want_b = opts.wants_row(key_b);
+  std::vector<rep_sample> reps_a;
+  std::vector<rep_sample> reps_b;
+  for (int i = 0; i < opts.reps; ++i) {
+    if (want_a)
+      reps_a.push_back(once_a());
+    if (want_b)
+      reps_b.push_back(once_b());
+  }
+  for (auto* reps : {&reps_a, &reps_b})
+    for (auto& rep : *reps) {
+      rep.per_client.clear();
+      rep.per_client_window.clear();
+    }
+  if (want_a)
+    add_result(opts, summarize(key_a, name_a, reps_a));
+  if (want_b)
+    add_result(opts, summarize(key_b, name_b, reps_b));
+}
+
 } // namespace bench
