@@ -78,8 +78,7 @@ struct async_client_state {
   bool finished = false;
 };
 
-void finish(const std::shared_ptr<async_shared>& sh,
-            const std::shared_ptr<async_client_state>& cs) {
+void finish(async_shared* sh, async_client_state* cs) {
   if (cs->finished)
     return;
   cs->finished = true;
@@ -92,8 +91,11 @@ void finish(const std::shared_ptr<async_shared>& sh,
   }
 }
 
-void issue(const std::shared_ptr<async_shared>& sh,
-           const std::shared_ptr<async_client_state>& cs) {
+// Raw pointers: the actor's behavior owns both while it runs, and no op is
+// out when it finishes. A shared_ptr copy per callback would put the shared
+// count of `sh`, which every client's callbacks touch, between the cores on
+// each op: harness cost in every async row.
+void issue(async_shared* sh, async_client_state* cs) {
   if (cs->stopped || !sh->b.take()) {
     cs->stopped = true;
     if (cs->active == 0 && !cs->starting)
@@ -144,13 +146,14 @@ rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
       if (st)
         cs->ctx.client.emplace(self, st);
       for (int k = 0; k < inflight && !cs->stopped; ++k)
-        issue(sh, cs);
+        issue(sh.get(), cs.get());
       cs->starting = false;
       // Nothing to do at all (the budget was spent by the others): finish
       // from a message, not from inside the init.
       if (cs->active == 0)
         self->send(self, int32_t{0});
-      return caf::behavior{[sh, cs](int32_t) { finish(sh, cs); }};
+      return caf::behavior{
+        [sh, cs](int32_t) { finish(sh.get(), cs.get()); }};
     });
   }
   await_or_die(fut, lim, "an async run");
