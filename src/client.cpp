@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -530,7 +532,9 @@ namespace ctxstore::detail {
 
 namespace {
 
-struct async_table {
+/// The sessions of some actors. Sharded by actor (an actor uses one shard):
+/// actors running on different workers rarely share a lock or a cache line.
+struct alignas(64) async_table {
   // The sessions of one actor; weak, so a dropped session leaves nothing.
   struct entry {
     std::vector<std::weak_ptr<async_held>> sessions;
@@ -540,9 +544,14 @@ struct async_table {
   std::unordered_map<const void*, entry> by_actor; // keyed by the holder
 };
 
-async_table& async_sessions() {
-  static auto* instance = new async_table; // used until the process ends
-  return *instance;
+constexpr size_t async_table_shards = 32;
+
+async_table& async_sessions(const void* actor) {
+  // Used until the process ends (actors may exit during static destruction).
+  static auto* shards = new std::array<async_table, async_table_shards>;
+  // Fibonacci hashing: actors allocated side by side land in other shards.
+  auto h = reinterpret_cast<uintptr_t>(actor) * uintptr_t{0x9E3779B97F4A7C15};
+  return (*shards)[(h >> 32) % async_table_shards];
 }
 
 /// Drops the entry `i` once it is of no more use.
@@ -558,7 +567,7 @@ void tidy(async_table& tbl,
 void end_direct_sessions_of(const void* self) {
   std::vector<std::weak_ptr<async_held>> sessions;
   {
-    auto& tbl = async_sessions();
+    auto& tbl = async_sessions(self);
     std::lock_guard<std::mutex> guard{tbl.mtx};
     auto i = tbl.by_actor.find(self);
     if (i == tbl.by_actor.end())
@@ -577,7 +586,7 @@ void end_direct_sessions_of(const void* self) {
 std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
                                             const caf::actor& registry,
                                             const context_key& key) {
-  auto& tbl = async_sessions();
+  auto& tbl = async_sessions(self);
   std::lock_guard<std::mutex> guard{tbl.mtx};
   auto i = tbl.by_actor.find(self);
   if (i == tbl.by_actor.end())
@@ -588,7 +597,8 @@ std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
     auto ptr = weak.lock();
     if (!ptr || !ptr->open)
       return true;
-    if (!found && ptr->key == key && same_actor(ptr->registry, registry))
+    if (!found && ptr->key == key && ptr->home
+        && same_actor(ptr->home->registry(), registry))
       found = ptr;
     return false;
   };
@@ -598,7 +608,7 @@ std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
 }
 
 void forget_async_held(const async_held* held) {
-  auto& tbl = async_sessions();
+  auto& tbl = async_sessions(held->self);
   std::lock_guard<std::mutex> guard{tbl.mtx};
   auto i = tbl.by_actor.find(held->self);
   if (i == tbl.by_actor.end())
@@ -613,7 +623,7 @@ void forget_async_held(const async_held* held) {
 }
 
 void register_async_held(const std::shared_ptr<async_held>& held) {
-  auto& tbl = async_sessions();
+  auto& tbl = async_sessions(held->self);
   bool watch = false;
   {
     std::lock_guard<std::mutex> guard{tbl.mtx};
@@ -756,9 +766,11 @@ struct actor_waiter : thread_waiter {
   std::atomic<bool> taken{false};
 };
 
-acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
+acquire_route direct_acquire(caf::event_based_actor* self,
+                             const std::shared_ptr<const storage>& home,
                              const context_key& key, const std::type_info& type,
                              bool may_wait) {
+  const storage& st = *home;
   acquire_route result;
   auto cell = local_cell(st, key);
   if (!cell) {
@@ -797,10 +809,9 @@ acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
   if (lease)
     schedule_lease(self->system(), owner, cell->lease, held->token);
   held->self = self;
-  held->registry = st.registry();
+  held->home = home;
   held->key = key;
   held->cell = std::move(cell);
-  held->board = st.board();
   register_async_held(held);
   result.held = std::move(held);
   return result;
@@ -811,7 +822,8 @@ namespace {
 /// The turn of `w` came: the session it was granted (registered like one of
 /// direct_acquire), or null and the error its wait ended with.
 std::shared_ptr<async_held> take_turn(caf::event_based_actor* self,
-                                      actor_waiter& w, const storage& st,
+                                      actor_waiter& w,
+                                      std::shared_ptr<const storage> home,
                                       caf::error& err) {
   auto& cell = *w.cell;
   std::unique_lock<std::mutex> guard{cell.mtx};
@@ -832,10 +844,9 @@ std::shared_ptr<async_held> take_turn(caf::event_based_actor* self,
   if (lease)
     schedule_lease(self->system(), owner, cell.lease, held->token);
   held->self = self;
-  held->registry = st.registry();
+  held->home = std::move(home);
   held->key = cell.key;
   held->cell = w.cell;
-  held->board = st.board();
   register_async_held(held);
   return held;
 }
@@ -843,15 +854,15 @@ std::shared_ptr<async_held> take_turn(caf::event_based_actor* self,
 } // namespace
 
 void await_turn(caf::event_based_actor* self,
-                std::shared_ptr<actor_waiter> waiter, const storage& st,
-                turn_handler on_turn) {
+                std::shared_ptr<actor_waiter> waiter,
+                std::shared_ptr<const storage> home, turn_handler on_turn) {
   auto turn = waiter->turn;
   // A response to ourselves, like the answers of answer_queue.hpp: no
   // behavior of the actor can intercept it.
   self->add_multiplexed_response_handler(
-    turn, caf::behavior{[self, waiter, st, on_turn](caf::ok_atom) {
+    turn, caf::behavior{[self, waiter, home, on_turn](caf::ok_atom) {
                           caf::error err;
-                          auto held = take_turn(self, *waiter, st, err);
+                          auto held = take_turn(self, *waiter, home, err);
                           on_turn(std::move(held), err);
                         },
                         [](caf::error&) {}});
@@ -944,8 +955,8 @@ caf::expected<bool> direct_erase(async_held& held) {
     return not_open(cell, "erase");
   turn_host_scope host{held};
   auto owner = cell.erase_by_holder();
-  if (!owner && held.board) // no actor can wait without an owner: gone
-    held.board->erase(cell);
+  if (auto& board = held.home->board(); !owner && board)
+    board->erase(cell); // no actor can wait without an owner: gone
   guard.unlock();
   send_handover(owner); // runs the actors' requests, or retires
   return true;

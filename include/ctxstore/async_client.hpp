@@ -34,7 +34,7 @@ class async_client {
 public:
   /// A client that sends its requests as `self` to storage `st`.
   async_client(caf::event_based_actor* self, storage st)
-      : self_(self), storage_(std::move(st)) {
+      : self_(self), home_(std::make_shared<const storage>(std::move(st))) {
     // nop
   }
 
@@ -71,10 +71,11 @@ public:
   template <class T>
   pending<uint64_t> store(const context_id& id, const shared_value<T>& value) {
     auto self = self_;
-    auto dest = storage_.registry();
-    auto st = storage_;
+    auto home = home_;
     auto msg = value.message(); // every route shares it, nobody copies it
     return pending<uint64_t>{[=](auto on_ok, auto on_err) {
+      const storage& st = *home;
+      const caf::actor& dest = st.registry();
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
@@ -113,10 +114,10 @@ public:
                                     std::chrono::milliseconds wait
                                     = std::chrono::milliseconds{-1}) {
     auto self = self_;
-    auto dest = storage_.registry();
-    auto st = storage_;
+    auto home = home_;
     int64_t wait_ms = wait.count() < 0 ? -1 : wait.count();
     return pending<async_session<T>>{[=](auto on_ok, auto on_err) {
+      const caf::actor& dest = home->registry();
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
@@ -140,7 +141,7 @@ public:
       }
       // A free context in this process is taken like a free futex; a held
       // one is waited for in its cell's queue, like a thread waits.
-      auto direct = detail::direct_acquire(self, st, key, typeid(T),
+      auto direct = detail::direct_acquire(self, home, key, typeid(T),
                                            wait_ms < 0 && !nested_at_owner);
       if (auto held = std::move(direct.held))
         return detail::respond_later(
@@ -155,7 +156,7 @@ public:
                                      std::move(direct.waiter_error));
       if (direct.waiter)
         return detail::await_turn(
-          self, std::move(direct.waiter), st,
+          self, std::move(direct.waiter), home,
           [on_ok, on_err](std::shared_ptr<detail::async_held> held,
                           caf::error& err) {
             if (!held)
@@ -178,7 +179,7 @@ public:
           held = std::make_shared<detail::async_held>();
           held->self = self;
           held->holder = self->address();
-          held->registry = dest;
+          held->home = home;
           held->owner = g.owner ? std::move(g.owner) : dest;
           held->key = key;
           held->token = g.token;
@@ -219,9 +220,10 @@ public:
   template <class T>
   pending<bool> erase(const context_id& id) {
     auto self = self_;
-    auto dest = storage_.registry();
-    auto st = storage_;
+    auto home = home_;
     return pending<bool>{[=](auto on_ok, auto on_err) {
+      const storage& st = *home;
+      const caf::actor& dest = st.registry();
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
@@ -260,8 +262,9 @@ public:
   /// Counts of the storage.
   pending<storage_stats> stats() {
     auto self = self_;
-    auto dest = storage_.registry();
+    auto home = home_;
     return pending<storage_stats>{[=](auto on_ok, auto on_err) {
+      const caf::actor& dest = home->registry();
       if (!dest)
         return fail(on_err, errc::storage_down,
                     "no storage behind this handle");
@@ -273,7 +276,7 @@ public:
 
   /// The storage this client talks to.
   const storage& target() const noexcept {
-    return storage_;
+    return *home_;
   }
 
 private:
@@ -281,9 +284,10 @@ private:
   template <class T, class R, class Answer>
   pending<R> read(const context_id& id, Answer answer) {
     auto self = self_;
-    auto dest = storage_.registry();
-    auto board = storage_.board();
+    auto home = home_;
     return pending<R>{[=](auto on_ok, auto on_err) {
+      const caf::actor& dest = home->registry();
+      const auto& board = home->board();
       auto key = key_of<T>(dest, id, on_err);
       if (key.type.empty())
         return;
@@ -384,7 +388,10 @@ private:
   }
 
   caf::event_based_actor* self_;
-  storage storage_;
+  // Shared by this client's requests and sessions: copying it touches a count
+  // only this actor uses, whereas copies of the storage handle would bounce
+  // the counts that every actor of the process shares between the cores.
+  std::shared_ptr<const storage> home_;
 };
 
 } // namespace ctxstore

@@ -31,12 +31,11 @@ struct context_cell;
 struct async_held {
   caf::event_based_actor* self = nullptr; // the holder
   caf::actor_addr holder; // the same, for use when it may be gone
-  caf::actor registry;
+  std::shared_ptr<const storage> home; // its client's: registry and board
   caf::actor owner;
   // Instead of `owner`: a direct session on the context's cell (a storage in
   // this process), taken and ended without messages (see context_cell).
   std::shared_ptr<context_cell> cell;
-  std::shared_ptr<snapshot_board> board; // the cell's (a direct erase)
   messages::context_key key;
   uint64_t token = 0;
   uint64_t version = 0;
@@ -143,7 +142,8 @@ struct acquire_route {
   owner_route route;
 };
 
-acquire_route direct_acquire(caf::event_based_actor* self, const storage& st,
+acquire_route direct_acquire(caf::event_based_actor* self,
+                             const std::shared_ptr<const storage>& home,
                              const messages::context_key& key,
                              const std::type_info& type, bool may_wait);
 
@@ -153,10 +153,10 @@ using turn_handler
   = std::function<void(std::shared_ptr<async_held>, caf::error&)>;
 
 /// Runs `on_turn` in `self` when the turn of `waiter` (queued by
-/// `direct_acquire` of `self` on storage `st` in this handler) comes.
+/// `direct_acquire` of `self` on storage `home` in this handler) comes.
 void await_turn(caf::event_based_actor* self,
-                std::shared_ptr<actor_waiter> waiter, const storage& st,
-                turn_handler on_turn);
+                std::shared_ptr<actor_waiter> waiter,
+                std::shared_ptr<const storage> home, turn_handler on_turn);
 
 /// A store of `value` by `self`: done directly (the new version) when
 /// `held` is the actor's open direct session on the key, or when the

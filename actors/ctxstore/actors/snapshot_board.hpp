@@ -130,7 +130,9 @@ public:
   }
 
 private:
-  struct shard {
+  // One cache line each at least: clients of keys in neighbouring shards do
+  // not bounce each other's lock.
+  struct alignas(64) shard {
     mutable std::mutex mtx;
     std::unordered_map<messages::context_key, cell_ptr,
                        messages::context_key_hash>
