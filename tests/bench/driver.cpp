@@ -19,30 +19,15 @@ namespace bench {
 
 namespace {
 
-int64_t now_ns() {
+int64_t ns_of(bench_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           bench_clock::now().time_since_epoch())
+           t.time_since_epoch())
     .count();
 }
 
-int64_t ns_since(bench_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(bench_clock::now()
-                                                              - t0)
-    .count();
+int64_t ns_between(bench_clock::time_point t0, bench_clock::time_point t1) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
 }
-
-// The budget shared by the clients of one repetition.
-struct budget {
-  std::atomic<uint64_t> issued{0};
-  uint64_t max_ops = 0;
-  bench_clock::time_point deadline;
-
-  bool take() {
-    if (bench_clock::now() >= deadline)
-      return false;
-    return issued.fetch_add(1, std::memory_order_relaxed) < max_ops;
-  }
-};
 
 // A run that does not end is a bug in the library or the bench: say so and
 // stop (the serving child dies with us).
@@ -57,6 +42,41 @@ void await_or_die(Future& fut, const limits& lim, const char* what) {
   }
 }
 
+} // namespace
+
+// Named (not anonymous): done_fn in driver.hpp refers to them.
+
+// The budget shared by the clients of one repetition.
+struct budget {
+  std::atomic<uint64_t> issued{0};
+  uint64_t max_ops = 0;
+  bench_clock::time_point deadline;
+};
+
+// A client's share of the budget, taken a few ops at a time: one shared count
+// per op would bounce between the cores on every op of every client.
+class budget_share {
+public:
+  // One more op at `now` (the time the previous op ended: one clock read per
+  // op is enough, and each costs ~20 ns here).
+  bool take(budget& b, bench_clock::time_point now) {
+    if (now >= b.deadline)
+      return false;
+    if (left_ == 0) {
+      auto first = b.issued.fetch_add(slice, std::memory_order_relaxed);
+      if (first >= b.max_ops)
+        return false;
+      left_ = std::min(slice, b.max_ops - first);
+    }
+    left_ -= 1;
+    return true;
+  }
+
+private:
+  static constexpr uint64_t slice = 8; // small next to any budget of ops
+  uint64_t left_ = 0;
+};
+
 struct async_shared {
   budget b;
   async_op op;
@@ -67,6 +87,8 @@ struct async_shared {
 };
 
 struct async_client_state {
+  async_shared* sh = nullptr;
+  budget_share share;
   async_ctx ctx;
   std::vector<int64_t> lat;
   std::vector<int64_t> done_ns; // completion times, for window_counts
@@ -77,6 +99,8 @@ struct async_client_state {
   bool starting = true; // inside the actor's init: finish later
   bool finished = false;
 };
+
+namespace {
 
 void finish(async_shared* sh, async_client_state* cs) {
   if (cs->finished)
@@ -91,36 +115,41 @@ void finish(async_shared* sh, async_client_state* cs) {
   }
 }
 
-// Raw pointers: the actor's behavior owns both while it runs, and no op is
-// out when it finishes. A shared_ptr copy per callback would put the shared
-// count of `sh`, which every client's callbacks touch, between the cores on
-// each op: harness cost in every async row.
-void issue(async_shared* sh, async_client_state* cs) {
-  if (cs->stopped || !sh->b.take()) {
+// Starts an op at `now` (see done_fn). Raw pointers: the actor's behavior
+// owns the client's state and the run's while it runs, and no op is out when
+// it finishes. A shared_ptr copy per callback would put the shared count of
+// `sh`, which every client's callbacks touch, between the cores on each op:
+// harness cost in every async row.
+void issue(async_client_state* cs, bench_clock::time_point now) {
+  auto sh = cs->sh;
+  if (cs->stopped || !cs->share.take(sh->b, now)) {
     cs->stopped = true;
     if (cs->active == 0 && !cs->starting)
       finish(sh, cs);
     return;
   }
   cs->active += 1;
-  auto t0 = bench_clock::now();
   auto seq = cs->ops + cs->errors + static_cast<uint64_t>(cs->active);
-  sh->op(cs->ctx, seq, [sh, cs, t0](bool ok) {
-    cs->active -= 1;
-    if (sh->latencies)
-      cs->lat.push_back(ns_since(t0));
-    if (ok) {
-      cs->ops += 1;
-      cs->done_ns.push_back(now_ns());
-    } else {
-      cs->errors += 1;
-      cs->stopped = true; // keeps a failing op from recursing
-    }
-    issue(sh, cs);
-  });
+  sh->op(cs->ctx, seq, done_fn{cs, now});
 }
 
 } // namespace
+
+void done_fn::operator()(bool ok) const {
+  auto cs = client_;
+  auto now = bench_clock::now(); // the op's end, and the next one's start
+  cs->active -= 1;
+  if (cs->sh->latencies)
+    cs->lat.push_back(ns_between(issued_, now));
+  if (ok) {
+    cs->ops += 1;
+    cs->done_ns.push_back(ns_of(now));
+  } else {
+    cs->errors += 1;
+    cs->stopped = true; // keeps a failing op from recursing
+  }
+  issue(cs, now);
+}
 
 rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
                      int clients, int inflight, const limits& lim,
@@ -134,6 +163,7 @@ rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
   std::vector<std::shared_ptr<async_client_state>> states;
   for (int i = 0; i < clients; ++i) {
     auto cs = std::make_shared<async_client_state>();
+    cs->sh = sh.get();
     cs->ctx.index = i;
     cs->ctx.rng.seed(0x5eed + static_cast<uint64_t>(i));
     states.push_back(cs);
@@ -146,7 +176,7 @@ rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
       if (st)
         cs->ctx.client.emplace(self, st);
       for (int k = 0; k < inflight && !cs->stopped; ++k)
-        issue(sh.get(), cs.get());
+        issue(cs.get(), bench_clock::now());
       cs->starting = false;
       // Nothing to do at all (the budget was spent by the others): finish
       // from a message, not from inside the init.
@@ -199,17 +229,21 @@ rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
         cv.wait(guard, [&] { return go; });
       }
       auto& mine = per[static_cast<size_t>(i)];
-      for (uint64_t seq = 0; b.take(); ++seq) {
-        auto t0 = bench_clock::now();
+      budget_share share;
+      // One clock read per op: an op ends when the next one starts.
+      auto t0 = bench_clock::now();
+      for (uint64_t seq = 0; share.take(b, t0); ++seq) {
         bool ok = op(ctx, seq);
+        auto t1 = bench_clock::now();
         if (lim.latencies)
-          mine.lat_ns.push_back(ns_since(t0));
+          mine.lat_ns.push_back(ns_between(t0, t1));
         if (!ok) {
           mine.errors += 1;
           break;
         }
         mine.ops += 1;
-        done[static_cast<size_t>(i)].push_back(now_ns());
+        done[static_cast<size_t>(i)].push_back(ns_of(t1));
+        t0 = t1;
       }
     });
   }

@@ -43,8 +43,24 @@ struct async_ctx {
   std::mt19937_64 rng;
 };
 
-/// Called once per completed op (false: it failed).
-using done_fn = std::function<void(bool)>;
+struct async_client_state; // the driver's, per client
+
+/// Called once per completed op (false: it failed). Two words and trivially
+/// copyable, so that the handlers that capture it fit in a `std::function`
+/// without an allocation: the harness costs little next to what it measures.
+class done_fn {
+public:
+  done_fn(async_client_state* client, bench_clock::time_point issued) noexcept
+      : client_(client), issued_(issued) {
+    // nop
+  }
+
+  void operator()(bool ok) const;
+
+private:
+  async_client_state* client_;
+  bench_clock::time_point issued_;
+};
 using async_op = std::function<void(async_ctx&, uint64_t seq, done_fn)>;
 
 /// What an op of a blocking client sees; lives in its thread.
