@@ -8,7 +8,6 @@
 #include <fstream>
 #include <future>
 #include <iostream>
-#include <thread>
 
 #include <caf/all.hpp>
 
@@ -150,6 +149,8 @@ void held_group(const options& opts, caf::actor_system& sys) {
   constexpr int n_waiters = 100;
   auto served = std::make_shared<std::atomic<int>>(0);
   auto all_served = std::make_shared<std::promise<void>>();
+  auto issued = std::make_shared<std::atomic<int>>(0);
+  auto all_issued = std::make_shared<std::promise<void>>();
   for (int i = 0; i < n_waiters; ++i)
     sys.spawn([=](caf::event_based_actor* self) {
       auto client = std::make_shared<ctxstore::async_client>(self, st);
@@ -163,11 +164,15 @@ void held_group(const options& opts, caf::actor_system& sys) {
                            [=](caf::error&) { done(); });
         },
         [=](caf::error&) { done(); });
+      // An acquire of a context held in this process is queued in the
+      // context's cell before `then` returns (checked below).
+      if (issued->fetch_add(1) + 1 == n_waiters)
+        all_issued->set_value();
     });
-  // Setup only (not a measurement): wait until the 100 acquires are queued.
+  auto issuing = all_issued->get_future();
+  if (issuing.wait_for(std::chrono::seconds(60)) != std::future_status::ready)
+    std::cout << "error: the waiting actors did not start" << std::endl;
   ctxstore::blocking_client probe{sys, st};
-  for (int i = 0; i < 2000 && probe.stats().waiters < n_waiters; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto queued = probe.stats().waiters;
   auto queued_text = " + " + std::to_string(queued) + " queued, ";
   auto key = one_key(id);
