@@ -1,7 +1,10 @@
 // Baselines measured in the same run: a bare CAF request/response round trip
 // to a trivial actor (the floor of any actor design), and a std::mutex +
-// std::unordered_map doing the same operations as the storage.
+// std::unordered_map doing the same operations as the storage (and, for
+// contention, a lock that hands itself over in arrival order, as sessions are).
 
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -20,6 +23,45 @@ using ctxstore::context_id;
 struct locked_map {
   std::mutex mtx;
   std::unordered_map<context_id, session_ctx, boost::hash<context_id>> map;
+};
+
+/// A lock granted to the oldest waiter, which sleeps until then, the way a
+/// context's session is granted to threads (see context_cell): the least a
+/// FIFO hand-over between threads costs on this machine, one wake-up each.
+class fifo_lock {
+public:
+  void lock() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (!held_) {
+      held_ = true;
+      return;
+    }
+    waiter w;
+    queue_.push_back(&w);
+    w.cv.wait(guard, [&w] { return w.granted; });
+  }
+
+  void unlock() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (queue_.empty()) {
+      held_ = false;
+      return;
+    }
+    auto next = queue_.front();
+    queue_.pop_front();
+    next->granted = true;
+    next->cv.notify_one();
+  }
+
+private:
+  struct waiter {
+    std::condition_variable cv;
+    bool granted = false;
+  };
+
+  std::mutex mtx_;
+  bool held_ = false;
+  std::deque<waiter*> queue_;
 };
 
 void caf_group(const options& opts, caf::actor_system& sys) {
@@ -73,6 +115,20 @@ void mutex_group(const options& opts, caf::actor_system& sys) {
   measure(opts, "mutex.cycle.64x1000",
           "std::mutex + unordered_map: get-modify-put, 64 threads",
           [&] { return run_blocking(sys, none, 64, lim, cycle); });
+  fifo_lock fifo;
+  measure(opts, "mutex.fifo.64",
+          "FIFO hand-over lock + unordered_map: get-modify-put, 64 threads "
+          "on ONE key",
+          [&] {
+            return run_blocking(sys, none, 64, lim, [&](blocking_ctx&, uint64_t) {
+              std::lock_guard<fifo_lock> session{fifo};
+              auto& slot = m->map.find(ids[0])->second;
+              auto copy = slot;
+              copy.counter += 1;
+              slot = std::move(copy);
+              return true;
+            });
+          });
   auto slim = lim;
   slim.max_ops = std::min<uint64_t>(slim.max_ops, 20000);
   measure(

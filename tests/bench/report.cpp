@@ -208,6 +208,37 @@ void print_remote_bounds() {
               << std::endl;
 }
 
+/// What this machine allows any design at best, from the same run, against
+/// the two local targets that are not met: a snapshot that returns a copy of
+/// T cannot beat copying T out under a plain mutex, nor can a FIFO hand-over
+/// between 64 threads beat a lock that does only that.
+void print_local_bounds() {
+  auto copy_out = find_result("mutex.snapshot");
+  auto fifo = find_result("mutex.fifo.64");
+  auto snap = find_result("python.c1");
+  auto contended = find_result("python.b3y");
+  bool copy_known = copy_out && snap && rate(copy_out) > 0 && rate(snap) > 0;
+  bool fifo_known
+    = fifo && contended && rate(fifo) > 0 && rate(contended) > 0;
+  if (!copy_known && !fifo_known)
+    return;
+  std::cout << "\nBounds of this machine (baselines without ctxstore code) "
+               "against local targets, this run:\n\n"
+               "| bound | best possible ratio | required |\n"
+               "|---|---:|---:|"
+            << std::endl;
+  if (copy_known)
+    std::cout << "| copy out under a std::mutex vs Python snapshot (a "
+                 "snapshot that returns T copies it) | "
+              << fmt("%.0f", rate(copy_out) / rate(snap)) << " | >= 300 |"
+              << std::endl;
+  if (fifo_known)
+    std::cout << "| FIFO hand-over lock, 64 threads ONE key, vs Python "
+                 "contended (b3y) | "
+              << fmt("%.2f", rate(fifo) / rate(contended)) << " | >= 2 |"
+              << std::endl;
+}
+
 } // namespace
 
 int print_targets(const options& opts) {
@@ -354,6 +385,7 @@ int print_targets(const options& opts) {
 
   std::cout << "\ntargets: " << t.met << " met, " << t.missed << " NOT met, "
             << t.skipped << " not measured" << std::endl;
+  print_local_bounds();
   print_remote_bounds();
   return t.missed;
 }
