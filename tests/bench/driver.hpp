@@ -138,6 +138,14 @@ caf::actor spawn_echo(caf::actor_system& sys);
 /// measurement).
 void stop_storage(caf::actor_system& sys, ctxstore::storage& st);
 
+/// A repetition of a row that shows no fairness (where clients do not
+/// compete, max/min completed ops per client means nothing).
+inline rep_sample without_fairness(rep_sample rep) {
+  rep.per_client.clear();
+  rep.per_client_window.clear();
+  return rep;
+}
+
 /// Runs `reps` repetitions of `once` and adds the row; `fair`: the row shows
 /// max/min completed ops per client (meaningful where clients compete).
 template <class F>
@@ -148,13 +156,8 @@ const result& measure(const options& opts, const std::string& key,
     return skipped;
   }
   std::vector<rep_sample> reps;
-  for (int i = 0; i < opts.reps; ++i) {
-    reps.push_back(once());
-    if (!fair) {
-      reps.back().per_client.clear();
-      reps.back().per_client_window.clear();
-    }
-  }
+  for (int i = 0; i < opts.reps; ++i)
+    reps.push_back(fair ? once() : without_fairness(once()));
   return add_result(opts, summarize(key, name, reps));
 }
 
@@ -172,15 +175,10 @@ void measure_alternating(const options& opts, const std::string& key_a,
   std::vector<rep_sample> reps_b;
   for (int i = 0; i < opts.reps; ++i) {
     if (want_a)
-      reps_a.push_back(once_a());
+      reps_a.push_back(without_fairness(once_a()));
     if (want_b)
-      reps_b.push_back(once_b());
+      reps_b.push_back(without_fairness(once_b()));
   }
-  for (auto* reps : {&reps_a, &reps_b})
-    for (auto& rep : *reps) {
-      rep.per_client.clear();
-      rep.per_client_window.clear();
-    }
   if (want_a)
     add_result(opts, summarize(key_a, name_a, reps_a));
   if (want_b)
