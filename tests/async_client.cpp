@@ -81,6 +81,24 @@ SCENARIO("an actor gets errors as values", "[async]") {
   CHECK(code == errc::no_such_context);
 }
 
+SCENARIO("an async client that was moved from still talks to its storage",
+         "[async]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store(id, cart{"ann", {}, {}, 7});
+  auto total = run_in_actor<int64_t>(f, [id](caf::event_based_actor*,
+                                             client_ptr ac, auto done) {
+    auto other = std::make_shared<async_client>(std::move(*ac));
+    ac->snapshot<cart>(id).then(
+      [=](cart c) {
+        other->snapshot<cart>(id).then([=](cart d) { done(c.total + d.total); },
+                                       [=](caf::error&) { done(-1); });
+      },
+      [=](caf::error&) { done(-2); });
+  });
+  CHECK(total == 14);
+}
+
 SCENARIO("an actor session commits on release and aborts when dropped",
          "[async][session]") {
   fixture f;

@@ -38,6 +38,10 @@ public:
     // nop
   }
 
+  // Copied, never moved from: a moved-from client still names its storage.
+  async_client(const async_client&) = default;
+  async_client& operator=(const async_client&) = default;
+
   /// The last committed value with its version; never waits for a session.
   /// A storage in this process answers from its board of last commits (no
   /// other actor involved); the answer still arrives later, like any other.
