@@ -38,9 +38,12 @@ public:
     // nop
   }
 
-  // Copied, never moved from: a moved-from client still names its storage.
+  /// A client of the same actor and storage. (Copied, never moved from: a
+  /// moved-from client still names its storage.)
   async_client(const async_client&) = default;
-  async_client& operator=(const async_client&) = default;
+
+  /// Makes this a copy of `other` (see the copy constructor).
+  async_client& operator=(const async_client& other) = default;
 
   /// The last committed value with its version; never waits for a session.
   /// A storage in this process answers from its board of last commits (no
