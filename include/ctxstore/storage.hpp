@@ -77,9 +77,9 @@ private:
 };
 
 /// Spawns a new storage in `sys`; it stops when the last copy of the returned
-/// handle (clients hold copies) is gone. Destroy its handles and clients
-/// before `sys`: like any CAF actor, a running storage keeps the actor
-/// system's destructor waiting.
+/// handle (clients and their sessions hold copies) is gone. Destroy its
+/// handles, clients and sessions before `sys`: like any CAF actor, a running
+/// storage keeps the actor system's destructor waiting.
 storage spawn_storage(caf::actor_system& sys, storage_options options);
 
 /// Spawns a new storage with the options of `sys`'s configuration (group
