@@ -10,7 +10,6 @@ targets with each run's ratio and the median, and the bounds tables.
 """
 
 import json
-import re
 import statistics
 import sys
 
