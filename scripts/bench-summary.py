@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Medians over several runs of `ctxstore-bench --json`, as the tables of the
-README's Performance section.
+"""Medians over several runs of `ctxstore-bench --json`, as the tables of
+docs/performance.md.
 
 usage: scripts/bench-summary.py run1.txt run2.txt run3.txt ...
 
@@ -13,7 +13,7 @@ import json
 import statistics
 import sys
 
-# README rows: a label and the bench rows it shows side by side.
+# Rows of docs/performance.md: a label and the bench rows it shows side by side.
 ROWS = [
     ("bare CAF round trip, blocking `scoped_actor`", ["caf.blocking.1"]),
     ("bare CAF round trip, async, 1 / 64 in flight",

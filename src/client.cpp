@@ -10,7 +10,7 @@
 
 #include <caf/all.hpp>
 
-#include "ctxstore/actors/context_cell.hpp"
+#include "ctxstore/actors/context.hpp"
 #include "ctxstore/actors/direct_session.hpp"
 #include "ctxstore/actors/registry.hpp"
 #include "ctxstore/async_session.hpp"
@@ -23,6 +23,9 @@
 namespace ctxstore {
 
 using namespace ctxstore::messages;
+using actors::context;
+using actors::effects;
+using actors::waiter;
 
 // -- storages
 // -------------------------------------------------------------------
@@ -238,7 +241,7 @@ R call_via_pool(blocking_core& core, const caf::actor& owner, Ts&&... xs) {
 
 } // namespace
 
-// -- direct sessions (see context_cell)
+// -- direct sessions (see context)
 // ---------------------------------------------------------
 
 namespace {
@@ -251,7 +254,7 @@ std::unique_lock<std::mutex> lock_open(const held_session& held,
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (cell.direct_session_open(held.token))
     return guard;
-  auto stopped = cell.stopped;
+  auto stopped = cell.stopped();
   guard.unlock();
   if (stopped)
     throw error{errc::storage_down, "storage stopped"};
@@ -260,14 +263,14 @@ std::unique_lock<std::mutex> lock_open(const held_session& held,
 }
 
 /// The owner of `cell` (weak; none if it has no owner).
-caf::actor_addr owner_addr(const context_cell& cell) {
+caf::actor_addr owner_addr(const context& cell) {
   std::lock_guard<std::mutex> guard{cell.mtx};
   return cell.owner;
 }
 
 /// The owner of `cell`, or null (no cell, or no owner yet: ask the registry,
 /// which spawns one if needed).
-caf::actor owner_of(const context_cell* cell) {
+caf::actor owner_of(const context* cell) {
   if (!cell)
     return caf::actor{};
   std::lock_guard<std::mutex> guard{cell->mtx};
@@ -286,7 +289,7 @@ bool behind_registry(const storage& st, const context_key& key) {
 /// The route to the owner named by `cell` (read under its lock; the caller
 /// holds none; null: to the registry), counting the request.
 owner_route route_via(const storage& st, const context_key& key,
-                      std::shared_ptr<context_cell> cell) {
+                      std::shared_ptr<context> cell) {
   owner_route result;
   auto& board = st.board();
   if (!board)
@@ -309,7 +312,7 @@ owner_route route_via(const storage& st, const context_key& key,
 }
 
 /// The cell of `key` if its storage runs in this process.
-std::shared_ptr<context_cell> local_cell(const storage& st,
+std::shared_ptr<context> local_cell(const storage& st,
                                          const context_key& key) {
   if (auto& board = st.board())
     return board->find_cell(key);
@@ -319,7 +322,7 @@ std::shared_ptr<context_cell> local_cell(const storage& st,
 /// Creates `key`'s context with `value` on the board of a storage in this
 /// process, unless it exists (then: its cell) or the request needs the
 /// registry's answer (fast path off, bad key or value: then null).
-std::pair<std::shared_ptr<context_cell>, bool>
+std::pair<std::shared_ptr<context>, bool>
 create_local(const storage& st, const context_key& key, payload& value) {
   auto& board = st.board();
   if (!board || !board->defaults().fast_path || validate_key(key))
@@ -331,24 +334,23 @@ create_local(const storage& st, const context_key& key, payload& value) {
   return board->find_or_create(key, type, value);
 }
 
-/// Waits in `cell`'s thread queue (the caller checked may_queue_thread and
+/// Waits in `cell`'s queue (the caller checked may_queue_direct and
 /// holds `guard`) until the session is granted to `held`; throws the error
 /// the wait ended with (timeout after `wait_ms` if positive, context erased,
 /// storage stopped).
-void wait_in_cell(context_cell& cell, std::unique_lock<std::mutex>& guard,
+void wait_in_cell(context& cell, std::unique_lock<std::mutex>& guard,
                   held_session& held, int64_t wait_ms) {
-  if (cell.queue_full())
+  actors::thread_waiter w;
+  if (!cell.enqueue(w))
     throw error{errc::overloaded, "too many requests queued on this context"};
-  thread_waiter w{++cell.next_ticket};
-  cell.push_thread(w);
-  auto done = [&w] { return w.result != thread_waiter::outcome::waiting; };
+  auto done = [&w] { return w.result != waiter::outcome::waiting; };
   if (wait_ms < 0) {
     w.cv.wait(guard, done);
   } else if (!w.cv.wait_for(guard, std::chrono::milliseconds{wait_ms}, done)) {
-    cell.remove_thread(w); // never granted later
+    cell.remove(w); // never granted later
     throw error{errc::timeout, "gave up waiting for the context"};
   }
-  if (w.result == thread_waiter::outcome::failed)
+  if (w.result == waiter::outcome::failed)
     throw_error(w.error);
   held.token = w.token;
   held.version = w.version;
@@ -379,9 +381,10 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
     cell = std::move(existing);
   }
   if (cell) {
+    effects fx; // outlives the lock: the replaced commit goes after it
     std::lock_guard<std::mutex> guard{cell->mtx};
     if (cell->free_for_direct() && cell->fits(x))
-      return cell->publish(std::move(x));
+      return cell->store(std::move(x), fx);
   }
   auto route = route_via(storage_, key, std::move(cell)); // counted while out
   return call_via_pool<uint64_t>(*this, route.owner, store_atom::value, key,
@@ -392,9 +395,10 @@ bool blocking_core::erase(const context_key& key) {
   auto cell = local_cell(storage_, key);
   if (cell) {
     // Nobody involved and no owner to retire: erased here.
+    effects fx;
     std::lock_guard<std::mutex> guard{cell->mtx};
     if (cell->free_for_direct_erase()) {
-      cell->erase_value();
+      cell->erase(fx, false); // nobody waits: no effect but the value's end
       storage_.board()->erase(*cell);
       return true;
     }
@@ -415,24 +419,26 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // A free context in this process is taken like a free futex.
   auto cell = local_cell(storage_, key);
   if (cell) {
+    effects fx;
     std::unique_lock<std::mutex> guard{cell->mtx};
     auto direct = cell->free_for_direct_session();
-    if (!direct && cell->may_queue_thread()) {
-      // Held by someone else: wait in the cell's queue, like a futex waiter.
+    if (!direct && cell->may_queue_direct()) {
+      // Held by someone else: wait in the queue, like a futex waiter (whoever
+      // grants it the session arms its lease).
       if (wait_ms == 0)
         throw error{errc::timeout, "the context is held"};
       wait_in_cell(*cell, guard, *held, wait_ms);
+      guard.unlock();
       direct = true;
     } else if (direct) {
-      held->token = cell->open_session(true);
-      held->version = cell->version;
-      held->working = cell->committed.value;
+      waiter w{waiter::kind::thread, waiter::request::acquire};
+      cell->acquire_direct(w, fx);
+      held->token = w.token;
+      held->version = w.version;
+      held->working = std::move(w.value);
+      finish_direct(*cell, fx, guard);
     }
     if (direct) {
-      auto owner = cell->owner;
-      guard.unlock();
-      if (cell->lease.count() > 0)
-        schedule_lease(sys_, owner, cell->lease, held->token);
       held->cell = std::move(cell);
       held->core = shared_from_this();
       held_here.emplace_back(held);
@@ -467,9 +473,11 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
 uint64_t blocking_core::commit(held_session& held, caf::message value) {
   payload x{std::move(value)};
   if (held.cell) {
+    effects fx;
     auto guard = lock_open(held, "commit");
-    auto version = held.cell->publish(std::move(x), held.replaced);
+    auto version = held.cell->commit(std::move(x), fx);
     guard.unlock();
+    held.replaced = std::move(fx.replaced);
     return version;
   }
   return held.via->call<uint64_t>(held.owner, commit_atom::value, held.key,
@@ -481,11 +489,12 @@ uint64_t blocking_core::release(held_session& held, caf::message value) {
   payload x{std::move(value)};
   if (held.cell) {
     auto& cell = *held.cell;
+    effects fx;
     auto guard = lock_open(held, "release");
-    auto version = cell.publish(std::move(x), held.replaced);
-    auto next = cell.end_session_for_next();
-    guard.unlock();
-    send_handover(next);
+    auto version = cell.commit(std::move(x), fx);
+    cell.end_session(fx, false);
+    finish_direct(cell, fx, guard);
+    held.replaced = std::move(fx.replaced);
     return version;
   }
   return held.via->call<uint64_t>(held.owner, release_atom::value, held.key,
@@ -496,10 +505,10 @@ void blocking_core::abort(held_session& held) {
   held.open = false;
   if (held.cell) {
     auto& cell = *held.cell;
+    effects fx;
     auto guard = lock_open(held, "abort");
-    auto next = cell.end_session_for_next();
-    guard.unlock();
-    send_handover(next);
+    cell.end_session(fx, false);
+    finish_direct(cell, fx, guard);
     return;
   }
   held.via->call<uint64_t>(held.owner, abort_atom::value, held.key, held.token);
@@ -509,12 +518,10 @@ bool blocking_core::erase_held(held_session& held) {
   held.open = false;
   if (held.cell) {
     auto& cell = *held.cell;
+    effects fx;
     auto guard = lock_open(held, "erase");
-    auto owner = cell.erase_by_holder();
-    if (!owner) // no actor can wait without an owner: gone at once
-      storage_.board()->erase(cell);
-    guard.unlock();
-    send_handover(owner); // runs the actors' requests, or retires
+    cell.erase(fx, false);
+    finish_direct(cell, fx, guard, storage_.board().get());
     return true;
   }
   return held.via->call<bool>(held.owner, erase_atom::value, held.key,
@@ -647,7 +654,7 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
 
 inbound_ticket::inbound_ticket(const std::shared_ptr<snapshot_board>& board,
                                const context_key& key,
-                               std::shared_ptr<context_cell> cell,
+                               std::shared_ptr<context> cell,
                                bool to_registry)
     : cell_(std::move(cell)) {
   if (cell_)
@@ -717,10 +724,12 @@ private:
 
 } // namespace
 
-struct actor_waiter : thread_waiter {
-  actor_waiter(uint64_t ticket, std::shared_ptr<context_cell> cell,
-               caf::strong_actor_ptr actor, caf::message_id turn)
-      : thread_waiter(ticket, &actor_waiter::wake), cell(std::move(cell)),
+/// An actor's acquire waiting in a context's queue: its turn is a message to
+/// a handler of the actor (see await_turn).
+struct actor_waiter final : waiter {
+  actor_waiter(std::shared_ptr<context> cell, caf::strong_actor_ptr actor,
+               caf::message_id turn)
+      : waiter(kind::actor, request::acquire), cell(std::move(cell)),
         actor(std::move(actor)), turn(turn) {
     // nop
   }
@@ -737,7 +746,7 @@ struct actor_waiter : thread_waiter {
       return;
     std::unique_lock<std::mutex> guard{cell->mtx};
     if (result == outcome::waiting) {
-      cell->remove_thread(*this);
+      cell->remove(*this);
       return;
     }
     if (result != outcome::granted)
@@ -748,15 +757,13 @@ struct actor_waiter : thread_waiter {
 
   /// The turn came (under the cell's lock): a message to the actor's handler
   /// (an actor that exited meanwhile drops it, and ~actor_waiter runs).
-  static void wake(thread_waiter& w) noexcept {
-    auto& self = static_cast<actor_waiter&>(w);
-    self.actor->enqueue(caf::make_mailbox_element(self.actor, self.turn,
-                                                  caf::no_stages,
-                                                  caf::ok_atom::value),
-                        turn_host);
+  void wake() noexcept override {
+    actor->enqueue(caf::make_mailbox_element(actor, turn, caf::no_stages,
+                                             caf::ok_atom::value),
+                   turn_host);
   }
 
-  const std::shared_ptr<context_cell> cell;
+  const std::shared_ptr<context> cell;
   // Strong, like the sender of a request the owner would queue: CAF destroys
   // an actor nobody refers to, and a waiting actor may have no other
   // reference. Its handler owns this waiter, so the cycle ends with the
@@ -778,21 +785,21 @@ acquire_route direct_acquire(caf::event_based_actor* self,
     return result;
   }
   auto behind = behind_registry(st, key);
+  effects fx;
   std::unique_lock<std::mutex> guard{cell->mtx};
-  auto lease = cell->lease.count() > 0;
-  if (!behind && *cell->type == type && may_wait && cell->may_queue_thread()) {
-    // Held by someone else: the actor waits in the cell's queue, like a
-    // thread; whoever ends the session before its turn sends it the turn.
-    if (cell->queue_full()) {
+  if (!behind && *cell->type == type && may_wait && cell->may_queue_direct()) {
+    // Held by someone else: the actor waits in the queue, like a thread;
+    // whoever grants it the session sends it the turn.
+    auto turn = self->new_request_id(caf::message_priority::normal);
+    auto w = std::make_shared<actor_waiter>(
+      cell, caf::strong_actor_ptr{self->ctrl()}, turn.response_id());
+    if (!cell->enqueue(*w)) {
+      w->taken = true; // never queued: nothing to give up
       result.waiter_error = make_error(
         errc::overloaded, "too many requests queued on this context");
       return result;
     }
-    auto turn = self->new_request_id(caf::message_priority::normal);
-    result.waiter = std::make_shared<actor_waiter>(
-      ++cell->next_ticket, cell, caf::strong_actor_ptr{self->ctrl()},
-      turn.response_id());
-    cell->push_thread(*result.waiter);
+    result.waiter = std::move(w);
     return result;
   }
   if (behind || !cell->free_for_direct_session() || *cell->type != type) {
@@ -801,13 +808,12 @@ acquire_route direct_acquire(caf::event_based_actor* self,
     return result;
   }
   auto held = std::make_shared<async_held>();
-  held->token = cell->open_session(true);
-  held->version = cell->version;
-  held->working = cell->committed.value;
-  auto owner = lease ? cell->owner : caf::actor_addr{};
-  guard.unlock();
-  if (lease)
-    schedule_lease(self->system(), owner, cell->lease, held->token);
+  waiter w{waiter::kind::actor, waiter::request::acquire};
+  cell->acquire_direct(w, fx);
+  held->token = w.token;
+  held->version = w.version;
+  held->working = std::move(w.value);
+  finish_direct(*cell, fx, guard);
   held->self = self;
   held->home = home;
   held->key = key;
@@ -828,8 +834,8 @@ std::shared_ptr<async_held> take_turn(caf::event_based_actor* self,
   auto& cell = *w.cell;
   std::unique_lock<std::mutex> guard{cell.mtx};
   w.taken.store(true, std::memory_order_release);
-  if (w.result != thread_waiter::outcome::granted) {
-    err = w.result == thread_waiter::outcome::failed
+  if (w.result != waiter::outcome::granted) {
+    err = w.result == waiter::outcome::failed
             ? std::move(w.error)
             : make_error(errc::storage_down, "the wait ended without a turn");
     return nullptr;
@@ -838,11 +844,7 @@ std::shared_ptr<async_held> take_turn(caf::event_based_actor* self,
   held->token = w.token;
   held->version = w.version;
   held->working = std::move(w.value);
-  auto lease = cell.lease.count() > 0;
-  auto owner = lease ? cell.owner : caf::actor_addr{};
-  guard.unlock();
-  if (lease)
-    schedule_lease(self->system(), owner, cell.lease, held->token);
+  guard.unlock(); // whoever granted the session armed its lease
   held->self = self;
   held->home = std::move(home);
   held->key = cell.key;
@@ -885,10 +887,11 @@ std::optional<uint64_t> direct_store(const storage& st, const context_key& key,
   }
   if (cell) {
     auto free = !behind_registry(st, key);
+    effects fx; // outlives the lock: the replaced commit goes after it
     std::lock_guard<std::mutex> guard{cell->mtx};
     auto ours = held && held->cell && cell->direct_session_open(held->token);
     if ((ours || (free && cell->free_for_direct())) && cell->fits(x))
-      return cell->publish(std::move(x));
+      return cell->store(std::move(x), fx);
   }
   route = route_via(st, key, std::move(cell));
   return std::nullopt;
@@ -904,8 +907,8 @@ bool direct_open(const async_held& held) {
 namespace {
 
 /// What the owner answers a request on a session that is not open.
-caf::error not_open(const context_cell& cell, const char* what) {
-  if (cell.stopped)
+caf::error not_open(const context& cell, const char* what) {
+  if (cell.stopped())
     return make_error(errc::storage_down, "storage stopped");
   return make_error(errc::session_expired,
                     std::string{what} + ": the session is no longer open");
@@ -918,6 +921,7 @@ caf::expected<uint64_t> direct_commit(async_held& held, bool end) {
   // Released: the working copy goes as it is; committed: shared, and the
   // holder's next change detaches its own copy.
   payload x{end ? std::move(held.working) : held.working};
+  effects fx;
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (!cell.direct_session_open(held.token))
     return not_open(cell, end ? "release" : "commit");
@@ -925,40 +929,40 @@ caf::expected<uint64_t> direct_commit(async_held& held, bool end) {
     return make_error(errc::type_mismatch,
                       "the value is not of the type registered as "
                         + cell.key.type);
-  auto version = cell.publish(std::move(x), held.replaced);
-  if (!end)
-    return version;
-  turn_host_scope host{held};
-  auto next = cell.end_session_for_next();
-  guard.unlock();
-  send_handover(next);
+  auto version = cell.commit(std::move(x), fx);
+  if (end) {
+    turn_host_scope host{held};
+    cell.end_session(fx, false);
+    finish_direct(cell, fx, guard);
+  } else {
+    guard.unlock();
+  }
+  held.replaced = std::move(fx.replaced);
   return version;
 }
 
 caf::expected<uint64_t> direct_abort(async_held& held) {
   auto& cell = *held.cell;
+  effects fx;
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "abort");
-  auto version = cell.version;
+  auto version = cell.version();
   turn_host_scope host{held};
-  auto next = cell.end_session_for_next();
-  guard.unlock();
-  send_handover(next);
+  cell.end_session(fx, false);
+  finish_direct(cell, fx, guard);
   return version;
 }
 
 caf::expected<bool> direct_erase(async_held& held) {
   auto& cell = *held.cell;
+  effects fx;
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "erase");
   turn_host_scope host{held};
-  auto owner = cell.erase_by_holder();
-  if (auto& board = held.home->board(); !owner && board)
-    board->erase(cell); // no actor can wait without an owner: gone
-  guard.unlock();
-  send_handover(owner); // runs the actors' requests, or retires
+  cell.erase(fx, false);
+  finish_direct(cell, fx, guard, held.home->board().get());
   return true;
 }
 

@@ -1,4 +1,4 @@
-// Specifications of failures (DESIGN.md §3): a holder that dies or leaves by
+// Specifications of failures (docs/design.md §3): a holder that dies or leaves by
 // an exception loses its uncommitted changes and frees the context; acquire
 // deadlines and leases bound every wait; fencing tokens refuse late, forged
 // and foreign session requests; a waiter that gave up or died never receives

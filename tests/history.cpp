@@ -1,4 +1,4 @@
-// A randomized history test (DESIGN.md §3): client threads (blocking_client)
+// A randomized history test (docs/design.md §3): client threads (blocking_client)
 // and event-based actors (async_client) run seeded random sequences of
 // operations on a few shared contexts while a killer actor kills actors that
 // wait for, hold or are committing a context. Every answer is recorded, and

@@ -1,4 +1,4 @@
-// Specifications of the owner's queue (DESIGN.md §2, §3): while a session is
+// Specifications of the owner's queue (docs/design.md §2, §3): while a session is
 // open, snapshots are answered at once from the last commit; acquire, store
 // and erase of other clients wait and then run in arrival order; different
 // keys never block each other.

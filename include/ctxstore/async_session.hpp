@@ -23,9 +23,11 @@
 
 namespace ctxstore {
 
-namespace detail {
+namespace actors {
+class context;
+} // namespace actors
 
-struct context_cell;
+namespace detail {
 
 /// One open session of an actor, shared by its nested levels.
 struct async_held {
@@ -33,9 +35,10 @@ struct async_held {
   caf::actor_addr holder; // the same, for use when it may be gone
   std::shared_ptr<const storage> home; // its client's: registry and board
   caf::actor owner;
-  // Instead of `owner`: a direct session on the context's cell (a storage in
-  // this process), taken and ended without messages (see context_cell).
-  std::shared_ptr<context_cell> cell;
+  // Instead of `owner`: a direct session on the context's state machine (a
+  // storage in this process), taken and ended without messages (see
+  // actors/.../context.hpp).
+  std::shared_ptr<actors::context> cell;
   messages::context_key key;
   uint64_t token = 0;
   uint64_t version = 0;
@@ -80,11 +83,12 @@ uint64_t owners_kept(const storage& st);
 caf::error to_ctxstore_error(caf::error err);
 
 // -- the direct path of actors (a storage in this process) -------------------
-// Like a blocking client's (see context_cell): a free context is taken under
-// its cell's mutex, and the holder commits, releases, aborts, stores and
-// erases there. Answers still arrive later, through the actor's mailbox
-// (respond_later). Everything else goes to the owner, counted on the cell
-// (inbound_ticket) so that nobody barges past it.
+// Like a blocking client's: a free context is taken under its state
+// machine's mutex (see actors/.../context.hpp), and the holder commits,
+// releases, aborts, stores and erases there. Answers still arrive later,
+// through the actor's mailbox (respond_later). Everything else goes to the
+// owner, counted on the context (inbound_ticket) so that nobody barges past
+// it.
 
 /// Counts one request of this process on its way to a context's owner (or
 /// queued there) on the context's cell while it is out: meanwhile nobody takes
@@ -99,7 +103,7 @@ public:
   /// `to_registry`: the request goes to the registry (also counted as such).
   inbound_ticket(const std::shared_ptr<snapshot_board>& board,
                  const messages::context_key& key,
-                 std::shared_ptr<context_cell> cell, bool to_registry = false);
+                 std::shared_ptr<actors::context> cell, bool to_registry = false);
   ~inbound_ticket();
   inbound_ticket(const inbound_ticket&) = delete;
   inbound_ticket& operator=(const inbound_ticket&) = delete;
@@ -108,7 +112,7 @@ public:
   void done() noexcept;
 
 private:
-  std::shared_ptr<context_cell> cell_;
+  std::shared_ptr<actors::context> cell_;
   std::shared_ptr<std::atomic<int>> out_; // the board's count of the key
   std::shared_ptr<std::atomic<int>> via_registry_; // the same, to_registry
 };
@@ -121,16 +125,16 @@ struct owner_route {
   inbound_ticket_ptr ticket; // null: the storage is in another process
 };
 
-/// An actor's acquire queued in a context's cell (see context_cell): its turn
+/// An actor's acquire queued in a context's queue: its turn
 /// comes as a message to the actor (see await_turn). If the actor exits
 /// before, its place in the queue is given up, or the session it was granted
 /// meanwhile ends.
 struct actor_waiter;
 
-/// An acquire of `key` by `self`: a direct session if the context's cell is
-/// free (`held`, registered and watched: the session is aborted when `self`
-/// dies); else, if `may_wait` and the cell queues waiters itself (see
-/// context_cell::may_queue_thread), a place in its queue (`waiter`: pass it
+/// An acquire of `key` by `self`: a direct session if the context is free
+/// (`held`, registered and watched: the session is aborted when `self`
+/// dies); else, if `may_wait` and it may wait without the owner (see
+/// actors::context::may_queue_direct), a place in its queue (`waiter`: pass it
 /// to `await_turn` before returning to CAF); else the route to the owner.
 /// `type`: the requested C++ type; a context of another type is left to the
 /// owner (which answers as ever). An error in `waiter_error` (the queue is

@@ -1,8 +1,8 @@
 #include "ctxstore/actors/owner.hpp"
 
-#include <cstdint>
 #include <chrono>
-#include <deque>
+#include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -13,27 +13,21 @@
 #include "ctxstore/detail/recycled_value.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
-// The owner of one context, spawned by the registry when the context first
-// needs one. It holds the committed value (in the context's cell, which it
-// shares with the clients of its process: see context_cell.hpp; it locks the
-// cell for each message) and serializes every operation that involves more
-// than one party:
-// - snapshot is answered at once from the committed value, whatever else is
-//   going on;
+// The owner of one context: the event loop of its state machine (see
+// context.hpp) for whatever must wait or comes from another node. The
+// registry spawns it when the context first needs one (an actor's session or
+// request, a parked waiter, a lease to time). Each message runs one or more
+// transitions under the context's lock; their effects are carried out when
+// the message is done (see `step`):
+// - snapshot is answered at once from the committed value;
 // - acquire, store and erase run at once when nobody holds the context (or
-//   when the holder itself sends them); otherwise they wait in `waiters`, an
-//   explicit FIFO queue, and run in arrival order when the holder leaves;
+//   when the holder itself sends them); otherwise they are parked in the
+//   context's queue, behind every thread and actor that came first, and run
+//   in arrival order when the holder leaves;
 // - a session ends by release (commit + end), abort, lease expiry, the death
 //   of the holder, or an erase by the holder.
-// Threads of this process (and actors' acquires without a deadline) wait in
-// the cell's own queue (see context_cell);
-// both queues draw tickets from the cell, and whoever ends a session grants
-// the oldest waiter of either.
-// Invariants: a holder exists only while the context is present, and waiters
-// exist only while there is a holder (or a thread's direct session just ended
-// and its handover is on the way: the next message runs them first). An
-// erased context whose owner has nothing left to do asks the registry to
-// retire it.
+// An erased context whose owner has nothing left to do asks the registry to
+// retire it (see registry.cpp).
 
 namespace ctxstore::actors {
 
@@ -41,53 +35,35 @@ namespace {
 
 using namespace ctxstore::messages;
 
-enum class request_kind : uint8_t { acquire, store, erase };
+/// A request parked in the context's queue until its turn.
+struct parked_request final : waiter {
+  parked_request(request what, uint64_t seq, caf::response_promise promise)
+      : waiter(kind::parked, what), seq(seq), promise(std::move(promise)) {
+    // nop
+  }
 
-struct waiter {
-  request_kind kind;
-  uint64_t seq;                  // identifies the waiter for its deadline
-  uint64_t ticket;               // arrival order among all waiters (cell)
-  caf::response_promise promise; // answered when it is its turn
-  caf::actor_addr client;        // monitored while it waits
-  payload value;                 // what a store stores
+  const uint64_t seq; // identifies it for its deadline
+  caf::response_promise promise;
 };
 
 struct owner_state {
   static inline const char* name = "ctxstore.owner";
 
   owner_config cfg;
-  std::shared_ptr<detail::context_cell> cell; // value, version, session
+  std::shared_ptr<context> ctx;
 
-  caf::actor_addr holder; // the actor that holds the session; none for a
-                          // direct session (a thread of this process)
-
-  std::deque<waiter> waiters; // oldest first
+  // The parked requests, by seq; the context's queue points to them.
+  std::unordered_map<uint64_t, std::unique_ptr<parked_request>> parked;
   uint64_t next_seq = 0;
 
   // Monitor reference counts: one actor may wait several times and hold.
   std::unordered_map<caf::actor_addr, size_t> watched;
+  caf::actor_addr watched_holder; // the holder we monitor as such
 
-  bool retiring = false;         // asked the registry to forget us
-  uint64_t handled = 0;          // messages handled (see enter)
-  uint64_t handled_at_retire = 0; // `handled` when we asked
+  uint64_t handled = 0;           // messages handled (see enter)
+  uint64_t handled_at_retire = 0; // `handled` when we asked to retire
 
-  ~owner_state() {
-    if (!cell)
-      return;
-    std::lock_guard<std::mutex> guard{cell->mtx};
-    if (cfg.board)
-      cfg.board->erase(*cell);
-    // The owner stops (storage shutdown): nobody may wait forever.
-    for (auto& w : waiters)
-      if (w.promise.pending())
-        w.promise.deliver(make_error(errc::storage_down, "storage stopped"));
-    cfg.stats->waiters -= static_cast<int64_t>(waiters.size());
-    cell->fail_threads(make_error(errc::storage_down, "storage stopped"));
-    cell->close_session();
-    cell->set_present(false);
-    cell->stopped = true; // a direct holder's release: storage_down
-    cfg.stats->owners -= 1;
-  }
+  ~owner_state();
 };
 
 using owner_ptr = caf::stateful_actor<owner_state>*;
@@ -115,22 +91,134 @@ void unwatch(owner_ptr self, const caf::actor_addr& who) {
   }
 }
 
-/// Tells local threads whether they must ask us, and where our waiters stand
-/// among theirs (see context_cell).
-void sync_queued(owner_ptr self) {
-  auto& st = self->state;
-  auto& c = *st.cell;
-  c.queued = !st.waiters.empty() || st.retiring;
-  c.actor_front = st.waiters.empty() ? 0 : st.waiters.front().ticket;
-  c.actor_waiters = st.waiters.size();
+/// The owner handle a grant carries: only local holders get it. A handle
+/// that crosses the network pins the owner in the actor system's registry of
+/// published actors; remote holders send session requests to the storage,
+/// which forwards them by key.
+caf::actor handle_for(owner_ptr self, const caf::actor_addr& who) {
+  if (who && who.node() != self->node())
+    return caf::actor{};
+  return caf::actor_cast<caf::actor>(self);
 }
 
-/// True if the sender is the actor holding the session with `token`.
-bool is_holder(owner_ptr self, uint64_t token) {
-  auto& c = *self->state.cell;
-  return c.token != 0 && token == c.token && !c.direct
-         && sender_of(self) == self->state.holder;
+grant grant_of(owner_ptr self, const waiter& w) {
+  return grant{w.token, w.version, payload{w.value}, handle_for(self, w.client)};
 }
+
+/// Answers a parked request whose wait ended.
+void answer(owner_ptr self, parked_request& w) {
+  switch (w.result) {
+    case waiter::outcome::granted:
+      w.promise.deliver(grant_of(self, w));
+      break;
+    case waiter::outcome::failed:
+      w.promise.deliver(w.error);
+      break;
+    case waiter::outcome::done:
+      if (w.what == waiter::request::store)
+        w.promise.deliver(w.version);
+      else
+        w.promise.deliver(w.existed);
+      break;
+    case waiter::outcome::waiting:
+      break;
+  }
+}
+
+owner_state::~owner_state() {
+  if (!ctx)
+    return;
+  effects fx;
+  {
+    std::lock_guard<std::mutex> guard{ctx->mtx};
+    if (cfg.board)
+      cfg.board->erase(*ctx);
+    // The owner stops (storage shutdown): nobody may wait forever.
+    ctx->stop(make_error(errc::storage_down, "storage stopped"), fx, true);
+    context::wake(fx);
+  }
+  for (auto w = fx.woken; w != nullptr; w = w->next())
+    static_cast<parked_request*>(w)->promise.deliver(w->error);
+  cfg.stats->owners -= 1;
+}
+
+/// Asks the registry to retire us if the context was erased and nothing is
+/// left to do (under the context's lock). True if the caller must send the
+/// request (after unlocking).
+bool begin_retire(owner_ptr self) {
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
+  if (!ctx.idle_erased() || ctx.retiring)
+    return false;
+  ctx.retiring = true;
+  st.handled_at_retire = st.handled;
+  return true;
+}
+
+void send_retire(owner_ptr self) {
+  auto& st = self->state;
+  if (auto registry = caf::actor_cast<caf::actor>(st.cfg.registry))
+    self->send(registry, retire_atom::value, st.cfg.key);
+  else
+    self->quit();
+}
+
+/// One message's work on the context: locks it (a direct session that ended
+/// while requests were parked lets them go first, in order, before anything
+/// new), and when the message is done carries out the effects of its
+/// transitions: threads and actors are woken under the lock, the rest after
+/// unlocking.
+class step {
+public:
+  explicit step(owner_ptr self) : self_(self), guard_(self->state.ctx->mtx) {
+    auto& st = self->state;
+    ++st.handled;
+    if (st.ctx->token() == 0 && !st.ctx->queue_empty())
+      st.ctx->run_queue(fx, true);
+  }
+
+  step(const step&) = delete;
+  step& operator=(const step&) = delete;
+
+  ~step() {
+    auto& st = self_->state;
+    auto& ctx = *st.ctx;
+    context::wake(fx);
+    // Monitor the holder of a session we granted, for as long as it holds.
+    if (st.watched_holder != ctx.holder()) {
+      auto old = std::move(st.watched_holder);
+      st.watched_holder = ctx.holder();
+      if (st.watched_holder)
+        watch(self_, st.watched_holder);
+      if (old)
+        unwatch(self_, old);
+    }
+    auto retire = begin_retire(self_);
+    guard_.unlock();
+    for (auto w = fx.woken; w != nullptr;) {
+      auto& req = *static_cast<parked_request*>(w);
+      w = w->next();
+      answer(self_, req);
+      unwatch(self_, req.client);
+      st.parked.erase(req.seq);
+    }
+    if (fx.lease != 0)
+      self_->delayed_send(self_, ctx.lease, lease_atom::value, fx.lease);
+    detail::recycle(fx.replaced);
+    if (retire)
+      send_retire(self_);
+  }
+
+  context& ctx() noexcept {
+    return *self_->state.ctx;
+  }
+
+  effects fx;
+
+private:
+  owner_ptr self_;
+  std::unique_lock<std::mutex> guard_;
+};
 
 caf::error type_error(owner_ptr self, const payload& x) {
   if (x.value.empty())
@@ -144,210 +232,59 @@ caf::error missing(owner_ptr self) {
   return missing_context(self->state.cfg.key);
 }
 
-caf::error stale(const char* what) {
-  return make_error(errc::session_expired,
-                    std::string{what} + ": the session is no longer open");
-}
-
 /// Checks that the sender holds the open session with `token`. A direct
 /// session's holder never sends messages for it: its token is refused.
-caf::error check_holder(owner_ptr self, uint64_t token, const char* what) {
-  auto& c = *self->state.cell;
-  if (is_holder(self, token))
+caf::error check_holder(owner_ptr self, const context& ctx, uint64_t token,
+                        const char* what) {
+  if (ctx.held_by(token, sender_of(self)))
     return caf::none;
-  if (c.token != 0 && token == c.token)
+  if (ctx.token() != 0 && token == ctx.token())
     return make_error(errc::not_holder,
                       std::string{what} + ": the sender does not hold it");
-  if (c.stale(token))
-    return stale(what);
+  if (ctx.stale(token))
+    return make_error(errc::session_expired,
+                      std::string{what} + ": the session is no longer open");
   return make_error(errc::not_holder,
                     std::string{what} + ": no session has this token");
 }
 
-uint64_t publish(owner_ptr self, payload value) {
-  // An erased context stays on the board until we retire: a store before
-  // that creates it again right here. The replaced commit may serve as the
-  // next working copy made on this thread (recycled_value.hpp).
-  caf::message replaced;
-  auto version = self->state.cell->publish(std::move(value), replaced);
-  detail::recycle(replaced);
-  return version;
-}
-
-void maybe_retire(owner_ptr self) {
+/// Parks the current request in the context's queue, or refuses it when the
+/// queue is full.
+caf::response_promise park(owner_ptr self, context& ctx, waiter::request what,
+                           payload value = {}) {
   auto& st = self->state;
-  auto& c = *st.cell;
-  if (c.present || c.token != 0 || !st.waiters.empty()
-      || c.threads_head != nullptr || st.retiring)
-    return;
-  auto registry = caf::actor_cast<caf::actor>(st.cfg.registry);
-  if (!registry) {
-    self->quit();
-    return;
-  }
-  st.retiring = true;
-  st.handled_at_retire = st.handled;
-  sync_queued(self);
-  self->send(registry, retire_atom::value, st.cfg.key);
-}
-
-/// The registry keeps us (or we handled something since we asked): we go on
-/// as the owner; `again`: ask once more if there is still nothing to do.
-void stay(owner_ptr self, bool again) {
-  auto& st = self->state;
-  st.retiring = false;
-  sync_queued(self);
-  if (again)
-    maybe_retire(self);
-}
-
-/// The owner handle a grant carries: only local holders get it. A handle
-/// that crosses the network pins the owner in the actor system's registry of
-/// published actors; remote holders send session requests to the storage,
-/// which forwards them by key.
-caf::actor handle_for(owner_ptr self, const caf::actor_addr& who) {
-  if (who && who.node() != self->node())
-    return caf::actor{};
-  return caf::actor_cast<caf::actor>(self);
-}
-
-grant open_session(owner_ptr self, const caf::actor_addr& who) {
-  auto& st = self->state;
-  auto& c = *st.cell;
-  auto token = c.open_session(false);
-  st.holder = who;
-  watch(self, who);
-  if (c.lease.count() > 0)
-    self->delayed_send(self, c.lease, lease_atom::value, token);
-  return grant{token, c.version, c.committed, handle_for(self, who)};
-}
-
-void run_waiters(owner_ptr self);
-
-/// Ends the open session; the uncommitted working copy is simply never sent.
-void end_session(owner_ptr self) {
-  auto& st = self->state;
-  auto& c = *st.cell;
-  if (c.token == 0)
-    return;
-  auto who = std::move(st.holder);
-  st.holder = caf::actor_addr{};
-  auto by_actor = !c.direct;
-  c.close_session();
-  if (by_actor)
-    unwatch(self, who);
-  run_waiters(self);
-}
-
-void erase_value(owner_ptr self) {
-  self->state.cell->erase_value(); // the registry takes it off when we retire
-}
-
-/// Runs queued requests in arrival order until one of them opens a session;
-/// a thread queued in the cell before our oldest waiter goes first.
-void run_waiters(owner_ptr self) {
-  auto& st = self->state;
-  auto& c = *st.cell;
-  while (c.token == 0) {
-    auto front = st.waiters.empty() ? 0 : st.waiters.front().ticket;
-    if (c.grant_thread_before(front))
-      continue;
-    if (st.waiters.empty())
-      break;
-    auto w = std::move(st.waiters.front());
-    st.waiters.pop_front();
-    st.cfg.stats->waiters -= 1;
-    switch (w.kind) {
-    case request_kind::acquire:
-      if (!c.present)
-        w.promise.deliver(missing(self));
-      else
-        w.promise.deliver(open_session(self, w.client));
-      break;
-    case request_kind::store:
-      w.promise.deliver(publish(self, std::move(w.value)));
-      break;
-    case request_kind::erase: {
-      auto existed = c.present;
-      erase_value(self);
-      w.promise.deliver(existed);
-      break;
-    }
-    }
-    unwatch(self, w.client);
-  }
-  sync_queued(self);
-  maybe_retire(self);
-}
-
-/// Locks the cell for one message. A direct session that ended while others
-/// waited lets them go first, in order, before anything new.
-std::unique_lock<std::mutex> enter(owner_ptr self) {
-  auto& st = self->state;
-  std::unique_lock<std::mutex> guard{st.cell->mtx};
-  ++st.handled;
-  if (st.cell->token == 0
-      && (!st.waiters.empty() || st.cell->threads_head != nullptr))
-    run_waiters(self);
-  return guard;
-}
-
-/// Queues a request behind the holder, or refuses it when the queue is full.
-caf::response_promise enqueue(owner_ptr self, request_kind kind,
-                              payload value = {}) {
-  auto& st = self->state;
-  auto who = sender_of(self);
+  auto who = sender_of(self); // before the promise takes the sender over
   auto rp = self->make_response_promise();
-  if (st.cell->queue_full()) { // threads queued in the cell count too
+  auto w = std::make_unique<parked_request>(what, ++st.next_seq, rp);
+  w->client = std::move(who);
+  w->input = std::move(value);
+  if (!ctx.enqueue(*w)) { // threads and actors queued count too
     rp.deliver(
       make_error(errc::overloaded, "too many requests queued on this context"));
     return rp;
   }
-  watch(self, who);
-  st.waiters.push_back(waiter{kind, ++st.next_seq, ++st.cell->next_ticket, rp,
-                              who, std::move(value)});
-  st.cfg.stats->waiters += 1;
-  sync_queued(self);
+  watch(self, w->client);
+  st.parked.emplace(w->seq, std::move(w));
   return rp;
 }
 
-void drop_waiter(owner_ptr self, uint64_t seq, const caf::error& reason) {
-  auto& st = self->state;
-  for (auto i = st.waiters.begin(); i != st.waiters.end(); ++i) {
-    if (i->seq == seq) {
-      auto w = std::move(*i);
-      st.waiters.erase(i);
-      st.cfg.stats->waiters -= 1;
-      w.promise.deliver(reason);
-      unwatch(self, w.client);
-      sync_queued(self);
-      return;
-    }
-  }
-}
-
+/// The actor `who` is gone: its parked requests leave the queue unanswered,
+/// and a session it holds is aborted (its changes were never committed).
 void on_down(owner_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
-  auto& c = *st.cell;
-  // A dead waiter never receives nor blocks the context.
-  for (auto i = st.waiters.begin(); i != st.waiters.end();) {
-    if (i->client == who) {
-      i = st.waiters.erase(i);
-      st.cfg.stats->waiters -= 1;
+  step s{self};
+  for (auto i = st.parked.begin(); i != st.parked.end();) {
+    if (i->second->client == who) {
+      s.ctx().remove(*i->second);
+      i = st.parked.erase(i);
     } else {
       ++i;
     }
   }
   st.watched.erase(who);
-  sync_queued(self);
-  // A dead holder's session is aborted: its changes were never committed.
-  if (c.token != 0 && !c.direct && st.holder == who) {
-    st.holder = caf::actor_addr{};
-    c.close_session();
-    run_waiters(self);
-  } else {
-    maybe_retire(self);
-  }
+  if (st.watched_holder == who)
+    st.watched_holder = caf::actor_addr{}; // not watched any more
+  s.ctx().holder_gone(who, s.fx);
 }
 
 bool key_matches(owner_ptr self, const context_key& key) {
@@ -361,13 +298,11 @@ caf::error wrong_key() {
 caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
-  // The registry counted us and adopted the context's cell, which may be held
-  // by a thread's direct session already.
-  st.cell = st.cfg.cell;
-  self->set_down_handler([=](caf::down_msg& dm) {
-    auto guard = enter(self);
-    on_down(self, dm.source);
-  });
+  // The registry counted us and adopted the context, which may be held by a
+  // direct session already.
+  st.ctx = st.cfg.ctx;
+  self->set_down_handler(
+    [=](caf::down_msg& dm) { on_down(self, dm.source); });
   // An error that arrives as a plain message (e.g. a client bouncing an
   // answer it did not expect) must not stop the owner: CAF's default error
   // handler would, and the context would be lost for everybody.
@@ -381,11 +316,11 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
     [=](snapshot_atom, const context_key& key) -> caf::result<versioned_value> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto guard = enter(self);
-      auto& c = *self->state.cell;
-      if (!c.present)
+      step s{self};
+      auto& ctx = s.ctx();
+      if (!ctx.present())
         return missing(self);
-      return versioned_value{c.version, c.committed};
+      return versioned_value{ctx.version(), ctx.committed()};
     },
     [=](acquire_atom, const context_key& key,
         int64_t wait_ms) -> caf::result<grant> {
@@ -394,18 +329,18 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       auto who = sender_of(self);
       if (!who)
         return make_error(errc::bad_request, "acquire needs a sender");
-      auto guard = enter(self);
-      auto& c = *self->state.cell;
-      if (c.token == 0) {
-        if (!c.present)
-          return missing(self);
-        return open_session(self, who);
+      step s{self};
+      auto& ctx = s.ctx();
+      if (ctx.token() == 0 && !ctx.present())
+        return missing(self);
+      if (ctx.token() == 0 || ctx.held_by(ctx.token(), who)) {
+        waiter w{waiter::kind::parked, waiter::request::acquire}; // no wait
+        ctx.acquire_by(who, w, s.fx);
+        return grant_of(self, w);
       }
-      if (!c.direct && self->state.holder == who) // re-entry: same session
-        return grant{c.token, c.version, c.committed, handle_for(self, who)};
       if (wait_ms == 0)
         return make_error(errc::timeout, "the context is held");
-      auto rp = enqueue(self, request_kind::acquire);
+      auto rp = park(self, ctx, waiter::request::acquire);
       if (wait_ms > 0 && rp.pending())
         self->delayed_send(self, std::chrono::milliseconds{wait_ms},
                            deadline_atom::value, self->state.next_seq);
@@ -415,67 +350,61 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         uint64_t token) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto guard = enter(self);
-      auto& st = self->state;
-      if (!st.cell->fits(value))
+      step s{self};
+      auto& ctx = s.ctx();
+      if (!ctx.fits(value))
         return type_error(self, value);
-      if (st.cell->token == 0 || is_holder(self, token)) // free, or the
-        return publish(self, std::move(value));          // holder's own
-      return enqueue(self, request_kind::store, std::move(value));
+      if (ctx.token() == 0 || ctx.held_by(token, sender_of(self)))
+        return ctx.store(std::move(value), s.fx); // free, or the holder's own
+      return park(self, ctx, waiter::request::store, std::move(value));
     },
     [=](erase_atom, const context_key& key,
         uint64_t token) -> caf::result<bool> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto guard = enter(self);
-      auto& c = *self->state.cell;
-      if (c.token == 0) {
-        auto existed = c.present;
-        erase_value(self);
-        maybe_retire(self);
-        return existed;
-      }
-      if (is_holder(self, token)) {
-        // The holder erases its own context: that also ends its session.
-        erase_value(self);
-        end_session(self);
-        return true;
-      }
-      return enqueue(self, request_kind::erase);
+      step s{self};
+      auto& ctx = s.ctx();
+      // Free, or erased by its holder (which also ends its session).
+      if (ctx.token() == 0 || ctx.held_by(token, sender_of(self)))
+        return ctx.erase(s.fx, true);
+      return park(self, ctx, waiter::request::erase);
     },
     [=](commit_atom, const context_key& key, uint64_t token,
         payload& value) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto guard = enter(self);
-      if (auto err = check_holder(self, token, "commit"))
+      step s{self};
+      auto& ctx = s.ctx();
+      if (auto err = check_holder(self, ctx, token, "commit"))
         return err;
-      if (!self->state.cell->fits(value))
+      if (!ctx.fits(value))
         return type_error(self, value);
-      return publish(self, std::move(value));
+      return ctx.commit(std::move(value), s.fx);
     },
     [=](release_atom, const context_key& key, uint64_t token,
         payload& value) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto guard = enter(self);
-      if (auto err = check_holder(self, token, "release"))
+      step s{self};
+      auto& ctx = s.ctx();
+      if (auto err = check_holder(self, ctx, token, "release"))
         return err;
-      if (!self->state.cell->fits(value))
+      if (!ctx.fits(value))
         return type_error(self, value);
-      auto version = publish(self, std::move(value));
-      end_session(self);
+      auto version = ctx.commit(std::move(value), s.fx);
+      ctx.end_session(s.fx, true);
       return version;
     },
     [=](abort_atom, const context_key& key,
         uint64_t token) -> caf::result<uint64_t> {
       if (!key_matches(self, key))
         return wrong_key();
-      auto guard = enter(self);
-      if (auto err = check_holder(self, token, "abort"))
+      step s{self};
+      auto& ctx = s.ctx();
+      if (auto err = check_holder(self, ctx, token, "abort"))
         return err;
-      auto version = self->state.cell->version;
-      end_session(self);
+      auto version = ctx.version();
+      ctx.end_session(s.fx, true);
       // A dropped async session aborts with a plain message: answering it
       // would put a stray version into the holder's mailbox.
       if (!self->current_message_id().is_request())
@@ -483,43 +412,61 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       return version;
     },
     [=](handover_atom) {
-      // A thread ended its direct session (enter() ran the waiters) or erased
-      // the context (then we retire).
-      auto guard = enter(self);
-      maybe_retire(self);
+      // A client ended a direct session while requests were parked (the step
+      // runs them), or erased the context (then we retire).
+      step s{self};
     },
     [=](lease_atom, uint64_t token) {
       if (!from_self(self))
         return;
-      auto guard = enter(self);
-      if (self->state.cell->token == token)
-        end_session(self); // revoked: the late holder's commit is stale
+      step s{self};
+      s.ctx().lease_expired(token, s.fx); // the late holder's commit is stale
     },
     [=](deadline_atom, uint64_t seq) {
       if (!from_self(self))
         return;
-      auto guard = enter(self);
-      drop_waiter(self, seq,
-                  make_error(errc::timeout, "gave up waiting for the context"));
+      auto& st = self->state;
+      step s{self};
+      auto i = st.parked.find(seq);
+      if (i == st.parked.end() || !s.ctx().remove(*i->second))
+        return;
+      auto w = std::move(i->second);
+      st.parked.erase(i);
+      w->promise.deliver(
+        make_error(errc::timeout, "gave up waiting for the context"));
+      unwatch(self, w->client);
     },
     // Retirement (see registry.cpp): until the registry forgets us we are
     // the owner and handle whatever reaches us, in order.
     [=](retire_check_atom) {
       auto& st = self->state;
-      if (sender_of(self) != st.cfg.registry || !st.retiring)
+      if (sender_of(self) != st.cfg.registry || !st.ctx->retiring)
         return;
-      std::lock_guard<std::mutex> guard{st.cell->mtx};
-      if (st.handled != st.handled_at_retire)
-        return stay(self, true);
-      if (auto registry = caf::actor_cast<caf::actor>(st.cfg.registry))
-        self->send(registry, retire_confirm_atom::value, st.cfg.key);
+      bool again = false;
+      {
+        std::lock_guard<std::mutex> guard{st.ctx->mtx};
+        if (st.handled != st.handled_at_retire) {
+          st.ctx->retiring = false;
+          again = begin_retire(self);
+        } else if (auto registry = caf::actor_cast<caf::actor>(st.cfg.registry)) {
+          self->send(registry, retire_confirm_atom::value, st.cfg.key);
+        }
+      }
+      if (again)
+        send_retire(self);
     },
     [=](retire_denied_atom, bool again) {
       auto& st = self->state;
       if (sender_of(self) != st.cfg.registry)
         return;
-      std::lock_guard<std::mutex> guard{st.cell->mtx};
-      stay(self, again);
+      bool ask = false;
+      {
+        std::lock_guard<std::mutex> guard{st.ctx->mtx};
+        st.ctx->retiring = false;
+        ask = again && begin_retire(self);
+      }
+      if (ask)
+        send_retire(self);
     },
     [=](retired_atom) {
       if (sender_of(self) == self->state.cfg.registry)

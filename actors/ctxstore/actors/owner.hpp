@@ -6,7 +6,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 
-#include "ctxstore/actors/context_cell.hpp"
+#include "ctxstore/actors/context.hpp"
 #include "ctxstore/actors/counters.hpp"
 #include "ctxstore/actors/snapshot_board.hpp"
 #include "ctxstore/messages/context_key.hpp"
@@ -17,15 +17,12 @@ namespace ctxstore::actors {
 /// Everything an owner needs at spawn time.
 struct owner_config {
   messages::context_key key;
-  std::shared_ptr<detail::context_cell> cell; // holds the first value
+  std::shared_ptr<context> ctx; // holds the first value
   storage_options options;
   std::shared_ptr<counters> stats;
   caf::actor_addr registry; // weak: the registry owns its owners, not back
-  std::shared_ptr<detail::snapshot_board> board; // has `cell` already
+  std::shared_ptr<detail::snapshot_board> board; // has `ctx` already
 };
-
-/// The behavior of the actor that owns one context. See owner.cpp.
-class owner_actor;
 
 /// Spawns an owner linked to `registry_self`; `hide` keeps it out of the
 /// count of actors that the actor system awaits at shutdown.

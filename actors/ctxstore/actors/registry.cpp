@@ -24,7 +24,7 @@ namespace ctxstore::actors {
 namespace {
 
 using namespace ctxstore::messages;
-using cell_ptr = std::shared_ptr<detail::context_cell>;
+using cell_ptr = std::shared_ptr<context>;
 
 struct owned_cell {
   caf::actor owner; // keeps the owner alive until it retires
@@ -60,12 +60,12 @@ caf::actor owner_of(registry_ptr self, const cell_ptr& cell) {
     cell->forwards += 1; // the caller forwards a request to it
     return caf::actor_cast<caf::actor>(cell->owner);
   }
-  if (!cell->present || cell->stopped)
+  if (!cell->present() || cell->stopped())
     return caf::actor{}; // erased without an owner: off the board already
   auto& st = self->state;
   owner_config cfg;
   cfg.key = cell->key;
-  cfg.cell = cell;
+  cfg.ctx = cell;
   cfg.options = st.options;
   cfg.stats = st.board->defaults().stats;
   cfg.registry = self->address();
@@ -171,9 +171,9 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       {
         // Nobody involved and no owner: erased here.
         std::lock_guard<std::mutex> guard{cell->mtx};
-        if (!cell->owner && cell->token == 0) {
-          auto existed = cell->present;
-          cell->erase_value();
+        if (!cell->owner && cell->token() == 0) {
+          effects fx; // nobody can wait without an owner or a session
+          auto existed = cell->erase(fx, false);
           board.erase(*cell);
           return existed;
         }
@@ -238,8 +238,7 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       auto& cell = *i->second.cell;
       {
         std::lock_guard<std::mutex> guard{cell.mtx};
-        auto idle = !cell.present && cell.token == 0 && cell.forwards == 0
-                    && cell.threads_head == nullptr && cell.actor_waiters == 0;
+        auto idle = cell.idle_erased() && cell.forwards == 0;
         if (idle) {
           // Dekker with inbound_ticket::done: it decrements, then reads the
           // flag; if it counted zero after our read, it sees the flag.
@@ -268,7 +267,7 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
 
 spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
                                bool hide) {
-  detail::cell_defaults defaults;
+  context_defaults defaults;
   defaults.lease = options.lease;
   defaults.max_waiters = options.max_waiters;
   defaults.fast_path = options.local_fast_path;

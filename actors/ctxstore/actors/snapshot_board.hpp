@@ -10,7 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "ctxstore/actors/context_cell.hpp"
+#include "ctxstore/actors/context.hpp"
+#include "ctxstore/error.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/versioned_value.hpp"
 
@@ -27,15 +28,15 @@ namespace ctxstore::detail {
 /// Sharded, so that clients of different keys rarely meet.
 class snapshot_board {
 public:
-  using cell_ptr = std::shared_ptr<context_cell>;
+  using cell_ptr = std::shared_ptr<actors::context>;
 
-  explicit snapshot_board(cell_defaults defaults = {})
+  explicit snapshot_board(actors::context_defaults defaults = {})
       : defaults_(std::move(defaults)) {
     // nop
   }
 
   /// What every cell of this storage shares (lease, fast path, counters).
-  const cell_defaults& defaults() const noexcept {
+  const actors::context_defaults& defaults() const noexcept {
     return defaults_;
   }
 
@@ -49,8 +50,8 @@ public:
     auto i = s.entries.find(key);
     if (i != s.entries.end())
       return {i->second, false};
-    auto cell = std::make_shared<context_cell>(key, type, std::move(value),
-                                               defaults_);
+    auto cell = std::make_shared<actors::context>(key, type, std::move(value),
+                                                  defaults_);
     s.entries.emplace(key, cell);
     defaults_.stats->contexts += 1;
     return {std::move(cell), true};
@@ -58,7 +59,7 @@ public:
 
   /// Forgets `cell` if it is still the cell of its key (a retired owner's
   /// cleanup never removes its successor's cell).
-  void erase(const context_cell& cell) {
+  void erase(const actors::context& cell) {
     auto& s = shard_of(cell.key);
     std::lock_guard<std::mutex> guard{s.mtx};
     auto i = s.entries.find(cell.key);
@@ -87,9 +88,9 @@ public:
     if (!cell)
       return std::nullopt;
     std::lock_guard<std::mutex> guard{cell->mtx};
-    if (!cell->present || cell->stopped)
+    if (!cell->present() || cell->stopped())
       return std::nullopt;
-    return messages::versioned_value{cell->version, cell->committed};
+    return messages::versioned_value{cell->version(), cell->committed()};
   }
 
   /// Requests of this process on `key`'s way to the storage (counted by
@@ -123,9 +124,10 @@ public:
     }
     auto down = make_error(errc::storage_down, "storage stopped");
     for (auto& cell : cells) { // shard locks released: see the lock order
+      actors::effects fx;
       std::lock_guard<std::mutex> guard{cell->mtx};
-      cell->stopped = true;
-      cell->fail_threads(down);
+      cell->stop(down, fx, false);
+      actors::context::wake(fx);
     }
   }
 
@@ -151,7 +153,7 @@ private:
     return shards_[messages::context_key_hash{}(key) % shard_count];
   }
 
-  cell_defaults defaults_;
+  actors::context_defaults defaults_;
   std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};
 };

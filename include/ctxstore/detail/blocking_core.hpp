@@ -16,11 +16,13 @@
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_stats.hpp"
 
+namespace ctxstore::actors {
+class context;
+} // namespace ctxstore::actors
+
 namespace ctxstore::detail {
 
 class blocking_core;
-
-struct context_cell;
 
 /// A scoped_actor that sends requests for one thread at a time (see
 /// client.cpp); pooled, because spawning one per call costs microseconds.
@@ -41,7 +43,7 @@ struct held_session : std::enable_shared_from_this<held_session> {
   caf::actor owner;
   requester_ptr via; // the holder: the owner monitors this actor
   // Instead of `via`: a direct session, taken and ended without messages.
-  std::shared_ptr<context_cell> cell;
+  std::shared_ptr<actors::context> cell;
   caf::message working; // one T; detached from the committed value on
                         // first write (copy-on-write)
   caf::message replaced; // the commit our last commit or release replaced

@@ -43,8 +43,9 @@ using lease_atom = caf::atom_constant<caf::atom("lease")>;
 /// Internal: an owner's timer for a queued acquire's wait limit.
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 
-/// Internal: a thread ended a session without the owner (see context_cell)
-/// while others waited, or erased the context: the owner goes on.
+/// Internal: a client of this process ended a session without the owner
+/// while a request was parked there, or erased the context: the owner runs
+/// its queue (or retires).
 using handover_atom = caf::atom_constant<caf::atom("handover")>;
 
 /// The category atom of ctxstore's error codes.

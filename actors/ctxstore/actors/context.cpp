@@ -1,0 +1,240 @@
+#include "ctxstore/actors/context.hpp"
+
+#include <utility>
+
+#include "ctxstore/error.hpp"
+#include "ctxstore/messages/protocol.hpp"
+
+namespace ctxstore::actors {
+
+// -- waiters ------------------------------------------------------------------
+
+waiter::~waiter() {
+  // nop
+}
+
+void waiter::wake() noexcept {
+  // Parked requests are answered by the owner after unlocking.
+}
+
+void thread_waiter::wake() noexcept {
+  cv.notify_one();
+}
+
+void effects::push_woken(waiter& w) noexcept {
+  w.next_ = nullptr;
+  if (woken_tail != nullptr)
+    woken_tail->next_ = &w;
+  else
+    woken = &w;
+  woken_tail = &w;
+}
+
+// -- context ------------------------------------------------------------------
+
+context::context(messages::context_key key, const std::type_info* type,
+                 messages::payload initial, const context_defaults& defaults)
+    : key(std::move(key)), type(type), lease(defaults.lease),
+      max_waiters(defaults.max_waiters), fast_path(defaults.fast_path),
+      stats(defaults.stats), committed_(std::move(initial)) {
+  // Every token issued so far belongs to a session of an earlier context of
+  // this key (or another key): stale here.
+  last_token_ = stats->last_token.load();
+}
+
+bool context::fits(const messages::payload& x) const noexcept {
+  if (x.value.size() != 1)
+    return false;
+  auto rtti = x.value.type(0);
+  return rtti.second != nullptr && *rtti.second == *type;
+}
+
+void context::set_present(bool value) noexcept {
+  if (present_ != value)
+    stats->contexts += value ? 1 : -1;
+  present_ = value;
+}
+
+uint64_t context::open_session(bool direct, const caf::actor_addr& who,
+                               effects& fx) {
+  // Tokens are unique in the whole storage: a context erased and created
+  // again is a new context, and a holder of the old one must not mistake the
+  // new session for its own.
+  token_ = stats->last_token.fetch_add(1) + 1;
+  last_token_ = token_;
+  direct_ = direct;
+  holder_ = direct ? caf::actor_addr{} : who;
+  stats->sessions += 1;
+  if (lease.count() > 0)
+    fx.lease = token_;
+  return token_;
+}
+
+void context::close_session() noexcept {
+  if (token_ == 0)
+    return;
+  token_ = 0;
+  direct_ = false;
+  holder_ = caf::actor_addr{};
+  stats->sessions -= 1;
+}
+
+void context::grant(waiter& w, effects& fx) {
+  w.token = open_session(w.how != waiter::kind::parked, w.client, fx);
+  w.version = version_;
+  w.value = committed_.value;
+  w.result = waiter::outcome::granted;
+}
+
+void context::acquire_direct(waiter& w, effects& fx) {
+  grant(w, fx);
+}
+
+void context::acquire_by(const caf::actor_addr& who, waiter& w, effects& fx) {
+  // Free: a new session; else the re-entry of `who`'s own session.
+  w.token = token_ == 0 ? open_session(false, who, fx) : token_;
+  w.client = who;
+  w.version = version_;
+  w.value = committed_.value;
+  w.result = waiter::outcome::granted;
+}
+
+bool context::enqueue(waiter& w) {
+  if (queue_full())
+    return false;
+  w.next_ = nullptr;
+  w.result = waiter::outcome::waiting;
+  if (tail_ != nullptr)
+    tail_->next_ = &w;
+  else
+    head_ = &w;
+  tail_ = &w;
+  ++length_;
+  stats->waiters += 1;
+  return true;
+}
+
+bool context::remove(waiter& w) noexcept {
+  waiter* prev = nullptr;
+  for (auto i = head_; i != nullptr; prev = i, i = i->next_) {
+    if (i != &w)
+      continue;
+    (prev != nullptr ? prev->next_ : head_) = w.next_;
+    if (tail_ == &w)
+      tail_ = prev;
+    w.next_ = nullptr;
+    --length_;
+    stats->waiters -= 1;
+    return true;
+  }
+  return false;
+}
+
+waiter* context::pop() noexcept {
+  auto w = head_;
+  if (w != nullptr)
+    remove(*w);
+  return w;
+}
+
+uint64_t context::store(messages::payload value, effects& fx) {
+  fx.replaced = std::move(committed_.value);
+  committed_ = std::move(value);
+  set_present(true);
+  return ++version_;
+}
+
+void context::end_session(effects& fx, bool by_owner) {
+  close_session();
+  run_queue(fx, by_owner);
+}
+
+bool context::erase(effects& fx, bool by_owner) {
+  auto existed = present_;
+  committed_ = messages::payload{};
+  set_present(false);
+  close_session();
+  run_queue(fx, by_owner);
+  return existed;
+}
+
+void context::lease_expired(uint64_t token, effects& fx) {
+  if (token != 0 && token_ == token)
+    end_session(fx, true);
+}
+
+void context::holder_gone(const caf::actor_addr& who, effects& fx) {
+  if (token_ != 0 && !direct_ && holder_ == who)
+    end_session(fx, true);
+}
+
+void context::run_queue(effects& fx, bool by_owner) {
+  while (token_ == 0 && head_ != nullptr) {
+    if (head_->how == waiter::kind::parked && !by_owner) {
+      fx.handover = true;
+      return;
+    }
+    auto& w = *pop();
+    switch (w.what) {
+      case waiter::request::acquire:
+        if (present_) {
+          grant(w, fx);
+        } else {
+          w.error = messages::missing_context(key);
+          w.result = waiter::outcome::failed;
+        }
+        break;
+      case waiter::request::store:
+        w.version = store(std::move(w.input), fx);
+        w.result = waiter::outcome::done;
+        break;
+      case waiter::request::erase:
+        w.existed = present_;
+        committed_ = messages::payload{};
+        set_present(false);
+        w.result = waiter::outcome::done;
+        break;
+    }
+    fx.push_woken(w);
+  }
+  if (idle_erased())
+    fx.erased_idle = true;
+}
+
+void context::stop(const caf::error& reason, effects& fx, bool by_owner) {
+  for (auto w = head_; w != nullptr;) {
+    auto& x = *w;
+    w = w->next_;
+    if (x.how == waiter::kind::parked && !by_owner)
+      continue; // the owner answers its own when it stops
+    remove(x);
+    x.error = reason;
+    x.result = waiter::outcome::failed;
+    fx.push_woken(x);
+  }
+  if (by_owner) {
+    close_session();
+    set_present(false);
+  }
+  stopped_ = true; // a direct holder's release: storage_down
+}
+
+void context::wake(effects& fx) noexcept {
+  waiter* parked = nullptr;
+  waiter* parked_tail = nullptr;
+  for (auto w = fx.woken; w != nullptr;) {
+    auto next = w->next_; // `w` may be gone once woken
+    if (w->how == waiter::kind::parked) {
+      w->next_ = nullptr;
+      (parked_tail != nullptr ? parked_tail->next_ : parked) = w;
+      parked_tail = w;
+    } else {
+      w->wake();
+    }
+    w = next;
+  }
+  fx.woken = parked;
+  fx.woken_tail = parked_tail;
+}
+
+} // namespace ctxstore::actors

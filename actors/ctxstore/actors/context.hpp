@@ -1,0 +1,370 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <typeinfo>
+
+#include <caf/actor_addr.hpp>
+#include <caf/error.hpp>
+#include <caf/message.hpp>
+
+#include "ctxstore/actors/counters.hpp"
+#include "ctxstore/messages/context_key.hpp"
+#include "ctxstore/messages/payload.hpp"
+
+// The state machine of one context (design §2, "one state machine per
+// context"). Everything a context is lives here: the committed value and its
+// version, the open session (holder, fencing token) and ONE first-come,
+// first-served queue of everyone who waits for it: threads, actors waiting
+// like threads, and requests parked at the owner actor. Its transitions are
+// plain functions run under `mtx`; they send no message and wake nobody
+// themselves. Each reports what must happen next in an `effects` record,
+// which the caller carries out:
+// - `wake` (under the lock, see effects::woken): threads and actors whose
+//   wait ended;
+// - after unlocking: answer the parked requests that ended, arm the lease
+//   timer of a session just granted, hand the queue to the owner when a
+//   parked request is next, let an erased context go, recycle the value a
+//   commit replaced.
+// The owner actor, the registry and the clients of this process are adapters
+// that call these transitions and carry out their effects; the fast path of
+// local clients runs the same transitions as the owner.
+
+namespace ctxstore::actors {
+
+/// What every context of one storage shares.
+struct context_defaults {
+  std::chrono::milliseconds lease{0}; // storage_options::lease
+  size_t max_waiters = 0;             // storage_options::max_waiters
+  bool fast_path = true;              // storage_options::local_fast_path
+  std::shared_ptr<counters> stats = std::make_shared<counters>();
+};
+
+/// One entry of a context's queue: an acquire, store or erase waiting for
+/// its turn. The adapter that queues it owns it and keeps it alive while it
+/// is queued and until its wake-up was carried out.
+class waiter {
+public:
+  enum class request : uint8_t { acquire, store, erase };
+
+  /// How the waiter learns that its wait ended.
+  enum class kind : uint8_t {
+    thread, // a blocked thread of this process (wake: notify)
+    actor,  // an actor of this process (wake: a message to its handler)
+    parked, // a request parked at the owner actor (answered by the owner)
+  };
+
+  enum class outcome : uint8_t { waiting, granted, done, failed };
+
+  waiter(kind how, request what) noexcept : how(how), what(what) {
+    // nop
+  }
+
+  waiter(const waiter&) = delete;
+  waiter& operator=(const waiter&) = delete;
+
+  virtual ~waiter();
+
+  /// Ends the wait of a thread or actor (called under the context's lock,
+  /// after `result` was set: the waiter may be gone once the lock is free).
+  virtual void wake() noexcept;
+
+  const kind how;
+  const request what;
+
+  // -- input ------------------------------------------------------------------
+
+  messages::payload input; // store: the value
+  caf::actor_addr client;  // parked: the sender (holds the session it gets)
+
+  // -- output (set when the wait ends) ------------------------------------------
+
+  outcome result = outcome::waiting;
+  uint64_t token = 0;   // granted: the session
+  uint64_t version = 0; // granted: of `value`; done (store): the new version
+  caf::message value;   // granted: the working copy
+  bool existed = false; // done (erase): the context was there
+  caf::error error;     // failed: why
+
+  /// The next waiter in the queue, or in effects::woken.
+  waiter* next() const noexcept {
+    return next_;
+  }
+
+private:
+  friend class context;
+  friend struct effects;
+  waiter* next_ = nullptr;
+};
+
+/// A thread of this process blocked on `cv` until its wait ends.
+class thread_waiter final : public waiter {
+public:
+  thread_waiter() noexcept : waiter(kind::thread, request::acquire) {
+    // nop
+  }
+
+  void wake() noexcept override;
+
+  std::condition_variable cv;
+};
+
+/// What a transition asks its caller to do (see the top of this file).
+struct effects {
+  /// Waiters whose wait ended, oldest first. `context::wake` wakes threads
+  /// and actors under the lock (a woken thread may return and destroy its
+  /// waiter at once); parked ones stay here for the owner to answer after
+  /// unlocking.
+  waiter* woken = nullptr;
+  waiter* woken_tail = nullptr;
+
+  /// Non-zero: a session with this token was granted and the context has a
+  /// lease: arm its timer (a message to the owner).
+  uint64_t lease = 0;
+
+  /// A parked request is next and the context is free: the owner must run
+  /// the queue (send it a handover unless the owner is the caller).
+  bool handover = false;
+
+  /// The context was erased and nobody is involved any more: without an
+  /// owner it leaves the board; with one, the owner retires.
+  bool erased_idle = false;
+
+  /// The commit that a store or commit replaced (recycle after unlocking).
+  caf::message replaced;
+
+  void push_woken(waiter& w) noexcept;
+};
+
+/// The state machine of one context. All members below `mtx` are guarded by
+/// it. Lock order: a context's mutex may be held while taking a board
+/// shard's mutex, never the other way round.
+class context {
+public:
+  context(messages::context_key key, const std::type_info* type,
+          messages::payload initial, const context_defaults& defaults);
+
+  context(const context&) = delete;
+  context& operator=(const context&) = delete;
+
+  // -- fixed at creation ------------------------------------------------------
+
+  const messages::context_key key;
+  const std::type_info* const type;      // the C++ type bound to key.type
+  const std::chrono::milliseconds lease; // 0: sessions have no lease
+  const size_t max_waiters;              // 0: no bound
+  const bool fast_path;                  // storage_options::local_fast_path
+  const std::shared_ptr<counters> stats;
+
+  /// Requests of this process on their way to the owner (counted by
+  /// detail::inbound_ticket): while there are any, nobody takes the context
+  /// without the owner, or a thread cycling on it would starve them; and
+  /// the registry does not retire the owner they go to.
+  std::atomic<int> inbound{0};
+
+  /// Set by the registry when it kept a retiring owner because `inbound` was
+  /// not zero: the request that brings it to zero sends the owner a
+  /// handover (it asks again).
+  std::atomic<bool> retire_wanted{false};
+
+  mutable std::mutex mtx;
+
+  // -- the owner (guarded by mtx) -----------------------------------------------
+
+  caf::actor_addr owner; // weak; none until the registry spawns one
+  uint64_t forwards = 0; // requests the registry forwarded to the owner since
+                         // the owner last asked to retire
+  bool retiring = false; // the owner asked the registry to forget it
+
+  // -- queries (the caller holds mtx) -------------------------------------------
+
+  bool present() const noexcept {
+    return present_;
+  }
+
+  bool stopped() const noexcept {
+    return stopped_;
+  }
+
+  uint64_t version() const noexcept {
+    return version_;
+  }
+
+  const messages::payload& committed() const noexcept {
+    return committed_;
+  }
+
+  /// The open session's token; 0: none.
+  uint64_t token() const noexcept {
+    return token_;
+  }
+
+  /// True if the open session was taken by a client of this process without
+  /// the owner (a thread, or an actor on the fast path).
+  bool direct() const noexcept {
+    return direct_;
+  }
+
+  /// The actor that holds a session the owner granted; none otherwise.
+  const caf::actor_addr& holder() const noexcept {
+    return holder_;
+  }
+
+  bool queue_empty() const noexcept {
+    return head_ == nullptr;
+  }
+
+  size_t queue_length() const noexcept {
+    return length_;
+  }
+
+  /// True if the oldest waiter is a request parked at the owner.
+  bool parked_next() const noexcept {
+    return head_ != nullptr && head_->how == waiter::kind::parked;
+  }
+
+  /// True if a local client may act without the owner: nobody holds the
+  /// context, nobody waits, nothing is on its way to the owner.
+  bool free_for_direct() const noexcept {
+    return fast_path && present_ && !stopped_ && token_ == 0
+           && head_ == nullptr && !retiring && inbound.load() == 0;
+  }
+
+  /// True if a local client may open a session without the owner (a lease
+  /// needs an owner to time it).
+  bool free_for_direct_session() const noexcept {
+    return free_for_direct() && (lease.count() == 0 || owner);
+  }
+
+  /// True if a local client may erase without a message: nobody involved
+  /// and no owner that would have to retire.
+  bool free_for_direct_erase() const noexcept {
+    return free_for_direct() && !owner;
+  }
+
+  /// True if a thread or actor of this process may wait for the open
+  /// session in the queue without a message (a lease needs an owner to time
+  /// the session it gets).
+  bool may_queue_direct() const noexcept {
+    return fast_path && present_ && !stopped_ && token_ != 0 && !retiring
+           && inbound.load() == 0 && (lease.count() == 0 || owner);
+  }
+
+  /// True if one more waiter would exceed storage_options::max_waiters.
+  bool queue_full() const noexcept {
+    return max_waiters > 0 && length_ >= max_waiters;
+  }
+
+  /// True if `x` was issued here or before this context existed: the token
+  /// of a late or revoked holder.
+  bool stale(uint64_t x) const noexcept {
+    return x != 0 && x <= last_token_;
+  }
+
+  /// True if the direct session `x` is open (not ended, revoked, or cut off
+  /// by the storage's stop).
+  bool direct_session_open(uint64_t x) const noexcept {
+    return !stopped_ && token_ == x && direct_;
+  }
+
+  /// True if the actor `who` holds the owner-granted session `x`.
+  bool held_by(uint64_t x, const caf::actor_addr& who) const noexcept {
+    return token_ != 0 && x == token_ && !direct_ && who == holder_;
+  }
+
+  /// True if `x` holds one value of this context's type.
+  bool fits(const messages::payload& x) const noexcept;
+
+  /// True if the owner has nothing left to do: erased, no session, nobody
+  /// waiting.
+  bool idle_erased() const noexcept {
+    return !present_ && token_ == 0 && head_ == nullptr;
+  }
+
+  // -- transitions (the caller holds mtx) ---------------------------------------
+
+  /// Opens a session for a client of this process that found the context
+  /// free (free_for_direct_session): the working copy goes to `w`.
+  void acquire_direct(waiter& w, effects& fx);
+
+  /// Opens a session for the actor `who` (the owner's caller; the context
+  /// is free and present), or re-enters it if `who` holds it already.
+  void acquire_by(const caf::actor_addr& who, waiter& w, effects& fx);
+
+  /// Puts `w` at the end of the queue. False if the queue is full (then `w`
+  /// is not queued).
+  bool enqueue(waiter& w);
+
+  /// Takes `w` out of the queue if it is still there (it gave up: timeout,
+  /// death). True if it was.
+  bool remove(waiter& w) noexcept;
+
+  /// Stores `value` (the caller checked `fits`): a new version; creates the
+  /// context again if it was erased and its owner has not retired yet.
+  uint64_t store(messages::payload value, effects& fx);
+
+  /// The holder of session `token` commits `value` (the caller checked the
+  /// holder and `fits`).
+  uint64_t commit(messages::payload value, effects& fx) {
+    return store(std::move(value), fx);
+  }
+
+  /// Ends the open session (release after its commit, abort, lease expiry,
+  /// holder death); the queue runs (see run_queue).
+  void end_session(effects& fx, bool by_owner);
+
+  /// Erases the context; an open session ends with it (an erase by its
+  /// holder). True if it was present. The queue runs.
+  bool erase(effects& fx, bool by_owner);
+
+  /// The lease of session `token` ran out: revoked if still open.
+  void lease_expired(uint64_t token, effects& fx);
+
+  /// The actor `who` died or its node disconnected: its owner-granted
+  /// session ends. (Its parked requests are removed by the owner.)
+  void holder_gone(const caf::actor_addr& who, effects& fx);
+
+  /// Runs the queue while the context is free: the oldest waiter goes next.
+  /// An acquire opens a session (and the queue stops there); an acquire of
+  /// an erased context fails; a store or erase runs and the next goes on.
+  /// If the oldest is parked at the owner and the caller is not the owner,
+  /// the queue stops and `fx.handover` says so.
+  void run_queue(effects& fx, bool by_owner);
+
+  /// The storage stops: waiters fail with `reason` and the context refuses
+  /// every direct operation. By the owner (it stops): all waiters, and the
+  /// session ends and the context is gone; else (the registry stops first)
+  /// the parked requests stay for the owner to answer.
+  void stop(const caf::error& reason, effects& fx, bool by_owner);
+
+  /// Wakes the threads and actors of `fx.woken` (under the lock) and keeps
+  /// only the parked ones there.
+  static void wake(effects& fx) noexcept;
+
+private:
+  void set_present(bool value) noexcept;
+  uint64_t open_session(bool direct, const caf::actor_addr& who, effects& fx);
+  void close_session() noexcept;
+  void grant(waiter& w, effects& fx);
+  waiter* pop() noexcept;
+
+  bool present_ = true;
+  bool stopped_ = false;
+  uint64_t version_ = 1;
+  messages::payload committed_;
+
+  uint64_t token_ = 0;      // the open session's fencing token; 0: none
+  uint64_t last_token_ = 0; // highest token issued here or before we existed
+  bool direct_ = false;     // the session was taken without the owner
+  caf::actor_addr holder_;  // the holder of an owner-granted session
+
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+  size_t length_ = 0;
+};
+
+} // namespace ctxstore::actors
