@@ -1,4 +1,6 @@
-#include "ctxstore/detail/answer_queue.hpp"
+#include "answer_queue.hpp"
+
+#include "caf_internals.hpp"
 
 #include <memory>
 
@@ -60,13 +62,14 @@ answer_list* batch_to_join(caf::event_based_actor* self) noexcept {
 void post_answers(caf::event_based_actor* self, answer_list answers) {
   // A response to ourselves: it runs from CAF's dispatch of responses, which
   // no behavior of the actor (nor `become`) can intercept.
-  auto rid = self->new_request_id(caf::message_priority::normal).response_id();
+  auto rid = new_response_id(self);
   auto box = std::make_shared<answer_list>(std::move(answers));
-  self->add_multiplexed_response_handler(
-    rid, caf::behavior{
-           [self, box](caf::ok_atom) { run_batch(self, std::move(*box)); },
-           [](caf::error&) {}});
-  self->eq_impl(rid, self->ctrl(), self->context(), caf::ok_atom::value);
+  on_own_response(
+    self, rid,
+    caf::behavior{
+      [self, box](caf::ok_atom) { run_batch(self, std::move(*box)); },
+      [](caf::error&) {}});
+  respond_to_self(self, rid, caf::make_message(caf::ok_atom::value));
 }
 
 } // namespace ctxstore::detail

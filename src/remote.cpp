@@ -5,7 +5,8 @@
 
 #include "ctxstore/actors/gateway.hpp"
 #include "ctxstore/actors/registry.hpp"
-#include "ctxstore/detail/remote_guard.hpp"
+#include "caf_internals.hpp"
+#include "remote_guard.hpp"
 #include "ctxstore/error.hpp"
 
 namespace ctxstore {
@@ -92,9 +93,8 @@ public:
                                          + caf::to_string(reason) + ")");
     // The handle's id is already the response id (mixin/requester.hpp).
     auto rid = mid_.is_response() ? mid_ : mid_.response_id();
-    who->enqueue(caf::make_mailbox_element(nullptr, rid, {},
-                                           std::move(err)),
-                 host);
+    enqueue_response(who, nullptr, rid, caf::make_message(std::move(err)),
+                     host);
   }
 
   bool matches(const token& what) override {

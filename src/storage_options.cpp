@@ -1,5 +1,7 @@
 #include "ctxstore/storage_options.hpp"
 
+#include "caf_internals.hpp"
+
 #include <stdexcept>
 #include <string>
 
@@ -14,20 +16,10 @@ namespace {
 
 constexpr const char* group = "ctxstore";
 
-/// The config's option set is protected; a pointer to the member, formed in
-/// a derived class, reaches it without a cast of the object.
-struct option_access : caf::actor_system_config {
-  static caf::config_option_set& of(caf::actor_system_config& cfg) {
-    caf::config_option_set caf::actor_system_config::*member
-      = &option_access::custom_options_;
-    return cfg.*member;
-  }
-};
-
 } // namespace
 
 void add_storage_options(caf::actor_system_config& cfg) {
-  auto& options = option_access::of(cfg);
+  auto& options = detail::custom_options(cfg);
   if (options.qualified_name_lookup(group, "lease") != nullptr)
     return;
   caf::config_option_adder{options, group}

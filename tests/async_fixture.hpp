@@ -6,7 +6,7 @@
 //
 // The direct path of actors: in the storage's process an actor takes a free
 // context under the context's mutex, without a message, and ends its session
-// there (see context_cell); as soon as anybody else is involved it asks the
+// there (see actors/.../context.hpp); as soon as anybody else is involved it asks the
 // owner. ctest runs every specification with the fast path off too
 // (specs_without_local_fast_path): the same rules hold on both paths.
 
@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "fixture.hpp"
+#include "test_hooks.hpp"
 #include "waiting.hpp"
 
 namespace async_fixture {

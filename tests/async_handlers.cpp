@@ -5,7 +5,7 @@
 #include "async_fixture.hpp"
 #include "fixture.hpp"
 
-#include "ctxstore/detail/answer_queue.hpp"
+#include "test_hooks.hpp"
 
 #include <chrono>
 #include <functional>

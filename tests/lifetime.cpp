@@ -3,6 +3,7 @@
 #include <future>
 #include <optional>
 
+#include "test_hooks.hpp"
 #include "waiting.hpp"
 
 using namespace ctxstore;

@@ -26,7 +26,7 @@ struct locked_map {
 };
 
 /// A lock granted to the oldest waiter, which sleeps until then, the way a
-/// context's session is granted to threads (see context_cell): the least a
+/// context's session is granted to threads (see actors/.../context.hpp): the least a
 /// FIFO hand-over between threads costs on this machine, one wake-up each.
 class fifo_lock {
 public:

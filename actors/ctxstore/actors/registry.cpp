@@ -14,7 +14,7 @@
 // The registry creates contexts and finds them on the storage's board (see
 // snapshot_board.hpp); it keeps no other map of contexts. A lookup of an
 // unknown key leaves nothing behind. A context gets an owner actor only when
-// it first needs one (see context_cell.hpp): its creation, snapshots and a
+// it first needs one (see context.hpp): its creation, snapshots and a
 // free context's erase are done here, under the context's mutex. Owners are
 // linked to the registry, so they stop when it stops; they hold only a weak
 // reference back, so the registry stops when its last handle is gone.

@@ -20,7 +20,7 @@ namespace ctxstore::detail {
 /// The contexts of one storage: the cell of every context, by key. The
 /// registry and the clients in the same process find contexts here: a
 /// snapshot reads the last commit from a context's cell without a message,
-/// and a blocking client takes free sessions there (see context_cell). A
+/// and a blocking client takes free sessions there (see context.hpp). A
 /// cell is put here when its context is created (by the registry, or by a
 /// blocking client's store), before anybody learns of the context; it leaves
 /// when the context is erased by someone who did not need its owner, when

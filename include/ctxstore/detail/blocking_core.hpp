@@ -25,7 +25,7 @@ namespace ctxstore::detail {
 class blocking_core;
 
 /// A scoped_actor that sends requests for one thread at a time (see
-/// client.cpp); pooled, because spawning one per call costs microseconds.
+/// src/requester.hpp); pooled, because spawning one per call costs microseconds.
 class requester;
 
 struct requester_deleter {
@@ -58,7 +58,8 @@ struct held_session : std::enable_shared_from_this<held_session> {
 held_session* find_held(const blocking_core& core,
                         const messages::context_key& key);
 
-/// Type-erased half of `blocking_client`, compiled once in client.cpp.
+/// Type-erased half of `blocking_client`, compiled once in the library
+/// (src/blocking_core.cpp).
 class blocking_core : public std::enable_shared_from_this<blocking_core> {
 public:
   blocking_core(caf::actor_system& sys, storage st);

@@ -7,8 +7,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/sec.hpp>
 
-#include "ctxstore/detail/answer_queue.hpp"
-#include "ctxstore/detail/remote_guard.hpp"
+#include "answer_queue.hpp"
+#include "remote_guard.hpp"
 
 namespace ctxstore::detail {
 

@@ -1,0 +1,282 @@
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "ctxstore/actors/context.hpp"
+#include "ctxstore/blocking_client.hpp"
+#include "ctxstore/messages/protocol.hpp"
+#include "fast_path.hpp"
+#include "requester.hpp"
+
+// The blocking client's type-erased half (blocking_core): its requests, its
+// sessions on the fast path (a free context taken like a free futex, waits in
+// the context's queue like a futex waiter) and through the owner, and the
+// sessions each thread holds (reentrancy).
+
+namespace ctxstore::detail {
+
+using namespace ctxstore::messages;
+using actors::context;
+using actors::effects;
+using actors::waiter;
+
+// -- sessions held by this thread
+// ------------------------------------------------
+
+namespace {
+
+// Weak, so that a session destroyed on another thread leaves no dangling entry.
+thread_local std::vector<std::weak_ptr<held_session>> held_here;
+
+} // namespace
+
+held_session* find_held(const blocking_core& core, const context_key& key) {
+  held_session* found = nullptr;
+  auto stale = [&](const std::weak_ptr<held_session>& weak) {
+    auto ptr = weak.lock();
+    if (!ptr || !ptr->open)
+      return true;
+    if (found == nullptr && ptr->key == key
+        && same_actor(ptr->core->target().registry(), core.target().registry()))
+      found = ptr.get();
+    return false;
+  };
+  held_here.erase(std::remove_if(held_here.begin(), held_here.end(), stale),
+                  held_here.end());
+  return found;
+}
+
+held_session::~held_session() {
+  if (core && via)
+    core->give_back(via.release());
+  if (cell && open) {
+    try {
+      core->abort(*this); // nobody can end it any more
+    } catch (...) {
+      // Revoked or stopped already: nothing to end.
+    }
+  }
+}
+
+// -- sessions on the fast path --------------------------------------------------------
+
+namespace {
+
+/// Locks the cell of a direct session that must still be open; throws what the
+/// owner would answer otherwise.
+std::unique_lock<std::mutex> lock_open(const held_session& held,
+                                       const char* what) {
+  auto& cell = *held.cell;
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  if (cell.direct_session_open(held.token))
+    return guard;
+  auto stopped = cell.stopped();
+  guard.unlock();
+  if (stopped)
+    throw error{errc::storage_down, "storage stopped"};
+  throw error{errc::session_expired,
+              std::string{what} + ": the session is no longer open"};
+}
+
+/// Waits in `cell`'s queue (the caller checked may_queue_direct and
+/// holds `guard`) until the session is granted to `held`; throws the error
+/// the wait ended with (timeout after `wait_ms` if positive, context erased,
+/// storage stopped).
+void wait_in_cell(context& cell, std::unique_lock<std::mutex>& guard,
+                  held_session& held, int64_t wait_ms) {
+  actors::thread_waiter w;
+  if (!cell.enqueue(w))
+    throw error{errc::overloaded, "too many requests queued on this context"};
+  auto done = [&w] { return w.result != waiter::outcome::waiting; };
+  if (wait_ms < 0) {
+    w.cv.wait(guard, done);
+  } else if (!w.cv.wait_for(guard, std::chrono::milliseconds{wait_ms}, done)) {
+    cell.remove(w); // never granted later
+    throw error{errc::timeout, "gave up waiting for the context"};
+  }
+  if (w.result == waiter::outcome::failed)
+    throw_error(w.error);
+  held.token = w.token;
+  held.version = w.version;
+  held.working = std::move(w.value);
+}
+
+} // namespace
+
+
+// -- blocking_core: requests
+// -------------------------------------------------------
+
+versioned_value blocking_core::snapshot(const context_key& key) {
+  // In this process, the owner's last commit is in the cell: no message.
+  if (auto& board = storage_.board())
+    if (auto hit = board->find(key))
+      return std::move(*hit);
+  return call_via_pool<versioned_value>(*this, caf::actor{},
+                                        snapshot_atom::value, key);
+}
+
+uint64_t blocking_core::store(const context_key& key, caf::message value) {
+  payload x{std::move(value)};
+  auto cell = local_cell(storage_, key);
+  if (!cell) {
+    auto [existing, created] = create_local(storage_, key, x);
+    if (created)
+      return 1; // the first version of a new context
+    cell = std::move(existing);
+  }
+  if (cell) {
+    effects fx; // outlives the lock: the replaced commit goes after it
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    if (cell->free_for_direct() && cell->fits(x))
+      return cell->store(std::move(x), fx);
+  }
+  auto route = route_via(storage_, key, std::move(cell)); // counted while out
+  return call_via_pool<uint64_t>(*this, route.owner, store_atom::value, key,
+                                 std::move(x), uint64_t{0});
+}
+
+bool blocking_core::erase(const context_key& key) {
+  auto cell = local_cell(storage_, key);
+  if (cell) {
+    // Nobody involved and no owner to retire: erased here.
+    effects fx;
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    if (cell->free_for_direct_erase()) {
+      cell->erase(fx, false); // nobody waits: no effect but the value's end
+      storage_.board()->erase(*cell);
+      return true;
+    }
+  }
+  auto route = route_via(storage_, key, std::move(cell)); // counted while out
+  return call_via_pool<bool>(*this, route.owner, erase_atom::value, key,
+                             uint64_t{0});
+}
+
+storage_stats blocking_core::stats() {
+  return call_via_pool<storage_stats>(*this, caf::actor{}, stats_atom::value);
+}
+
+std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
+                                                     int64_t wait_ms) {
+  auto held = std::make_shared<held_session>();
+  held->key = key;
+  // A free context in this process is taken like a free futex.
+  auto cell = local_cell(storage_, key);
+  if (cell) {
+    effects fx;
+    std::unique_lock<std::mutex> guard{cell->mtx};
+    auto direct = cell->free_for_direct_session();
+    if (!direct && cell->may_queue_direct()) {
+      // Held by someone else: wait in the queue, like a futex waiter (whoever
+      // grants it the session arms its lease).
+      if (wait_ms == 0)
+        throw error{errc::timeout, "the context is held"};
+      wait_in_cell(*cell, guard, *held, wait_ms);
+      guard.unlock();
+      direct = true;
+    } else if (direct) {
+      waiter w{waiter::kind::thread, waiter::request::acquire};
+      cell->acquire_direct(w, fx);
+      held->token = w.token;
+      held->version = w.version;
+      held->working = std::move(w.value);
+      finish_direct(*cell, fx, guard);
+    }
+    if (direct) {
+      held->cell = std::move(cell);
+      held->core = shared_from_this();
+      held_here.emplace_back(held);
+      return held;
+    }
+  }
+  // Otherwise the owner queues us. The requester that acquires becomes the
+  // holder: the owner monitors it, so it stays with the session until the
+  // session is gone.
+  auto route = route_via(storage_, key, std::move(cell)); // counted while out
+  auto req = take_requester();
+  grant g;
+  try {
+    g = req->call_routed<grant>(route.owner, storage_.registry(),
+                                acquire_atom::value, key, wait_ms);
+  } catch (...) {
+    give_back(req.release());
+    throw;
+  }
+  held->core = shared_from_this();
+  held->token = g.token;
+  held->version = g.version;
+  // Remote holders get no owner handle: their session requests go to the
+  // storage, which forwards them.
+  held->owner = g.owner ? std::move(g.owner) : storage_.registry();
+  held->via = std::move(req);
+  held->working = std::move(g.value.value);
+  held_here.emplace_back(held);
+  return held;
+}
+
+uint64_t blocking_core::commit(held_session& held, caf::message value) {
+  payload x{std::move(value)};
+  if (held.cell) {
+    effects fx;
+    auto guard = lock_open(held, "commit");
+    auto version = held.cell->commit(std::move(x), fx);
+    guard.unlock();
+    held.replaced = std::move(fx.replaced);
+    return version;
+  }
+  return held.via->call<uint64_t>(held.owner, commit_atom::value, held.key,
+                                  held.token, std::move(x));
+}
+
+uint64_t blocking_core::release(held_session& held, caf::message value) {
+  held.open = false;
+  payload x{std::move(value)};
+  if (held.cell) {
+    auto& cell = *held.cell;
+    effects fx;
+    auto guard = lock_open(held, "release");
+    auto version = cell.commit(std::move(x), fx);
+    cell.end_session(fx, false);
+    finish_direct(cell, fx, guard);
+    held.replaced = std::move(fx.replaced);
+    return version;
+  }
+  return held.via->call<uint64_t>(held.owner, release_atom::value, held.key,
+                                  held.token, std::move(x));
+}
+
+void blocking_core::abort(held_session& held) {
+  held.open = false;
+  if (held.cell) {
+    auto& cell = *held.cell;
+    effects fx;
+    auto guard = lock_open(held, "abort");
+    cell.end_session(fx, false);
+    finish_direct(cell, fx, guard);
+    return;
+  }
+  held.via->call<uint64_t>(held.owner, abort_atom::value, held.key, held.token);
+}
+
+bool blocking_core::erase_held(held_session& held) {
+  held.open = false;
+  if (held.cell) {
+    auto& cell = *held.cell;
+    effects fx;
+    auto guard = lock_open(held, "erase");
+    cell.erase(fx, false);
+    finish_direct(cell, fx, guard, storage_.board().get());
+    return true;
+  }
+  return held.via->call<bool>(held.owner, erase_atom::value, held.key,
+                              held.token);
+}
+
+} // namespace ctxstore::detail
