@@ -44,7 +44,7 @@ caf::actor_addr owner_addr(const context& ctx) {
 
 // -- requests on their way ---------------------------------------------------------
 
-inbound_ticket::inbound_ticket(const std::shared_ptr<snapshot_board>& board,
+inbound_ticket::inbound_ticket(const std::shared_ptr<actors::context_index>& board,
                                const context_key& key,
                                std::shared_ptr<context> ctx, bool to_registry)
     : ctx_(std::move(ctx)) {
@@ -136,7 +136,7 @@ void schedule_lease(const caf::actor_addr& owner,
 } // namespace
 
 void finish_direct(context& ctx, actors::effects& fx,
-                   std::unique_lock<std::mutex>& guard, snapshot_board* board) {
+                   std::unique_lock<std::mutex>& guard, actors::context_index* board) {
   context::wake(fx);
   auto owner = ctx.owner;
   if (fx.erased_idle && !owner && board != nullptr)
@@ -160,7 +160,7 @@ bool end_direct_session(context& ctx, uint64_t token) {
 
 // -- for the specifications ---------------------------------------------------------
 
-std::optional<versioned_value> read_board(const snapshot_board& board,
+std::optional<versioned_value> read_board(const actors::context_index& board,
                                           const context_key& key) {
   return board.find(key);
 }

@@ -12,7 +12,7 @@
 #include <caf/actor_addr.hpp>
 
 #include "ctxstore/actors/context.hpp"
-#include "ctxstore/actors/snapshot_board.hpp"
+#include "ctxstore/actors/context_index.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
 #include "ctxstore/messages/versioned_value.hpp"
@@ -57,13 +57,13 @@ caf::actor_addr owner_addr(const actors::context& ctx);
 /// Counts one request of this process on its way to a context's owner (or
 /// parked there) on the context while it is out: meanwhile nobody takes the
 /// context directly. It also counts on the storage's board by key
-/// (snapshot_board::requests_out), also without a context (a request to the
+/// (context_index::requests_out), also without a context (a request to the
 /// registry): meanwhile nobody creates the context directly. `done()` (or
 /// the destructor: the actor died before the answer) ends the count once.
 class inbound_ticket {
 public:
   /// `to_registry`: the request goes to the registry (also counted as such).
-  inbound_ticket(const std::shared_ptr<snapshot_board>& board,
+  inbound_ticket(const std::shared_ptr<actors::context_index>& board,
                  const messages::context_key& key,
                  std::shared_ptr<actors::context> ctx,
                  bool to_registry = false);
@@ -115,7 +115,7 @@ void send_handover(const caf::actor_addr& owner);
 /// before a parked request: `fx` holds no request for the owner to answer.)
 void finish_direct(actors::context& ctx, actors::effects& fx,
                    std::unique_lock<std::mutex>& guard,
-                   snapshot_board* board = nullptr);
+                   actors::context_index* board = nullptr);
 
 /// Ends the direct session `token` on `ctx` if it is still open, dropping
 /// uncommitted changes (abort); the next waiter goes on. True if it was open.
@@ -125,7 +125,7 @@ bool end_direct_session(actors::context& ctx, uint64_t token);
 
 /// The last commit of `key` on `board`, or nothing.
 std::optional<messages::versioned_value>
-read_board(const snapshot_board& board, const messages::context_key& key);
+read_board(const actors::context_index& board, const messages::context_key& key);
 
 /// The owner of `key` when the storage runs in this process and the context
 /// exists and has one; else null.

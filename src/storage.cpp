@@ -20,7 +20,7 @@ namespace ctxstore {
 // -------------------------------------------------------------------
 
 storage storage::owning(caf::actor registry,
-                        std::shared_ptr<detail::snapshot_board> board) {
+                        std::shared_ptr<actors::context_index> board) {
   storage result{registry, std::move(board)};
   result.lifetime_ = std::shared_ptr<const void>{
     nullptr, [registry](const void*) mutable {

@@ -14,6 +14,7 @@
 #include "ctxstore/actors/context.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/context_key.hpp"
+#include "fixture.hpp"
 
 using namespace ctxstore;
 using actors::context;
@@ -378,32 +379,30 @@ SCENARIO("the fast path is open only while nobody else is involved",
 SCENARIO("an actor holder re-enters its session and its death ends it",
          "[context]") {
   // Holders are actors with addresses: the only part that needs a system.
-  caf::actor_system_config cfg;
+  test_config cfg;
   caf::actor_system sys{cfg};
-  auto a = sys.spawn([] { return caf::behavior{[](int) {}}; });
-  auto b = sys.spawn([] { return caf::behavior{[](int) {}}; });
+  caf::scoped_actor a{sys};
+  caf::scoped_actor b{sys};
   machine m;
   auto& ctx = m.ctx;
   effects fx;
   waiter first{kind::parked, request::acquire};
-  ctx.acquire_by(a.address(), first, fx);
-  CHECK(ctx.held_by(first.token, a.address()));
-  CHECK_FALSE(ctx.held_by(first.token, b.address()));
+  ctx.acquire_by(a->address(), first, fx);
+  CHECK(ctx.held_by(first.token, a->address()));
+  CHECK_FALSE(ctx.held_by(first.token, b->address()));
   CHECK_FALSE(ctx.direct());
   waiter again{kind::parked, request::acquire};
-  ctx.acquire_by(a.address(), again, fx);
+  ctx.acquire_by(a->address(), again, fx);
   CHECK(again.token == first.token); // re-entry: the same session
   CHECK(m.stats->sessions == 1);
   recording_waiter next{kind::parked, request::acquire, m.log, "next"};
-  next.client = b.address();
+  next.client = b->address();
   REQUIRE(ctx.enqueue(next));
   effects fx2;
-  ctx.holder_gone(b.address(), fx2); // a waiter's death is not the holder's
+  ctx.holder_gone(b->address(), fx2); // a waiter's death is not the holder's
   CHECK(ctx.token() == first.token);
-  ctx.holder_gone(a.address(), fx2);
+  ctx.holder_gone(a->address(), fx2);
   CHECK(next.result == outcome::granted);
-  CHECK(ctx.held_by(next.token, b.address()));
+  CHECK(ctx.held_by(next.token, b->address()));
   CHECK(ctx.stale(first.token));
-  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }

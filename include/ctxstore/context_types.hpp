@@ -9,32 +9,15 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/type_nr.hpp>
 
+#include "ctxstore/detail/type_table.hpp"
 #include "ctxstore/detail/value_codec.hpp"
+#include "ctxstore/error.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "ctxstore/storage_options.hpp"
 
 namespace ctxstore {
 
 namespace detail {
-
-/// Records that `type` is the context type called `name` in this process,
-/// written and read for other nodes by `codec`. Throws `std::logic_error` if
-/// either is already bound to something else.
-void bind_context_type(const std::type_info& type, const std::string& name,
-                       codec_functions codec);
-
-/// The name and codec bound to `type`, or nullptr. Lives forever.
-const std::pair<std::string, codec_functions>*
-context_codec_of(const std::type_info& type);
-
-/// The codec bound to `name`, or nullptr. Lives forever.
-const codec_functions* context_codec_of(const std::string& name);
-
-/// The name bound to `type`, or nullptr. The string lives forever.
-const std::string* context_type_name(const std::type_info& type);
-
-/// The type bound to `name`, or nullptr.
-const std::type_info* context_type_of(const std::string& name);
 
 /// The registered name of `T`; throws `ctxstore::error{unknown_type}` if `T`
 /// was never registered with `add_context_type`.

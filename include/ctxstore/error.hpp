@@ -5,6 +5,7 @@
 #include <string>
 
 #include <caf/error.hpp>
+#include <caf/make_message.hpp> // CAF_ERROR_CODE_ENUM needs it
 
 namespace ctxstore {
 

@@ -9,11 +9,11 @@
 
 namespace ctxstore {
 
-namespace detail {
+namespace actors {
 
-class snapshot_board;
+class context_index;
 
-} // namespace detail
+} // namespace actors
 
 /// A handle to a storage: its registry actor, local or on another node.
 /// Copies are cheap and share the storage; the storage stops when its last
@@ -36,17 +36,17 @@ public:
   /// a remote node stays registered with the middleman while it runs.)
   /// `board`: @private, see `board()`.
   static storage owning(caf::actor registry,
-                        std::shared_ptr<detail::snapshot_board> board = nullptr);
+                        std::shared_ptr<actors::context_index> board = nullptr);
 
   /// @private: a handle with the in-process board of the storage's last
   /// commits, from which snapshots are read without a message.
-  storage(caf::actor registry, std::shared_ptr<detail::snapshot_board> board)
+  storage(caf::actor registry, std::shared_ptr<actors::context_index> board)
       : registry_(std::move(registry)), board_(std::move(board)) {
     // nop
   }
 
   /// @private: the board of a storage in this process; null for a remote one.
-  const std::shared_ptr<detail::snapshot_board>& board() const noexcept {
+  const std::shared_ptr<actors::context_index>& board() const noexcept {
     return board_;
   }
 
@@ -73,7 +73,7 @@ public:
 private:
   caf::actor registry_;
   std::shared_ptr<const void> lifetime_; // stops the storage when released
-  std::shared_ptr<detail::snapshot_board> board_; // null: ask the registry
+  std::shared_ptr<actors::context_index> board_; // null: ask the registry
 };
 
 /// Spawns a new storage in `sys`; it stops when the last copy of the returned

@@ -15,7 +15,7 @@ struct gateway_state {
 
 caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
                                caf::actor_addr registry,
-                               std::shared_ptr<detail::snapshot_board> board) {
+                               std::shared_ptr<actors::context_index> board) {
   self->set_default_handler(
     [registry, board](caf::scheduled_actor* ptr,
                       caf::message_view& x) -> caf::result<caf::message> {
@@ -46,7 +46,7 @@ caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
 } // namespace
 
 caf::actor spawn_gateway(caf::actor_system& sys, const caf::actor& registry,
-                         std::shared_ptr<detail::snapshot_board> board) {
+                         std::shared_ptr<actors::context_index> board) {
   return sys.spawn<caf::hidden>(gateway_behavior, registry.address(),
                                 std::move(board));
 }

@@ -5,7 +5,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
-#include "ctxstore/actors/snapshot_board.hpp"
+#include "ctxstore/actors/context_index.hpp"
 
 namespace ctxstore::actors {
 
@@ -18,6 +18,6 @@ namespace ctxstore::actors {
 /// stops when the registry stops. A snapshot of a context on the storage's
 /// `board` is answered by the gateway itself (one actor less on the way).
 caf::actor spawn_gateway(caf::actor_system& sys, const caf::actor& registry,
-                         std::shared_ptr<detail::snapshot_board> board);
+                         std::shared_ptr<actors::context_index> board);
 
 } // namespace ctxstore::actors

@@ -8,7 +8,7 @@
 
 #include "ctxstore/actors/context.hpp"
 #include "ctxstore/actors/counters.hpp"
-#include "ctxstore/actors/snapshot_board.hpp"
+#include "ctxstore/actors/context_index.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/storage_options.hpp"
 
@@ -21,7 +21,7 @@ struct owner_config {
   storage_options options;
   std::shared_ptr<counters> stats;
   caf::actor_addr registry; // weak: the registry owns its owners, not back
-  std::shared_ptr<detail::snapshot_board> board; // has `ctx` already
+  std::shared_ptr<actors::context_index> board; // has `ctx` already
 };
 
 /// Spawns an owner linked to `registry_self`; `hide` keeps it out of the

@@ -12,7 +12,7 @@
 #include "ctxstore/messages/protocol.hpp"
 
 // The registry creates contexts and finds them on the storage's board (see
-// snapshot_board.hpp); it keeps no other map of contexts. A lookup of an
+// context_index.hpp); it keeps no other map of contexts. A lookup of an
 // unknown key leaves nothing behind. A context gets an owner actor only when
 // it first needs one (see context.hpp): its creation, snapshots and a
 // free context's erase are done here, under the context's mutex. Owners are
@@ -35,7 +35,7 @@ struct registry_state {
   static inline const char* name = "ctxstore.registry";
   std::unordered_map<caf::actor_addr, owned_cell> owners;
   storage_options options;
-  std::shared_ptr<detail::snapshot_board> board;
+  std::shared_ptr<actors::context_index> board;
   bool hidden = false;
 
   ~registry_state() {
@@ -99,7 +99,7 @@ bool forward(registry_ptr self, const context_key& key, Ts&&... xs) {
 
 caf::behavior registry_behavior(registry_ptr self, storage_options options,
                                 bool hidden,
-                                std::shared_ptr<detail::snapshot_board> board) {
+                                std::shared_ptr<actors::context_index> board) {
   self->state.options = options;
   self->state.board = std::move(board);
   self->state.hidden = hidden;
@@ -271,7 +271,7 @@ spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
   defaults.lease = options.lease;
   defaults.max_waiters = options.max_waiters;
   defaults.fast_path = options.local_fast_path;
-  auto board = std::make_shared<detail::snapshot_board>(std::move(defaults));
+  auto board = std::make_shared<actors::context_index>(std::move(defaults));
   if (hide)
     return {sys.spawn<caf::hidden>(registry_behavior, options, true, board),
             board};

@@ -6,7 +6,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
 
-#include "ctxstore/actors/snapshot_board.hpp"
+#include "ctxstore/actors/context_index.hpp"
 #include "ctxstore/storage_options.hpp"
 
 namespace ctxstore::actors {
@@ -18,11 +18,11 @@ constexpr caf::atom_value default_storage_name = caf::atom("ctxstore");
 /// A new storage: its registry and its board of contexts.
 struct spawned_storage {
   caf::actor registry;
-  std::shared_ptr<detail::snapshot_board> board;
+  std::shared_ptr<actors::context_index> board;
 };
 
 /// Spawns the registry of a new storage: it finds contexts on the storage's
-/// board (see snapshot_board), creates them on the first store, spawns a
+/// board (see context_index.hpp), creates them on the first store, spawns a
 /// context's owner actor when the context first needs one, answers
 /// snapshots and stats, and forwards every other request to the owner.
 /// `hide` keeps the registry and its owners out of the actors that the

@@ -344,10 +344,4 @@ struct value_codec {
   }
 };
 
-/// The codec of one context type, type-erased.
-struct codec_functions {
-  caf::error (*save)(const caf::message& value, std::vector<char>& buf);
-  caf::error (*load)(const char* data, size_t size, caf::message& value);
-};
-
 } // namespace ctxstore::detail

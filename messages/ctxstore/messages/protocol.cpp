@@ -1,72 +1,17 @@
 #include "ctxstore/messages/protocol.hpp"
 
 #include <boost/uuid/uuid_io.hpp>
-#include <memory>
-#include <mutex>
-#include <typeindex>
-#include <unordered_map>
+#include <string>
+#include <vector>
 
 #include <caf/message.hpp>
 
-#include "ctxstore/context_types.hpp"
+#include "ctxstore/detail/type_table.hpp"
 
-namespace ctxstore {
+namespace ctxstore::messages {
 
-std::string to_string(errc code) {
-  switch (code) {
-  case errc::no_such_context:
-    return "no_such_context";
-  case errc::type_mismatch:
-    return "type_mismatch";
-  case errc::session_expired:
-    return "session_expired";
-  case errc::not_holder:
-    return "not_holder";
-  case errc::timeout:
-    return "timeout";
-  case errc::storage_down:
-    return "storage_down";
-  case errc::overloaded:
-    return "overloaded";
-  case errc::bad_request:
-    return "bad_request";
-  case errc::unknown_type:
-    return "unknown_type";
-  }
-  return "errc(" + std::to_string(static_cast<int>(code)) + ")";
-}
-
-caf::error make_error(errc code, std::string detail) {
-  return caf::error{static_cast<uint8_t>(code), messages::error_category,
-                    caf::make_message(std::move(detail))};
-}
-
-errc to_errc(const caf::error& err) {
-  if (!err) // CAF 0.17 dereferences null for the category of "no error"
-    return errc{};
-  if (err.category() == messages::error_category && err.code() != 0)
-    return static_cast<errc>(err.code());
-  // CAF's own failures: the receiver is gone, the connection broke, ...
-  return errc::storage_down;
-}
-
-std::string describe(const caf::error& err) {
-  if (!err)
-    return "no error";
-  if (err.category() == messages::error_category) {
-    auto& ctx = err.context();
-    if (ctx.match_elements<std::string>())
-      return ctx.get_as<std::string>(0);
-    return to_string(static_cast<errc>(err.code()));
-  }
-  return "storage unreachable: " + caf::to_string(err);
-}
-
-void throw_error(const caf::error& err) {
-  throw error{to_errc(err), describe(err)};
-}
-
-namespace messages {
+static_assert(error_category == caf::detail::error_factory<errc>::category,
+              "make_error and the protocol must use the same error category");
 
 namespace {
 
@@ -155,80 +100,4 @@ void add_protocol_types(caf::actor_system_config& cfg) {
     });
 }
 
-} // namespace messages
-
-namespace detail {
-
-namespace {
-
-struct type_table {
-  std::mutex mtx;
-  // Entries are never removed, so pointers into them stay valid.
-  std::unordered_map<std::type_index,
-                     std::unique_ptr<std::pair<std::string, codec_functions>>>
-    by_type;
-  std::unordered_map<std::string,
-                     std::pair<const std::type_info*, codec_functions>>
-    by_name;
-};
-
-type_table& table() {
-  static type_table instance;
-  return instance;
-}
-
-} // namespace
-
-void bind_context_type(const std::type_info& type, const std::string& name,
-                       codec_functions codec) {
-  if (name.empty())
-    throw std::logic_error("ctxstore: a context type needs a non-empty name");
-  auto& tbl = table();
-  std::lock_guard<std::mutex> guard{tbl.mtx};
-  auto i = tbl.by_name.find(name);
-  if (i != tbl.by_name.end()) {
-    if (*i->second.first != type)
-      throw std::logic_error("ctxstore: context type name '" + name
-                             + "' is already bound to another type");
-    return;
-  }
-  auto j = tbl.by_type.find(std::type_index{type});
-  if (j != tbl.by_type.end())
-    throw std::logic_error("ctxstore: this C++ type is already registered as '"
-                           + j->second->first + "'");
-  tbl.by_type.emplace(std::type_index{type},
-                      std::make_unique<std::pair<std::string, codec_functions>>(
-                        name, codec));
-  tbl.by_name.emplace(name, std::make_pair(&type, codec));
-}
-
-const std::pair<std::string, codec_functions>*
-context_codec_of(const std::type_info& type) {
-  auto& tbl = table();
-  std::lock_guard<std::mutex> guard{tbl.mtx};
-  auto i = tbl.by_type.find(std::type_index{type});
-  return i != tbl.by_type.end() ? i->second.get() : nullptr;
-}
-
-const codec_functions* context_codec_of(const std::string& name) {
-  auto& tbl = table();
-  std::lock_guard<std::mutex> guard{tbl.mtx};
-  auto i = tbl.by_name.find(name);
-  return i != tbl.by_name.end() ? &i->second.second : nullptr;
-}
-
-const std::string* context_type_name(const std::type_info& type) {
-  auto entry = context_codec_of(type);
-  return entry != nullptr ? &entry->first : nullptr;
-}
-
-const std::type_info* context_type_of(const std::string& name) {
-  auto& tbl = table();
-  std::lock_guard<std::mutex> guard{tbl.mtx};
-  auto i = tbl.by_name.find(name);
-  return i != tbl.by_name.end() ? i->second.first : nullptr;
-}
-
-} // namespace detail
-
-} // namespace ctxstore
+} // namespace ctxstore::messages

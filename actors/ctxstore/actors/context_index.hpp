@@ -15,28 +15,28 @@
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/versioned_value.hpp"
 
-namespace ctxstore::detail {
+namespace ctxstore::actors {
 
-/// The contexts of one storage: the cell of every context, by key. The
-/// registry and the clients in the same process find contexts here: a
-/// snapshot reads the last commit from a context's cell without a message,
-/// and a blocking client takes free sessions there (see context.hpp). A
-/// cell is put here when its context is created (by the registry, or by a
-/// blocking client's store), before anybody learns of the context; it leaves
-/// when the context is erased by someone who did not need its owner, when
-/// its owner retires (the registry takes it off), or when the owner stops.
-/// Sharded, so that clients of different keys rarely meet.
-class snapshot_board {
+/// The index of all contexts of one storage (its "board"): the state machine
+/// of every context, by key. The registry and the clients in the same process
+/// find contexts here: a snapshot reads the last commit without a message,
+/// and local clients take free sessions on the fast path (see context.hpp).
+/// A context is put here when it is created (by the registry, or by a local
+/// client's store), before anybody learns of it; it leaves when it is erased
+/// by someone who did not need its owner, when its owner retires (the
+/// registry takes it off), or when the owner stops. Sharded, so that clients
+/// of different keys rarely meet.
+class context_index {
 public:
-  using cell_ptr = std::shared_ptr<actors::context>;
+  using cell_ptr = std::shared_ptr<context>;
 
-  explicit snapshot_board(actors::context_defaults defaults = {})
+  explicit context_index(context_defaults defaults = {})
       : defaults_(std::move(defaults)) {
     // nop
   }
 
   /// What every cell of this storage shares (lease, fast path, counters).
-  const actors::context_defaults& defaults() const noexcept {
+  const context_defaults& defaults() const noexcept {
     return defaults_;
   }
 
@@ -50,7 +50,7 @@ public:
     auto i = s.entries.find(key);
     if (i != s.entries.end())
       return {i->second, false};
-    auto cell = std::make_shared<actors::context>(key, type, std::move(value),
+    auto cell = std::make_shared<context>(key, type, std::move(value),
                                                   defaults_);
     s.entries.emplace(key, cell);
     defaults_.stats->contexts += 1;
@@ -59,7 +59,7 @@ public:
 
   /// Forgets `cell` if it is still the cell of its key (a retired owner's
   /// cleanup never removes its successor's cell).
-  void erase(const actors::context& cell) {
+  void erase(const context& cell) {
     auto& s = shard_of(cell.key);
     std::lock_guard<std::mutex> guard{s.mtx};
     auto i = s.entries.find(cell.key);
@@ -94,7 +94,7 @@ public:
   }
 
   /// Requests of this process on `key`'s way to the storage (counted by
-  /// detail::inbound_ticket) that were not answered yet; shared by the keys
+  /// the clients' inbound_ticket) that were not answered yet; shared by the keys
   /// of one shard. While there are any, a new context of `key` is not
   /// created without a message: it could overtake one of them (an erase or a
   /// store sent before it, still on its way to the registry).
@@ -124,10 +124,10 @@ public:
     }
     auto down = make_error(errc::storage_down, "storage stopped");
     for (auto& cell : cells) { // shard locks released: see the lock order
-      actors::effects fx;
+      effects fx;
       std::lock_guard<std::mutex> guard{cell->mtx};
       cell->stop(down, fx, false);
-      actors::context::wake(fx);
+      context::wake(fx);
     }
   }
 
@@ -153,9 +153,9 @@ private:
     return shards_[messages::context_key_hash{}(key) % shard_count];
   }
 
-  actors::context_defaults defaults_;
+  context_defaults defaults_;
   std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};
 };
 
-} // namespace ctxstore::detail
+} // namespace ctxstore::actors
