@@ -15,16 +15,15 @@ namespace ctxstore::detail {
 /// Answers of an actor's requests that needed no other actor (a snapshot read
 /// from the board, a free context taken under its mutex), waiting to run.
 ///
-/// Each used to be a response message to the actor itself: a response
-/// handler, a mailbox element and CAF's dispatch, about a quarter of an
-/// async session cycle (two answers per cycle). Now one such message runs a batch: an answer that becomes
-/// ready while the batch runs (a handler that releases, then acquires again)
-/// joins it if nothing else waits in the actor's mailbox, so it runs where
-/// its own message would have run next. Otherwise it goes into the mailbox
-/// as before: answers and messages still run in the order they reached the
-/// actor. A batch runs at most `answer_batch` answers before the actor reads
-/// its mailbox again, and a handler never runs inside the call that asked
-/// for it.
+/// One response message of the actor to itself runs a batch of them (a
+/// message per answer would cost a response handler, a mailbox element and
+/// CAF's dispatch each): an answer that becomes ready while the batch runs (a
+/// handler that releases, then acquires again) joins it if nothing else waits
+/// in the actor's mailbox, so it runs where its own message would have run
+/// next. Otherwise it goes into the mailbox: answers and messages run in the
+/// order they reached the actor. A batch runs at most `answer_batch` answers
+/// before the actor reads its mailbox again, and a handler never runs inside
+/// the call that asked for it.
 using answer_list = std::vector<std::function<void()>>;
 
 /// How many answers one message runs at most before the actor reads its

@@ -271,6 +271,39 @@ void async_core::stats(std::function<void(storage_stats&)> on_stats,
 
 // -- one level of a session -----------------------------------------------------------
 
+namespace {
+
+/// Commits (`end` false) or releases (`end` true) the working copy of `held`:
+/// on the fast path, or with a message to the owner.
+void publish_working(const std::shared_ptr<async_held>& held, bool end,
+                     async_core::version_handler on_ok,
+                     error_callback on_err) {
+  auto on_version = [held, on_ok = std::move(on_ok)](uint64_t version) {
+    held->version = version;
+    on_ok(version);
+  };
+  if (held->cell) {
+    auto version = direct_commit(*held, end);
+    recycle(held->replaced);
+    return answer_later(held->self, std::move(on_version),
+                        error_forwarder{std::move(on_err)}, std::move(version));
+  }
+  if (end) {
+    // The session ends here: its working copy goes as it is, no copy.
+    auto value = std::move(held->working);
+    return request_then(held->self, held->owner, std::move(on_version),
+                        error_forwarder{std::move(on_err)}, release_atom::value,
+                        held->key, held->token, payload{std::move(value)});
+  }
+  // Shared, not copied: the holder's next change detaches its own copy.
+  auto value = held->working;
+  request_then(held->self, held->owner, std::move(on_version),
+               error_forwarder{std::move(on_err)}, commit_atom::value,
+               held->key, held->token, payload{std::move(value)});
+}
+
+} // namespace
+
 bool level_open(const async_level& level) noexcept {
   return !level.done && level.held->open;
 }
@@ -294,21 +327,7 @@ void commit_level(const async_level_ptr& level,
     auto err = ended();
     return on_err(err);
   }
-  auto on_version = [held, on_ok = std::move(on_ok)](uint64_t version) {
-    held->version = version;
-    on_ok(version);
-  };
-  if (held->cell) {
-    auto version = direct_commit(*held, false);
-    recycle(held->replaced);
-    return answer_later(held->self, std::move(on_version),
-                        error_forwarder{std::move(on_err)}, std::move(version));
-  }
-  // Shared, not copied: the holder's next change detaches its own copy.
-  auto value = held->working;
-  request_then(held->self, held->owner, std::move(on_version),
-               error_forwarder{std::move(on_err)}, commit_atom::value,
-               held->key, held->token, payload{std::move(value)});
+  publish_working(held, false, std::move(on_ok), std::move(on_err));
 }
 
 void release_level(const async_level_ptr& level,
@@ -323,21 +342,7 @@ void release_level(const async_level_ptr& level,
     return on_ok(held->version);
   held->open = false;
   forget_async_held(held.get());
-  auto on_version = [held, on_ok = std::move(on_ok)](uint64_t version) {
-    held->version = version;
-    on_ok(version);
-  };
-  if (held->cell) {
-    auto version = direct_commit(*held, true);
-    recycle(held->replaced);
-    return answer_later(held->self, std::move(on_version),
-                        error_forwarder{std::move(on_err)}, std::move(version));
-  }
-  // The session ends here: its working copy goes as it is, no copy.
-  auto value = std::move(held->working);
-  request_then(held->self, held->owner, std::move(on_version),
-               error_forwarder{std::move(on_err)}, release_atom::value,
-               held->key, held->token, payload{std::move(value)});
+  publish_working(held, true, std::move(on_ok), std::move(on_err));
 }
 
 void abort_level(const async_level_ptr& level,

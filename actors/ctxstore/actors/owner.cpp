@@ -274,12 +274,11 @@ void on_down(owner_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
   step s{self};
   for (auto i = st.parked.begin(); i != st.parked.end();) {
-    if (i->second->client == who) {
-      s.ctx().remove(*i->second);
+    // One that the step just ran is answered (to nobody) when it ends.
+    if (i->second->client == who && s.ctx().remove(*i->second))
       i = st.parked.erase(i);
-    } else {
+    else
       ++i;
-    }
   }
   st.watched.erase(who);
   if (st.watched_holder == who)
