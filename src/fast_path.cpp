@@ -138,6 +138,12 @@ void schedule_lease(const caf::actor_addr& owner,
 void finish_direct(context& ctx, actors::effects& fx,
                    std::unique_lock<std::mutex>& guard, actors::context_index* board) {
   context::wake(fx);
+  if (!fx.handover && !fx.erased_idle && fx.lease == 0) {
+    guard.unlock(); // the common case: nothing for the owner
+    return;
+  }
+  // Copied only when needed: a weak reference count shared by every client
+  // of the context.
   auto owner = ctx.owner;
   if (fx.erased_idle && !owner && board != nullptr)
     board->erase(ctx); // no request can wait without an owner: gone

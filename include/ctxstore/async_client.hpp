@@ -53,10 +53,10 @@ public:
         return;
       core.snapshot(
         key, typeid(T),
-        [on_ok](messages::versioned_value& x) {
+        [on_ok = std::move(on_ok)](messages::versioned_value& x) {
           on_ok(versioned<T>{x.value.value.template get_as<T>(0), x.version});
         },
-        on_err);
+        std::move(on_err));
     }};
   }
 
@@ -71,10 +71,10 @@ public:
         return;
       core.snapshot(
         key, typeid(T),
-        [on_ok](messages::versioned_value& x) {
+        [on_ok = std::move(on_ok)](messages::versioned_value& x) {
           on_ok(x.value.value.template get_as<T>(0)); // borrowed: no copy
         },
-        on_err);
+        std::move(on_err));
     }};
   }
 
@@ -97,7 +97,8 @@ public:
       if (key.type.empty())
         return;
       core.store(
-        key, msg, [on_ok](uint64_t version) { on_ok(version); }, on_err);
+        key, msg, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
+        std::move(on_err));
     }};
   }
 
@@ -117,10 +118,10 @@ public:
         return;
       core.acquire(
         key, typeid(T), wait_ms,
-        [on_ok](detail::async_level_ptr level) {
+        [on_ok = std::move(on_ok)](detail::async_level_ptr level) {
           on_ok(async_session<T>{std::move(level)});
         },
-        on_err);
+        std::move(on_err));
     }};
   }
 
@@ -156,7 +157,8 @@ public:
       if (key.type.empty())
         return;
       core.erase(
-        key, [on_ok](bool existed) { on_ok(existed); }, on_err);
+        key, [on_ok = std::move(on_ok)](bool existed) { on_ok(existed); },
+        std::move(on_err));
     }};
   }
 
@@ -164,7 +166,8 @@ public:
   pending<storage_stats> stats() {
     auto core = core_;
     return pending<storage_stats>{[core](auto on_ok, auto on_err) {
-      core.stats([on_ok](storage_stats& x) { on_ok(x); }, on_err);
+      core.stats([on_ok = std::move(on_ok)](storage_stats& x) { on_ok(x); },
+                 std::move(on_err));
     }};
   }
 

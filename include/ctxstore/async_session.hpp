@@ -48,7 +48,8 @@ public:
     auto level = level_;
     return pending<uint64_t>{[level](auto on_ok, auto on_err) {
       detail::commit_level(
-        level, [on_ok](uint64_t version) { on_ok(version); }, on_err);
+        level, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
+        std::move(on_err));
     }};
   }
 
@@ -58,7 +59,8 @@ public:
     auto level = level_;
     return pending<uint64_t>{[level](auto on_ok, auto on_err) {
       detail::release_level(
-        level, [on_ok](uint64_t version) { on_ok(version); }, on_err);
+        level, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
+        std::move(on_err));
     }};
   }
 
@@ -67,7 +69,8 @@ public:
     auto level = level_;
     return pending<uint64_t>{[level](auto on_ok, auto on_err) {
       detail::abort_level(
-        level, [on_ok](uint64_t version) { on_ok(version); }, on_err);
+        level, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
+        std::move(on_err));
     }};
   }
 
