@@ -77,6 +77,23 @@ void async_core::fail(const error_callback& on_err, errc code,
   on_err(err);
 }
 
+std::optional<versioned_value>
+async_core::local_snapshot(const context_key& key) const {
+  if (const auto& board = home_->board())
+    return read_board(*board, key);
+  return std::nullopt;
+}
+
+void async_core::answer_later(std::function<void()> answer) const {
+  if (auto* batch = batch_to_join(self_)) {
+    batch->push_back(std::move(answer));
+    return;
+  }
+  answer_list answers;
+  answers.push_back(std::move(answer));
+  post_answers(self_, std::move(answers));
+}
+
 void async_core::snapshot(const context_key& key, const std::type_info& type,
                           value_handler on_value, error_callback on_err) const {
   auto self = self_;
@@ -235,7 +252,7 @@ void async_core::erase(const context_key& key,
     if (direct_open(*held)) {
       held->open = false;
       forget_async_held(held.get());
-      return answer_later(self, std::move(on_erased),
+      return detail::answer_later(self, std::move(on_erased),
                           error_forwarder{std::move(on_err)},
                           direct_erase(*held));
     }

@@ -69,6 +69,22 @@ public:
       auto key = core.template key_of<T>(id, on_err);
       if (key.type.empty())
         return;
+      // In this process: one closure, answered later from our own mailbox.
+      if (auto hit = core.local_snapshot(key)) {
+        if (hit->value.value.template match_elements<T>())
+          core.answer_later(
+            [on_ok = std::move(on_ok), hit = std::move(*hit)]() mutable {
+              on_ok(hit.value.value.template get_as<T>(0)); // borrowed
+            });
+        else
+          core.answer_later([on_err = std::move(on_err)]() mutable {
+            auto err = make_error(errc::type_mismatch,
+                                  "the stored value does not have the "
+                                  "requested type");
+            on_err(err);
+          });
+        return;
+      }
       core.snapshot(
         key, typeid(T),
         [on_ok = std::move(on_ok)](messages::versioned_value& x) {

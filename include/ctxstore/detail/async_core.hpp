@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <typeinfo>
 
 #include <caf/event_based_actor.hpp>
@@ -35,6 +36,15 @@ public:
   using level_handler = std::function<void(async_level_ptr)>;
 
   async_core(caf::event_based_actor* self, storage st);
+
+  /// The last commit of `key` read without a message (a storage in this
+  /// process that has it), else nothing: then ask with `snapshot`.
+  std::optional<messages::versioned_value>
+  local_snapshot(const messages::context_key& key) const;
+
+  /// Runs `answer` later in the actor, never inside this call (answers that
+  /// need no other actor run in batches, see src/answer_queue.hpp).
+  void answer_later(std::function<void()> answer) const;
 
   /// The last commit of `key` (a value of `type`, else `type_mismatch`).
   void snapshot(const messages::context_key& key, const std::type_info& type,
