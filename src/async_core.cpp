@@ -84,6 +84,18 @@ async_core::local_snapshot(const context_key& key) const {
   return std::nullopt;
 }
 
+async_level_ptr async_core::acquire_now(const context_key& key,
+                                        const std::type_info& type) const {
+  if (auto held = find_async_held(self_, home_->registry(), key)) {
+    if (held->cell && direct_open(*held))
+      return make_level(std::move(held), false);
+    return nullptr; // at the owner, or revoked: `acquire` sorts it out
+  }
+  if (auto held = take_free(self_, home_, key, type))
+    return make_level(std::move(held), true);
+  return nullptr;
+}
+
 void async_core::answer_later(std::function<void()> answer) const {
   if (auto* batch = batch_to_join(self_)) {
     batch->push_back(std::move(answer));
@@ -133,33 +145,34 @@ void async_core::snapshot(const context_key& key, const std::type_info& type,
 }
 
 void async_core::store(const context_key& key, caf::message value,
-                       version_handler on_version_in,
+                       version_handler on_version,
                        error_callback on_err) const {
   auto self = self_;
   const storage& st = *home_;
   const caf::actor& dest = st.registry();
   auto held = find_async_held(self, dest, key);
   // From the holder, the store also replaces its working copy.
-  auto on_version = [held, value, on_ok = std::move(on_version_in)](
-                      uint64_t version) {
+  auto replace_working = [held, value](uint64_t version) {
     if (held && held->open) {
       held->working = value;
       held->version = version;
     }
-    on_ok(version);
   };
   // The holder of a direct session, or a free context in this process:
   // stored under the context's lock, answered through our own mailbox.
   owner_route route;
-  if (auto version = direct_store(st, key, held.get(), value, route))
+  if (auto version = direct_store(st, key, held.get(), value, route)) {
+    replace_working(*version);
     return respond_later(self, std::move(on_version),
                          error_forwarder{std::move(on_err)}, *version);
+  }
   auto ticket = route.ticket;
   auto token = held && !held->cell ? held->token : uint64_t{0};
   request_routed(
     self, route.owner, dest,
-    [ticket, on_version](uint64_t version) {
+    [ticket, replace_working, on_version](uint64_t version) {
       end_count(ticket);
+      replace_working(version);
       on_version(version);
     },
     counted_error{ticket, error_forwarder{std::move(on_err)}},
@@ -295,16 +308,18 @@ namespace {
 void publish_working(const std::shared_ptr<async_held>& held, bool end,
                      async_core::version_handler on_ok,
                      error_callback on_err) {
+  if (held->cell) {
+    auto version = direct_commit(*held, end);
+    if (version)
+      held->version = *version;
+    recycle(held->replaced);
+    return answer_later(held->self, std::move(on_ok),
+                        error_forwarder{std::move(on_err)}, std::move(version));
+  }
   auto on_version = [held, on_ok = std::move(on_ok)](uint64_t version) {
     held->version = version;
     on_ok(version);
   };
-  if (held->cell) {
-    auto version = direct_commit(*held, end);
-    recycle(held->replaced);
-    return answer_later(held->self, std::move(on_version),
-                        error_forwarder{std::move(on_err)}, std::move(version));
-  }
   if (end) {
     // The session ends here: its working copy goes as it is, no copy.
     auto value = std::move(held->working);
@@ -347,13 +362,26 @@ void commit_level(const async_level_ptr& level,
   publish_working(held, false, std::move(on_ok), std::move(on_err));
 }
 
-void release_level(const async_level_ptr& level,
-                   async_core::version_handler on_ok, error_callback on_err) {
+namespace {
+
+/// Marks `level` done; false (after handing `on_err` session_expired) if it
+/// or its session had ended already.
+bool end_level(const async_level_ptr& level, const error_callback& on_err) {
   if (!level || level->done || !level->held->open) {
     auto err = ended();
-    return on_err(err);
+    on_err(err);
+    return false;
   }
   level->done = true;
+  return true;
+}
+
+} // namespace
+
+void release_level(const async_level_ptr& level,
+                   async_core::version_handler on_ok, error_callback on_err) {
+  if (!end_level(level, on_err))
+    return;
   auto held = level->held;
   if (!level->outermost)
     return on_ok(held->version);
@@ -364,11 +392,8 @@ void release_level(const async_level_ptr& level,
 
 void abort_level(const async_level_ptr& level,
                  async_core::version_handler on_ok, error_callback on_err) {
-  if (!level || level->done || !level->held->open) {
-    auto err = ended();
-    return on_err(err);
-  }
-  level->done = true;
+  if (!end_level(level, on_err))
+    return;
   auto held = level->held;
   held->open = false;
   forget_async_held(held.get());
@@ -376,7 +401,8 @@ void abort_level(const async_level_ptr& level,
     return answer_later(held->self, std::move(on_ok),
                         error_forwarder{std::move(on_err)},
                         direct_abort(*held));
-  request_then(held->self, held->owner, std::move(on_ok),
+  request_then(held->self, held->owner,
+               [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
                error_forwarder{std::move(on_err)}, abort_atom::value,
                held->key, held->token);
 }

@@ -211,6 +211,53 @@ struct actor_waiter final : waiter {
   std::atomic<bool> taken{false};
 };
 
+namespace {
+
+/// Opens the direct session of `self` on `cell` (free for one: the caller
+/// checked under `guard`, which holds its lock and is released here).
+std::shared_ptr<async_held> open_direct(caf::event_based_actor* self,
+                                        const std::shared_ptr<const storage>& home,
+                                        const context_key& key,
+                                        std::shared_ptr<actors::context> cell,
+                                        std::unique_lock<std::mutex>& guard) {
+  effects fx;
+  auto held = std::make_shared<async_held>();
+  waiter w{waiter::kind::actor, waiter::request::acquire};
+  cell->acquire_direct(w, fx);
+  held->token = w.token;
+  held->version = w.version;
+  held->working = std::move(w.value);
+  finish_direct(*cell, fx, guard);
+  held->self = self;
+  held->home = home;
+  held->key = key;
+  held->cell = std::move(cell);
+  register_async_held(held);
+  return held;
+}
+
+/// True if `cell` (locked) is free for a direct session of `type`.
+bool free_for(const actors::context& cell, const std::type_info& type,
+              bool behind) {
+  return !behind && cell.free_for_direct_session() && *cell.type == type;
+}
+
+} // namespace
+
+std::shared_ptr<async_held>
+take_free(caf::event_based_actor* self,
+          const std::shared_ptr<const storage>& home, const context_key& key,
+          const std::type_info& type) {
+  auto cell = local_cell(*home, key);
+  if (!cell)
+    return nullptr;
+  auto behind = behind_registry(*home, key);
+  std::unique_lock<std::mutex> guard{cell->mtx};
+  if (!free_for(*cell, type, behind))
+    return nullptr;
+  return open_direct(self, home, key, std::move(cell), guard);
+}
+
 acquire_route direct_acquire(caf::event_based_actor* self,
                              const std::shared_ptr<const storage>& home,
                              const context_key& key, const std::type_info& type,
@@ -223,7 +270,6 @@ acquire_route direct_acquire(caf::event_based_actor* self,
     return result;
   }
   auto behind = behind_registry(st, key);
-  effects fx;
   std::unique_lock<std::mutex> guard{cell->mtx};
   if (!behind && *cell->type == type && may_wait && cell->may_queue_direct()) {
     // Held by someone else: the actor waits in the queue, like a thread;
@@ -239,24 +285,12 @@ acquire_route direct_acquire(caf::event_based_actor* self,
     result.waiter = std::move(w);
     return result;
   }
-  if (behind || !cell->free_for_direct_session() || *cell->type != type) {
+  if (!free_for(*cell, type, behind)) {
     guard.unlock();
     result.route = route_via(st, key, std::move(cell));
     return result;
   }
-  auto held = std::make_shared<async_held>();
-  waiter w{waiter::kind::actor, waiter::request::acquire};
-  cell->acquire_direct(w, fx);
-  held->token = w.token;
-  held->version = w.version;
-  held->working = std::move(w.value);
-  finish_direct(*cell, fx, guard);
-  held->self = self;
-  held->home = home;
-  held->key = key;
-  held->cell = std::move(cell);
-  register_async_held(held);
-  result.held = std::move(held);
+  result.held = open_direct(self, home, key, std::move(cell), guard);
   return result;
 }
 

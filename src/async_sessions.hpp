@@ -101,6 +101,14 @@ acquire_route direct_acquire(caf::event_based_actor* self,
                              const messages::context_key& key,
                              const std::type_info& type, bool may_wait);
 
+/// The direct session of `self` on `key` if the context is free for one
+/// (registered and watched, like one of `direct_acquire`), else null and
+/// nothing happened.
+std::shared_ptr<async_held>
+take_free(caf::event_based_actor* self,
+          const std::shared_ptr<const storage>& home,
+          const messages::context_key& key, const std::type_info& type);
+
 /// What an acquire queued in a context gets when its turn comes: the session
 /// (registered and watched like one of `direct_acquire`), or null and why.
 using turn_handler

@@ -51,6 +51,15 @@ public:
       auto key = core.template key_of<T>(id, on_err);
       if (key.type.empty())
         return;
+      auto hit = core.local_snapshot(key); // as in `snapshot`
+      if (hit && hit->value.value.template match_elements<T>()) {
+        core.answer_later(
+          [on_ok = std::move(on_ok), hit = std::move(*hit)]() mutable {
+            on_ok(versioned<T>{hit.value.value.template get_as<T>(0),
+                               hit.version});
+          });
+        return;
+      }
       core.snapshot(
         key, typeid(T),
         [on_ok = std::move(on_ok)](messages::versioned_value& x) {
@@ -70,18 +79,12 @@ public:
       if (key.type.empty())
         return;
       // In this process: one closure, answered later from our own mailbox.
-      if (auto hit = core.local_snapshot(key)) {
-        if (hit->value.value.template match_elements<T>())
-          core.answer_later(
-            [on_ok = std::move(on_ok), hit = std::move(*hit)]() mutable {
-              on_ok(hit.value.value.template get_as<T>(0)); // borrowed
-            });
-        else
-          core.answer_later([on_err = std::move(on_err)]() mutable {
-            auto err = make_error(errc::type_mismatch,
-                                  "the stored value does not have the "
-                                  "requested type");
-            on_err(err);
+      // (Anything else, a value of another type too, `snapshot` answers.)
+      auto hit = core.local_snapshot(key);
+      if (hit && hit->value.value.template match_elements<T>()) {
+        core.answer_later(
+          [on_ok = std::move(on_ok), hit = std::move(*hit)]() mutable {
+            on_ok(hit.value.value.template get_as<T>(0)); // borrowed
           });
         return;
       }
@@ -112,9 +115,7 @@ public:
       auto key = core.template key_of<T>(id, on_err);
       if (key.type.empty())
         return;
-      core.store(
-        key, msg, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
-        std::move(on_err));
+      core.store(key, msg, std::move(on_ok), std::move(on_err));
     }};
   }
 
@@ -132,6 +133,14 @@ public:
       auto key = core.template key_of<T>(id, on_err);
       if (key.type.empty())
         return;
+      // Taken at once in this process: one closure, answered later.
+      if (auto level = core.acquire_now(key, typeid(T))) {
+        core.answer_later(
+          [on_ok = std::move(on_ok), level = std::move(level)]() mutable {
+            on_ok(async_session<T>{std::move(level)});
+          });
+        return;
+      }
       core.acquire(
         key, typeid(T), wait_ms,
         [on_ok = std::move(on_ok)](detail::async_level_ptr level) {

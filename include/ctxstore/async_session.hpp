@@ -47,9 +47,7 @@ public:
   pending<uint64_t> commit() {
     auto level = level_;
     return pending<uint64_t>{[level](auto on_ok, auto on_err) {
-      detail::commit_level(
-        level, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
-        std::move(on_err));
+      detail::commit_level(level, std::move(on_ok), std::move(on_err));
     }};
   }
 
@@ -58,9 +56,7 @@ public:
   pending<uint64_t> release() {
     auto level = level_;
     return pending<uint64_t>{[level](auto on_ok, auto on_err) {
-      detail::release_level(
-        level, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
-        std::move(on_err));
+      detail::release_level(level, std::move(on_ok), std::move(on_err));
     }};
   }
 
@@ -68,9 +64,7 @@ public:
   pending<uint64_t> abort() {
     auto level = level_;
     return pending<uint64_t>{[level](auto on_ok, auto on_err) {
-      detail::abort_level(
-        level, [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
-        std::move(on_err));
+      detail::abort_level(level, std::move(on_ok), std::move(on_err));
     }};
   }
 

@@ -31,7 +31,9 @@ using async_level_ptr = std::shared_ptr<async_level>;
 /// callbacks; errors are ctxstore errors.
 class async_core {
 public:
-  using version_handler = std::function<void(uint64_t)>;
+  // The handler of a `pending<uint64_t>` as it is: passed on without a
+  // wrapper (one closure per answer, not three).
+  using version_handler = pending<uint64_t>::value_handler;
   using value_handler = std::function<void(messages::versioned_value&)>;
   using level_handler = std::function<void(async_level_ptr)>;
 
@@ -41,6 +43,13 @@ public:
   /// process that has it), else nothing: then ask with `snapshot`.
   std::optional<messages::versioned_value>
   local_snapshot(const messages::context_key& key) const;
+
+  /// A session taken at once, without waiting and without a message: the
+  /// actor's own direct session on `key` again (a nested level), or a free
+  /// context of `type` in this process. Else nothing happened: ask with
+  /// `acquire`.
+  async_level_ptr acquire_now(const messages::context_key& key,
+                              const std::type_info& type) const;
 
   /// Runs `answer` later in the actor, never inside this call (answers that
   /// need no other actor run in batches, see src/answer_queue.hpp).
