@@ -5,9 +5,12 @@
 # installed-package test), spin (the model checker of tests/model/), curl
 # (drives the HTTP example) and doxygen (the API reference must build without
 # warnings). The sanitizer runtimes (libasan8, libtsan2, libubsan1) come with
-# g++. Nothing else is downloaded.
+# g++. The durable backends need SQLite and hiredis; their specifications
+# start a real redis-server (on 127.0.0.1, stopped afterwards). Nothing else
+# is downloaded.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
-  g++ cmake make pkg-config libcaf-dev libboost-dev catch2 spin curl doxygen
+  g++ cmake make pkg-config libcaf-dev libboost-dev catch2 spin curl doxygen \
+  libsqlite3-dev libhiredis-dev redis-server

@@ -33,6 +33,14 @@ std::string to_string(errc code) {
     return "bad_request";
   case errc::unknown_type:
     return "unknown_type";
+  case errc::backend_failure:
+    return "backend_failure";
+  case errc::conflict:
+    return "conflict";
+  case errc::forbidden:
+    return "forbidden";
+  case errc::deadlock:
+    return "deadlock";
   }
   return "errc(" + std::to_string(static_cast<int>(code)) + ")";
 }

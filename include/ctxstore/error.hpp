@@ -29,6 +29,14 @@ enum class errc : uint8_t {
   bad_request,
   /// The context type name is not registered with `add_context_type`.
   unknown_type,
+  /// The backend could not make the operation durable: nothing changed.
+  backend_failure,
+  /// Another writer (a storage that took over the backend) got there first.
+  conflict,
+  /// The operation is not allowed through this publication (read-only).
+  forbidden,
+  /// Waiting would close a cycle of holders waiting for each other.
+  deadlock,
 };
 
 /// Returns the name of `code`, e.g. "no_such_context".

@@ -1,0 +1,106 @@
+#include "ctxstore/backends/batching_backend.hpp"
+
+#include <utility>
+
+namespace ctxstore {
+
+backend::~backend() = default;
+
+} // namespace ctxstore
+
+namespace ctxstore::backends {
+
+batching_backend::~batching_backend() {
+  stop(); // in case the derived destructor did not (it must: see stop)
+}
+
+void batching_backend::load(const std::string& type, const context_id& id,
+                            load_done done) {
+  job j;
+  j.type = type;
+  j.id = id;
+  j.on_loaded = std::move(done);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    queue_.push_back(std::move(j));
+  }
+  cv_.notify_one();
+}
+
+void batching_backend::write(backend_write w, write_done done) {
+  job j;
+  j.is_write = true;
+  j.w = std::move(w);
+  j.on_written = std::move(done);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    queue_.push_back(std::move(j));
+  }
+  cv_.notify_one();
+}
+
+void batching_backend::start() {
+  worker_ = std::thread{[this] { run(); }};
+}
+
+void batching_backend::stop() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (worker_.joinable())
+    worker_.join();
+}
+
+void batching_backend::run() {
+  std::vector<job> jobs;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> guard{mtx_};
+      if (queue_.empty() && !stopping_)
+        cv_.wait_for(guard, tick());
+      if (queue_.empty() && stopping_)
+        return; // everything submitted was answered
+      // Everything waiting, up to a batch of writes: what queued meanwhile
+      // shares the next transaction.
+      size_t writes = 0;
+      while (!queue_.empty() && writes < max_batch) {
+        writes += queue_.front().is_write ? 1 : 0;
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    on_tick();
+    // In submission order: consecutive writes as one batch, each load
+    // after the writes submitted before it.
+    size_t i = 0;
+    while (i < jobs.size()) {
+      if (!jobs[i].is_write) {
+        jobs[i].on_loaded(read(jobs[i].type, jobs[i].id));
+        ++i;
+        continue;
+      }
+      auto last = i;
+      while (last < jobs.size() && jobs[last].is_write)
+        ++last;
+      run_writes(jobs, i, last);
+      i = last;
+    }
+    jobs.clear();
+  }
+}
+
+void batching_backend::run_writes(std::vector<job>& jobs, size_t first,
+                                  size_t last) {
+  std::vector<backend_write> batch;
+  batch.reserve(last - first);
+  for (auto i = first; i < last; ++i)
+    batch.push_back(std::move(jobs[i].w));
+  std::vector<caf::error> results(batch.size());
+  write_batch(batch, results);
+  for (auto i = first; i < last; ++i)
+    jobs[i].on_written(results[i - first]);
+}
+
+} // namespace ctxstore::backends

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "ctxstore/backend.hpp"
+
+namespace ctxstore::backends {
+
+/// The half that every backend shares: one worker thread that runs loads
+/// and writes in the order they were submitted, where every write waiting
+/// when the worker comes round joins one batch (group commit: one
+/// transaction, one pipeline, one fsync for all of them). A concrete backend
+/// says how to read one context and how to make one batch durable; both run
+/// on the worker thread only, so they need no lock of their own.
+class batching_backend : public backend {
+public:
+  /// Most writes in one batch.
+  static constexpr size_t max_batch = 1024;
+
+  ~batching_backend() override;
+
+  void load(const std::string& type, const context_id& id,
+            load_done done) final;
+
+  void write(backend_write w, write_done done) final;
+
+protected:
+  batching_backend() = default;
+
+  /// Starts the worker; call it at the end of the derived constructor.
+  void start();
+
+  /// Answers what is queued, then stops the worker; call it first in the
+  /// derived destructor (the worker uses the derived object until then).
+  void stop();
+
+  /// Reads one context (worker thread).
+  virtual caf::expected<std::optional<stored_value>>
+  read(const std::string& type, const context_id& id)
+    = 0;
+
+  /// Makes `batch` durable (worker thread): `results[i]` (sized like
+  /// `batch`, all empty on entry) gets the error of write `i`, if any. A
+  /// write that fails leaves nothing of itself; the others may still land.
+  virtual void write_batch(const std::vector<backend_write>& batch,
+                           std::vector<caf::error>& results)
+    = 0;
+
+  /// Runs on the worker between jobs and when idle for `tick()` (a lease
+  /// to renew, a connection to retry); nothing by default.
+  virtual void on_tick() {
+    // nop
+  }
+
+  /// How long the worker waits for work before calling on_tick again.
+  virtual std::chrono::milliseconds tick() const {
+    return std::chrono::milliseconds{1000};
+  }
+
+private:
+  struct job {
+    bool is_write = false;
+    backend_write w;        // a write
+    write_done on_written;  // a write
+    std::string type;       // a load
+    context_id id{};        // a load
+    load_done on_loaded;    // a load
+  };
+
+  void run();
+  void run_writes(std::vector<job>& jobs, size_t first, size_t last);
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<job> queue_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+} // namespace ctxstore::backends

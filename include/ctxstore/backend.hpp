@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "ctxstore/context_id.hpp"
+
+namespace ctxstore {
+
+/// One context as a backend keeps it: its version and its value in the wire
+/// form of its type's codec (what `add_context_type` registered).
+struct stored_value {
+  uint64_t version = 0;
+  std::vector<char> bytes;
+};
+
+/// One change to make durable.
+struct backend_write {
+  /// The registered name of the context's type.
+  std::string type;
+  context_id id;
+  /// The version this write leaves (for an erase: the version erased).
+  uint64_t version = 0;
+  /// The version the backend must hold now, 0 for none (a new context): a
+  /// write against anything else fails with `errc::conflict` (fencing).
+  uint64_t replaces = 0;
+  /// True: remove the context (`bytes` is ignored).
+  bool erase = false;
+  /// The new value in the codec's wire form.
+  std::vector<char> bytes;
+};
+
+/// Where a storage keeps its contexts beyond its own memory (see
+/// `storage_options::backend`): `open_sqlite` and `open_redis` make one.
+///
+/// One backend object serves one storage and holds its file or prefix
+/// exclusively (the hold ends when the object is destroyed). Its calls are
+/// thread-safe and never block on the disk or the network: each hands its
+/// answer to a callback, called exactly once, from the backend's own worker
+/// thread (never inside the call). Writes that wait together are made durable
+/// together (group commit: one transaction, one pipeline): their callbacks
+/// run after that, in the order the writes were submitted.
+class backend {
+public:
+  using write_done = std::function<void(const caf::error&)>;
+  using load_done
+    = std::function<void(caf::expected<std::optional<stored_value>>)>;
+
+  virtual ~backend();
+
+  /// Reads the context `id` of `type`: nothing if the backend does not have
+  /// it, an error (`errc::backend_failure`) if it could not tell.
+  virtual void load(const std::string& type, const context_id& id,
+                    load_done done)
+    = 0;
+
+  /// Makes `w` durable. `done` gets no error once it is; else
+  /// `errc::backend_failure` (the backend could not: nothing of `w` applied)
+  /// or `errc::conflict` (the backend holds another version than
+  /// `w.replaces`, or lost its hold to another writer: nothing applied).
+  virtual void write(backend_write w, write_done done) = 0;
+
+  /// Where it keeps the contexts, for messages: "sqlite:PATH",
+  /// "redis://HOST:PORT/PREFIX".
+  virtual std::string name() const = 0;
+};
+
+/// A backend in the SQLite file `path` (created if missing; WAL journal,
+/// `synchronous=FULL`: a write acknowledged is on the disk). The file is
+/// held exclusively: a second open fails (`errc::backend_failure`, saying
+/// so) while this backend lives.
+caf::expected<std::shared_ptr<backend>> open_sqlite(const std::string& path);
+
+/// A backend in the Redis server at `host`:`port`, keys under `prefix`. The
+/// prefix is held exclusively through a lease key with an epoch that the
+/// backend renews; every write checks the epoch and the context's version
+/// in one script, so a backend that lost its lease can never overwrite
+/// (`errc::conflict`). Durability is the server's AOF policy (use
+/// `appendfsync always`). A second open of the prefix fails while the lease
+/// is held; after a crash it can be taken once the lease ran out.
+caf::expected<std::shared_ptr<backend>>
+open_redis(const std::string& host, uint16_t port,
+           const std::string& prefix = "ctxstore");
+
+} // namespace ctxstore
