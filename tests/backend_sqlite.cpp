@@ -1,0 +1,449 @@
+// Specifications of the SQLite backend (open_sqlite): what it keeps, how it
+// fences writes, how it batches them, and how it holds its file. Each
+// specification works in a fresh directory under /tmp; the backend's calls
+// answer on its worker thread, so the specifications await futures.
+
+#include <catch2/catch.hpp>
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "child_exit.hpp"
+#include "ctxstore/backend.hpp"
+#include "ctxstore/backends/sqlite_backend.hpp"
+#include "ctxstore/error.hpp"
+
+using namespace ctxstore;
+using backends::sqlite_backend;
+
+namespace {
+
+/// Longest wait for one answer of the backend (an fsync or a few).
+constexpr auto patience = std::chrono::seconds{10};
+
+/// A fresh directory, removed with everything in it at the end.
+struct temp_dir {
+  temp_dir() {
+    char name[] = "/tmp/ctxstore-sqlite-XXXXXX";
+    REQUIRE(mkdtemp(name) != nullptr);
+    path = name;
+  }
+
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+
+  std::string file(const std::string& name) const {
+    return path + "/" + name;
+  }
+
+  std::string path;
+};
+
+context_id id_of(uint8_t n) {
+  context_id id{};
+  id.data[0] = 0xc7;
+  id.data[15] = n;
+  return id;
+}
+
+std::vector<char> bytes_of(const std::string& text) {
+  return std::vector<char>(text.begin(), text.end());
+}
+
+backend_write write_of(const context_id& id, uint64_t version,
+                       uint64_t replaces, std::vector<char> bytes) {
+  backend_write w;
+  w.type = "cart";
+  w.id = id;
+  w.version = version;
+  w.replaces = replaces;
+  w.bytes = std::move(bytes);
+  return w;
+}
+
+backend_write erase_of(const context_id& id, uint64_t version) {
+  backend_write w;
+  w.type = "cart";
+  w.id = id;
+  w.version = version;
+  w.replaces = version;
+  w.erase = true;
+  return w;
+}
+
+/// Submits `w` without waiting: the future holds its answer.
+std::future<caf::error> submit(backend& b, backend_write w) {
+  auto done = std::make_shared<std::promise<caf::error>>();
+  auto result = done->get_future();
+  b.write(std::move(w),
+          [done](const caf::error& err) { done->set_value(err); });
+  return result;
+}
+
+caf::error await(std::future<caf::error>& answer) {
+  REQUIRE(answer.wait_for(patience) == std::future_status::ready);
+  return answer.get();
+}
+
+caf::error write_now(backend& b, backend_write w) {
+  auto answer = submit(b, std::move(w));
+  return await(answer);
+}
+
+caf::expected<std::optional<stored_value>>
+load_now(backend& b, const context_id& id, const std::string& type = "cart") {
+  using answer = caf::expected<std::optional<stored_value>>;
+  auto done = std::make_shared<std::promise<answer>>();
+  auto result = done->get_future();
+  b.load(type, id, [done](answer x) { done->set_value(std::move(x)); });
+  REQUIRE(result.wait_for(patience) == std::future_status::ready);
+  return result.get();
+}
+
+std::shared_ptr<sqlite_backend> open_or_fail(const std::string& path) {
+  auto result = sqlite_backend::open(path);
+  INFO((result ? std::string{} : describe(result.error())));
+  REQUIRE(result);
+  return std::move(*result);
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+} // namespace
+
+SCENARIO("a written context loads back with its version and bytes",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  GIVEN("a backend opened through open_sqlite") {
+    auto opened = open_sqlite(dir.file("store.db"));
+    REQUIRE(opened);
+    auto& b = **opened;
+    CHECK(b.name() == "sqlite:" + dir.file("store.db"));
+    WHEN("a new context is written") {
+      REQUIRE_FALSE(write_now(b, write_of(id_of(1), 1, 0, bytes_of("abc"))));
+      THEN("a load returns its version and bytes") {
+        auto loaded = load_now(b, id_of(1));
+        REQUIRE(loaded);
+        REQUIRE(loaded->has_value());
+        CHECK((*loaded)->version == 1);
+        CHECK((*loaded)->bytes == bytes_of("abc"));
+      }
+      THEN("an id it never saw, or another type, loads as nothing") {
+        auto unknown = load_now(b, id_of(2));
+        REQUIRE(unknown);
+        CHECK_FALSE(unknown->has_value());
+        auto other_type = load_now(b, id_of(1), "order");
+        REQUIRE(other_type);
+        CHECK_FALSE(other_type->has_value());
+      }
+    }
+    WHEN("a context with an empty value is written") {
+      REQUIRE_FALSE(write_now(b, write_of(id_of(3), 1, 0, {})));
+      THEN("it loads back, empty") {
+        auto loaded = load_now(b, id_of(3));
+        REQUIRE(loaded);
+        REQUIRE(loaded->has_value());
+        CHECK((*loaded)->version == 1);
+        CHECK((*loaded)->bytes.empty());
+      }
+    }
+  }
+}
+
+SCENARIO("an acknowledged write survives closing the backend",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto path = dir.file("store.db");
+  GIVEN("a context written twice, then the backend destroyed") {
+    {
+      auto b = open_or_fail(path);
+      REQUIRE_FALSE(write_now(*b, write_of(id_of(1), 1, 0, bytes_of("v1"))));
+      REQUIRE_FALSE(write_now(*b, write_of(id_of(1), 2, 1, bytes_of("v2"))));
+    }
+    WHEN("the file is opened again") {
+      auto b = open_or_fail(path);
+      THEN("the last acknowledged version loads") {
+        auto loaded = load_now(*b, id_of(1));
+        REQUIRE(loaded);
+        REQUIRE(loaded->has_value());
+        CHECK((*loaded)->version == 2);
+        CHECK((*loaded)->bytes == bytes_of("v2"));
+      }
+    }
+  }
+}
+
+SCENARIO("a write that does not replace the version held fails as a conflict",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto b = open_or_fail(dir.file("store.db"));
+  GIVEN("a context at version 2") {
+    REQUIRE_FALSE(write_now(*b, write_of(id_of(1), 1, 0, bytes_of("v1"))));
+    REQUIRE_FALSE(write_now(*b, write_of(id_of(1), 2, 1, bytes_of("v2"))));
+    auto held_unchanged = [&] {
+      auto loaded = load_now(*b, id_of(1));
+      REQUIRE(loaded);
+      REQUIRE(loaded->has_value());
+      CHECK((*loaded)->version == 2);
+      CHECK((*loaded)->bytes == bytes_of("v2"));
+    };
+    WHEN("a write claims to replace version 1") {
+      auto err = write_now(*b, write_of(id_of(1), 2, 1, bytes_of("stale")));
+      THEN("it fails with conflict, naming both versions, and changes "
+           "nothing") {
+        CHECK(to_errc(err) == errc::conflict);
+        CHECK(contains(describe(err), "holds version 2"));
+        CHECK(contains(describe(err), "not 1"));
+        held_unchanged();
+      }
+    }
+    WHEN("a write claims the context is new (replaces 0)") {
+      auto err = write_now(*b, write_of(id_of(1), 1, 0, bytes_of("new")));
+      THEN("it fails with conflict and changes nothing") {
+        CHECK(to_errc(err) == errc::conflict);
+        held_unchanged();
+      }
+    }
+    WHEN("an erase names another version") {
+      auto err = write_now(*b, erase_of(id_of(1), 1));
+      THEN("it fails with conflict and the context stays") {
+        CHECK(to_errc(err) == errc::conflict);
+        held_unchanged();
+      }
+    }
+    WHEN("the context is erased at version 2") {
+      REQUIRE_FALSE(write_now(*b, erase_of(id_of(1), 2)));
+      THEN("a load finds nothing and the id can start again from 0") {
+        auto loaded = load_now(*b, id_of(1));
+        REQUIRE(loaded);
+        CHECK_FALSE(loaded->has_value());
+        CHECK_FALSE(write_now(*b, write_of(id_of(1), 3, 0, bytes_of("v3"))));
+      }
+    }
+    WHEN("a conflicting write and a good one are submitted together") {
+      auto bad = submit(*b, write_of(id_of(1), 9, 7, bytes_of("stale")));
+      auto good = submit(*b, write_of(id_of(2), 1, 0, bytes_of("other")));
+      THEN("only the conflicting one fails") {
+        CHECK(to_errc(await(bad)) == errc::conflict);
+        CHECK_FALSE(await(good));
+        held_unchanged();
+        auto other = load_now(*b, id_of(2));
+        REQUIRE(other);
+        CHECK(other->has_value());
+      }
+    }
+  }
+}
+
+SCENARIO("writes that wait together commit in one transaction",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto b = open_or_fail(dir.file("store.db"));
+  GIVEN("8 threads that submit 63 new contexts each without waiting") {
+    constexpr int threads = 8;
+    constexpr int per_thread = 63;
+    constexpr int writes = threads * per_thread;
+    auto id_for = [](int t, int i) {
+      context_id id{};
+      id.data[0] = static_cast<uint8_t>(t);
+      id.data[1] = static_cast<uint8_t>(i);
+      return id;
+    };
+    auto start = std::chrono::steady_clock::now();
+    auto batches_before = b->batches();
+    std::vector<std::vector<std::future<caf::error>>> answers(threads);
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t)
+      submitters.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i)
+          answers[t].push_back(submit(
+            *b, write_of(id_for(t, i), 1, 0,
+                         bytes_of("value " + std::to_string(t * 1000 + i)))));
+      });
+    for (auto& submitter : submitters)
+      submitter.join();
+    WHEN("all answers arrive") {
+      int failed = 0;
+      for (auto& of_thread : answers)
+        for (auto& answer : of_thread)
+          failed += await(answer) ? 1 : 0;
+      auto batches = b->batches() - batches_before;
+      THEN("every write succeeded, in fewer transactions than writes, and "
+           "loads back") {
+        CHECK(failed == 0);
+        INFO("transactions: " << batches);
+        CHECK(batches < static_cast<uint64_t>(writes));
+        for (int t = 0; t < threads; ++t)
+          for (int i = 0; i < per_thread; ++i) {
+            auto loaded = load_now(*b, id_for(t, i));
+            REQUIRE(loaded);
+            REQUIRE(loaded->has_value());
+            CHECK((*loaded)->bytes
+                  == bytes_of("value " + std::to_string(t * 1000 + i)));
+          }
+        CHECK(std::chrono::steady_clock::now() - start
+              < std::chrono::seconds{2});
+      }
+    }
+  }
+  GIVEN("versions 1 to 50 of one context submitted in a row without waiting") {
+    // Consecutive writes often share a batch: each must see the one before.
+    std::vector<std::future<caf::error>> answers;
+    for (uint64_t v = 1; v <= 50; ++v)
+      answers.push_back(submit(
+        *b, write_of(id_of(9), v, v - 1, bytes_of("v" + std::to_string(v)))));
+    THEN("each replaces the one before and the last one loads") {
+      for (auto& answer : answers)
+        CHECK_FALSE(await(answer));
+      auto loaded = load_now(*b, id_of(9));
+      REQUIRE(loaded);
+      REQUIRE(loaded->has_value());
+      CHECK((*loaded)->version == 50);
+      CHECK((*loaded)->bytes == bytes_of("v50"));
+    }
+  }
+}
+
+SCENARIO("a file is held by one backend at a time", "[backend][sqlite]") {
+  temp_dir dir;
+  auto path = dir.file("store.db");
+  // An existing file, so that the first backend below writes nothing at
+  // open: it holds the file from its open on, not from its first write.
+  {
+    auto creator = open_or_fail(path);
+    REQUIRE_FALSE(write_now(*creator, write_of(id_of(1), 1, 0, bytes_of("x"))));
+  }
+  GIVEN("a backend that opened the file and wrote nothing yet") {
+    auto first = open_or_fail(path);
+    WHEN("the same process opens it again, by the same or another path") {
+      auto second = open_sqlite(path);
+      auto by_other_path = open_sqlite(dir.path + "/./store.db");
+      THEN("both fail at once with backend_failure, saying it is in use") {
+        REQUIRE_FALSE(second);
+        CHECK(to_errc(second.error()) == errc::backend_failure);
+        CHECK(contains(describe(second.error()), "in use by another storage"));
+        REQUIRE_FALSE(by_other_path);
+        CHECK(to_errc(by_other_path.error()) == errc::backend_failure);
+        CHECK(contains(describe(by_other_path.error()),
+                       "in use by another storage"));
+      }
+    }
+    WHEN("another process opens it") {
+      auto child = fork();
+      REQUIRE(child >= 0);
+      if (child == 0) {
+        // The child: 0 exactly when its open failed as the contract says.
+        auto opened = open_sqlite(path);
+        auto refused
+          = !opened && to_errc(opened.error()) == errc::backend_failure
+            && contains(describe(opened.error()), "in use by another storage");
+        _exit(refused ? 0 : 1);
+      }
+      auto status = wait_child_exit(child, std::chrono::milliseconds{10000});
+      THEN("its open fails with backend_failure, saying the file is in use") {
+        REQUIRE(status);
+        CHECK(WIFEXITED(*status));
+        CHECK(WEXITSTATUS(*status) == 0);
+      }
+    }
+    WHEN("the first backend is destroyed") {
+      first.reset();
+      THEN("the file opens at once, with what the first one wrote") {
+        auto again = open_or_fail(path);
+        auto loaded = load_now(*again, id_of(1));
+        REQUIRE(loaded);
+        CHECK(loaded->has_value());
+      }
+    }
+  }
+}
+
+SCENARIO("a file that cannot be opened gives a clear error",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  WHEN("its directory does not exist") {
+    auto path = dir.file("missing/store.db");
+    auto opened = open_sqlite(path);
+    THEN("open fails with backend_failure, naming the file and the reason") {
+      REQUIRE_FALSE(opened);
+      CHECK(to_errc(opened.error()) == errc::backend_failure);
+      auto text = describe(opened.error());
+      INFO(text);
+      CHECK(contains(text, "cannot open sqlite:" + path));
+      CHECK(contains(text, "No such file or directory"));
+    }
+  }
+  WHEN("the file is not a database") {
+    auto path = dir.file("notes.txt");
+    std::string content(2048, 'x');
+    {
+      std::ofstream out{path, std::ios::binary};
+      out << content;
+    }
+    auto opened = open_sqlite(path);
+    THEN("open fails with backend_failure, saying so, and leaves the file "
+         "alone") {
+      REQUIRE_FALSE(opened);
+      CHECK(to_errc(opened.error()) == errc::backend_failure);
+      auto text = describe(opened.error());
+      INFO(text);
+      CHECK(contains(text, "cannot open sqlite:" + path));
+      CHECK(contains(text, "not a database"));
+      std::ifstream in{path, std::ios::binary};
+      std::string after{std::istreambuf_iterator<char>{in}, {}};
+      CHECK(after == content);
+    }
+  }
+}
+
+SCENARIO("a write that the disk cannot take fails and keeps the last commit",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto path = dir.file("store.db");
+  GIVEN("a context at version 1 and a file that cannot grow") {
+    auto b = open_or_fail(path);
+    REQUIRE_FALSE(write_now(*b, write_of(id_of(1), 1, 0, bytes_of("good"))));
+    b->cap_file_size_for_test(); // as a full disk: SQLITE_FULL on growth
+    WHEN("a write needs more room than the file has") {
+      auto err = write_now(
+        *b, write_of(id_of(1), 2, 1, std::vector<char>(256 * 1024, 'y')));
+      THEN("it fails with backend_failure and sqlite's reason") {
+        CHECK(to_errc(err) == errc::backend_failure);
+        INFO(describe(err));
+        CHECK(contains(describe(err), "sqlite:" + path));
+        CHECK(contains(describe(err), "full"));
+      }
+      THEN("the last commit still loads, now and after reopening") {
+        auto loaded = load_now(*b, id_of(1));
+        REQUIRE(loaded);
+        REQUIRE(loaded->has_value());
+        CHECK((*loaded)->version == 1);
+        CHECK((*loaded)->bytes == bytes_of("good"));
+        b.reset();
+        auto again = open_or_fail(path);
+        auto reloaded = load_now(*again, id_of(1));
+        REQUIRE(reloaded);
+        REQUIRE(reloaded->has_value());
+        CHECK((*reloaded)->version == 1);
+        AND_THEN("version 2 can still be written there") {
+          CHECK_FALSE(
+            write_now(*again, write_of(id_of(1), 2, 1, bytes_of("better"))));
+        }
+      }
+    }
+  }
+}
