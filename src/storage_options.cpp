@@ -1,5 +1,8 @@
 #include "ctxstore/storage_options.hpp"
 
+#include "ctxstore/backend.hpp"
+#include "ctxstore/error.hpp"
+
 #include "caf_internals.hpp"
 
 #include <stdexcept>
@@ -28,7 +31,9 @@ void add_storage_options(caf::actor_system_config& cfg) {
     .add<int64_t>("max-waiters",
                   "most requests queued per context (0: no limit)")
     .add<bool>("local-fast-path",
-               "local blocking clients take free contexts without a message");
+               "local blocking clients take free contexts without a message")
+    .add<std::string>("backend", "where contexts are kept durable: "
+                                 "sqlite:PATH or redis://HOST:PORT/PREFIX");
 }
 
 storage_options storage_options_from(const caf::actor_system_config& cfg) {
@@ -44,6 +49,13 @@ storage_options storage_options_from(const caf::actor_system_config& cfg) {
     result.lease = std::chrono::milliseconds{1}; // never round down to "none"
   result.max_waiters = static_cast<std::size_t>(max_waiters);
   result.local_fast_path = caf::get_or(cfg, "ctxstore.local-fast-path", true);
+  auto uri = caf::get_or(cfg, "ctxstore.backend", std::string{});
+  if (!uri.empty()) {
+    auto opened = open_backend(uri);
+    if (!opened)
+      throw_error(opened.error());
+    result.backend = std::move(*opened);
+  }
   return result;
 }
 

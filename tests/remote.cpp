@@ -221,7 +221,9 @@ SCENARIO("a remote holder actor that dies loses its session",
 }
 
 SCENARIO("leases and fencing hold for remote holders", "[remote][lease]") {
-  two_nodes n{storage_options{std::chrono::milliseconds{100}, 0}};
+  storage_options leased;
+  leased.lease = std::chrono::milliseconds{100};
+  two_nodes n{leased};
   auto id = new_id();
   n.local_client->store<counter>(id, counter{1});
   auto late = n.remote_client->acquire<counter>(id);

@@ -62,9 +62,11 @@ public:
     = 0;
 
   /// Makes `w` durable. `done` gets no error once it is; else
-  /// `errc::backend_failure` (the backend could not: nothing of `w` applied)
-  /// or `errc::conflict` (the backend holds another version than
-  /// `w.replaces`, or lost its hold to another writer: nothing applied).
+  /// `errc::backend_failure` (the backend could not: nothing of `w` applied;
+  /// but if a server stopped answering after it got the write, it may still
+  /// apply it: the storage reads the context again after any failure) or
+  /// `errc::conflict` (the backend holds another version than `w.replaces`,
+  /// or lost its hold to another writer: nothing applied).
   virtual void write(backend_write w, write_done done) = 0;
 
   /// Where it keeps the contexts, for messages: "sqlite:PATH",
@@ -88,5 +90,11 @@ caf::expected<std::shared_ptr<backend>> open_sqlite(const std::string& path);
 caf::expected<std::shared_ptr<backend>>
 open_redis(const std::string& host, uint16_t port,
            const std::string& prefix = "ctxstore");
+
+/// The backend that `uri` names, opened: "sqlite:PATH" or
+/// "redis://HOST:PORT/PREFIX" (PORT defaults to 6379, PREFIX to
+/// "ctxstore"), the forms of the `ctxstore.backend` option. A malformed
+/// `uri` is `errc::bad_request`.
+caf::expected<std::shared_ptr<backend>> open_backend(const std::string& uri);
 
 } // namespace ctxstore

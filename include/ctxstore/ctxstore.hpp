@@ -11,6 +11,7 @@
 
 #include "ctxstore/async_client.hpp"
 #include "ctxstore/async_session.hpp"
+#include "ctxstore/backend.hpp"
 #include "ctxstore/blocking_client.hpp"
 #include "ctxstore/context_id.hpp"
 #include "ctxstore/context_types.hpp"

@@ -2,10 +2,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 
 #include <caf/fwd.hpp>
 
 namespace ctxstore {
+
+class backend;
 
 /// Limits that apply to every context of one storage.
 ///
@@ -17,6 +20,7 @@ namespace ctxstore {
 /// | `ctxstore.lease`       | timespan | `0s`    | `lease`       |
 /// | `ctxstore.max-waiters` | integer  | `0`     | `max_waiters` |
 /// | `ctxstore.local-fast-path` | boolean | `true` | `local_fast_path` |
+/// | `ctxstore.backend`     | string   | none    | `backend` (opened: see `open_backend`) |
 ///
 /// `spawn_storage(sys)` and `default_storage(sys)` use them. (CAF 0.17's
 /// command line treats a boolean as a flag that can only be set to true:
@@ -41,6 +45,16 @@ struct storage_options {
   /// sends every request through the registry and the owner (for comparison
   /// and diagnosis).
   bool local_fast_path = true;
+
+  /// Where contexts are kept durable (`open_sqlite`, `open_redis`); null:
+  /// in memory only. With a backend, a store, commit, committing release,
+  /// update or erase is answered only once the backend made it durable (a
+  /// failure: `errc::backend_failure` or `errc::conflict`, and nothing
+  /// changed); snapshots never show a change before that. A context that is
+  /// not in memory is read from the backend by the first request on it,
+  /// with its version. Changes go through the context's owner actor (the
+  /// local fast path is off: beside an fsync, a message costs little).
+  std::shared_ptr<ctxstore::backend> backend;
 };
 
 /// Declares the `ctxstore` option group on `cfg`, so that the command line
@@ -49,7 +63,9 @@ struct storage_options {
 void add_storage_options(caf::actor_system_config& cfg);
 
 /// The options of the `ctxstore` group of `cfg`; defaults for those not set.
-/// Throws `std::invalid_argument` for a negative value.
+/// Throws `std::invalid_argument` for a negative value, and
+/// `ctxstore::error` if `ctxstore.backend` is set and does not open (each
+/// call opens it: a backend is held exclusively).
 storage_options storage_options_from(const caf::actor_system_config& cfg);
 
 } // namespace ctxstore

@@ -36,10 +36,33 @@ context::context(messages::context_key key, const std::type_info* type,
                  messages::payload initial, const context_defaults& defaults)
     : key(std::move(key)), type(type), lease(defaults.lease),
       max_waiters(defaults.max_waiters), fast_path(defaults.fast_path),
-      stats(defaults.stats), committed_(std::move(initial)) {
+      stats(defaults.stats), durable(defaults.backend != nullptr),
+      committed_(std::move(initial)) {
   // Every token issued so far belongs to a session of an earlier context of
   // this key (or another key): stale here.
   last_token_ = stats->last_token.load();
+}
+
+context::context(messages::context_key key, const std::type_info* type,
+                 const context_defaults& defaults)
+    : context(std::move(key), type, messages::payload{}, defaults) {
+  present_ = false;
+  loading_ = true;
+  version_ = 0;
+}
+
+void context::loaded(
+  std::optional<std::pair<uint64_t, messages::payload>> value, effects& fx) {
+  loading_ = false;
+  if (value) {
+    version_ = value->first;
+    committed_ = std::move(value->second);
+    set_present(true);
+  } else if (present_) { // read again: it is not there any more
+    committed_ = messages::payload{};
+    set_present(false);
+  }
+  run_queue(fx, true);
 }
 
 bool context::fits(const messages::payload& x) const noexcept {
@@ -169,9 +192,15 @@ void context::holder_gone(const caf::actor_addr& who, effects& fx) {
 }
 
 void context::run_queue(effects& fx, bool by_owner) {
+  if (loading_ || persisting_)
+    return; // the owner runs it when the backend answered
   while (token_ == 0 && head_ != nullptr) {
     if (head_->how == waiter::kind::parked && !by_owner) {
       fx.handover = true;
+      return;
+    }
+    if (durable && head_->what != waiter::request::acquire) {
+      fx.persist_next = true; // durable first (the owner pops it)
       return;
     }
     auto& w = *pop();
@@ -215,6 +244,8 @@ void context::stop(const caf::error& reason, effects& fx, bool by_owner) {
   if (by_owner) {
     close_session();
     set_present(false);
+    loading_ = false;
+    persisting_ = false;
   }
   stopped_ = true; // a direct holder's release: storage_down
 }

@@ -6,13 +6,16 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <typeinfo>
+#include <utility>
 
 #include <caf/actor_addr.hpp>
 #include <caf/error.hpp>
 #include <caf/message.hpp>
 
 #include "ctxstore/actors/counters.hpp"
+#include "ctxstore/backend.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
 
@@ -42,6 +45,7 @@ struct context_defaults {
   size_t max_waiters = 0;             // storage_options::max_waiters
   bool fast_path = true;              // storage_options::local_fast_path
   std::shared_ptr<counters> stats = std::make_shared<counters>();
+  std::shared_ptr<ctxstore::backend> backend; // storage_options::backend
 };
 
 /// One entry of a context's queue: an acquire, store or erase waiting for
@@ -137,6 +141,10 @@ struct effects {
   /// The commit that a store or commit replaced (recycle after unlocking).
   caf::message replaced;
 
+  /// A durable context stopped its queue at a store or erase: the owner
+  /// makes it durable first (see context::begin_persist).
+  bool persist_next = false;
+
   void push_woken(waiter& w) noexcept;
 };
 
@@ -147,6 +155,11 @@ class context {
 public:
   context(messages::context_key key, const std::type_info* type,
           messages::payload initial, const context_defaults& defaults);
+
+  /// A context of a storage with a backend that is not in memory yet: not
+  /// present and `loading` until the owner calls `loaded`.
+  context(messages::context_key key, const std::type_info* type,
+          const context_defaults& defaults);
 
   context(const context&) = delete;
   context& operator=(const context&) = delete;
@@ -159,6 +172,9 @@ public:
   const size_t max_waiters;              // 0: no bound
   const bool fast_path;                  // storage_options::local_fast_path
   const std::shared_ptr<counters> stats;
+  /// True with a backend: every change is made durable (by the owner)
+  /// before it becomes visible, one at a time.
+  const bool durable;
 
   /// Requests of this process on their way to the owner (counted by
   /// detail::inbound_ticket): while there are any, nobody takes the context
@@ -188,6 +204,21 @@ public:
 
   bool stopped() const noexcept {
     return stopped_;
+  }
+
+  /// True until the owner read the context from the backend.
+  bool loading() const noexcept {
+    return loading_;
+  }
+
+  /// True while a change is on its way to the backend.
+  bool persisting() const noexcept {
+    return persisting_;
+  }
+
+  /// The next version a store or commit makes.
+  uint64_t next_version() const noexcept {
+    return version_ + 1;
   }
 
   uint64_t version() const noexcept {
@@ -282,7 +313,8 @@ public:
   /// True if the owner has nothing left to do: erased, no session, nobody
   /// waiting.
   bool idle_erased() const noexcept {
-    return !present_ && token_ == 0 && head_ == nullptr;
+    return !present_ && !loading_ && !persisting_ && token_ == 0
+           && head_ == nullptr;
   }
 
   // -- transitions (the caller holds mtx) ---------------------------------------
@@ -321,6 +353,35 @@ public:
   /// holder). True if it was present. The queue runs.
   bool erase(effects& fx, bool by_owner);
 
+  /// The backend answered the load of a `loading` context: absent (no
+  /// value), or present at `version`. The queue runs. (The owner stops the
+  /// context instead if the backend could not answer.)
+  void loaded(std::optional<std::pair<uint64_t, messages::payload>> value,
+              effects& fx);
+
+  /// The backend may hold another version than memory (a write whose
+  /// outcome is unknown): the owner reads it again; until `loaded`, the
+  /// queue waits.
+  void begin_reload() noexcept {
+    loading_ = true;
+  }
+
+  /// A change goes to the backend: until `end_persist`, nothing else
+  /// changes (the queue waits, nobody takes the context).
+  void begin_persist() noexcept {
+    persisting_ = true;
+  }
+
+  /// The change reached the backend (or failed); the caller applies it (or
+  /// not), then the queue runs again.
+  void end_persist() noexcept {
+    persisting_ = false;
+  }
+
+  /// Takes the oldest waiter off the queue (after `fx.persist_next`: a store
+  /// or erase that the owner makes durable, then answers itself).
+  waiter* pop() noexcept;
+
   /// The lease of session `token` ran out: revoked if still open.
   void lease_expired(uint64_t token, effects& fx);
 
@@ -350,10 +411,11 @@ private:
   uint64_t open_session(bool direct, const caf::actor_addr& who, effects& fx);
   void close_session() noexcept;
   void grant(waiter& w, effects& fx);
-  waiter* pop() noexcept;
 
   bool present_ = true;
   bool stopped_ = false;
+  bool loading_ = false;
+  bool persisting_ = false;
   uint64_t version_ = 1;
   messages::payload committed_;
 

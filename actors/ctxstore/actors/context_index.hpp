@@ -57,6 +57,20 @@ public:
     return {std::move(cell), true};
   }
 
+  /// The cell of `key`; if `key` has none, a new `loading` cell (a storage
+  /// with a backend: its owner reads the context from there).
+  cell_ptr find_or_load(const messages::context_key& key,
+                        const std::type_info* type) {
+    auto& s = shard_of(key);
+    std::lock_guard<std::mutex> guard{s.mtx};
+    auto i = s.entries.find(key);
+    if (i != s.entries.end())
+      return i->second;
+    auto cell = std::make_shared<context>(key, type, defaults_);
+    s.entries.emplace(key, cell);
+    return cell;
+  }
+
   /// Forgets `cell` if it is still the cell of its key (a retired owner's
   /// cleanup never removes its successor's cell).
   void erase(const context& cell) {

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -10,6 +12,7 @@
 
 #include <caf/all.hpp>
 
+#include "ctxstore/actors/durable.hpp"
 #include "ctxstore/detail/recycled_value.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
@@ -28,6 +31,13 @@
 //   of the holder, or an erase by the holder.
 // An erased context whose owner has nothing left to do asks the registry to
 // retire it (see registry.cpp).
+//
+// A durable context (storage_options::backend) changes only here (its
+// fast path is off): the owner reads it from the backend first, and makes
+// each change durable before it applies it and answers. Meanwhile every
+// other message waits in the mailbox, in order (CAF's `skip`), and the
+// context's queue waits too (context::persisting): nobody sees a change
+// before it is durable, and nothing overtakes it.
 
 namespace ctxstore::actors {
 
@@ -46,6 +56,12 @@ struct parked_request final : waiter {
   caf::response_promise promise;
 };
 
+class step;
+
+/// What a durable owner does once the backend answered a write (no error:
+/// it is durable), inside a new step.
+using after_persist = std::function<void(step&, const caf::error&)>;
+
 struct owner_state {
   static inline const char* name = "ctxstore.owner";
 
@@ -62,6 +78,14 @@ struct owner_state {
 
   uint64_t handled = 0;           // messages handled (see enter)
   uint64_t handled_at_retire = 0; // `handled` when we asked to retire
+
+  // A durable context: its backend, the number of the backend call in
+  // flight (its answer must match), and what to do when a write is durable.
+  std::shared_ptr<ctxstore::backend> backend;
+  uint64_t backend_seq = 0;
+  after_persist on_persisted;
+  std::function<void(const caf::error&)> fail_in_flight; // we stop first
+  caf::error load_error; // the context could not be read: every request gets it
 
   ~owner_state();
 };
@@ -139,6 +163,9 @@ owner_state::~owner_state() {
   }
   for (auto w = fx.woken; w != nullptr; w = w->next())
     static_cast<parked_request*>(w)->promise.deliver(w->error);
+  if (fail_in_flight) // its write may still land: the client cannot know
+    fail_in_flight(make_error(errc::storage_down,
+                              "storage stopped before the backend answered"));
   cfg.stats->owners -= 1;
 }
 
@@ -162,6 +189,8 @@ void send_retire(owner_ptr self) {
   else
     self->quit();
 }
+
+void persist_head(owner_ptr self);
 
 /// One message's work on the context: locks it (a direct session that ended
 /// while requests were parked lets them go first, in order, before anything
@@ -193,6 +222,8 @@ public:
       if (old)
         unwatch(self_, old);
     }
+    if (fx.persist_next)
+      persist_head(self_);
     auto retire = begin_retire(self_);
     guard_.unlock();
     for (auto w = fx.woken; w != nullptr;) {
@@ -219,6 +250,225 @@ private:
   owner_ptr self_;
   std::unique_lock<std::mutex> guard_;
 };
+
+// -- a durable context: the backend first ----------------------------------------
+
+caf::result<caf::message> refuse_unexpected(caf::scheduled_actor*,
+                                            caf::message_view&) {
+  return make_error(errc::bad_request, "unexpected message for a context owner");
+}
+
+/// Until `backend_answered`, only `bhvr` runs; every other message stays in
+/// the mailbox, in order.
+void await_backend(owner_ptr self, caf::behavior bhvr) {
+  self->set_default_handler(caf::skip);
+  self->become(caf::keep_behavior, std::move(bhvr));
+}
+
+void backend_answered(owner_ptr self) {
+  self->unbecome();
+  self->set_default_handler(refuse_unexpected);
+}
+
+void load(owner_ptr self);
+
+caf::behavior persisting(owner_ptr self) {
+  return {
+    [=](persisted_atom, uint64_t seq, caf::error& err) {
+      auto& st = self->state;
+      if (seq != st.backend_seq || !st.on_persisted)
+        return;
+      backend_answered(self);
+      auto then = std::move(st.on_persisted);
+      st.on_persisted = nullptr;
+      st.fail_in_flight = nullptr;
+      step s{self};
+      auto& ctx = s.ctx();
+      ctx.end_persist();
+      then(s, err);
+      if (err && to_errc(err) != errc::bad_request) {
+        // The write may have landed all the same (a server that stopped
+        // answering), or another writer changed the context: read it again
+        // before anything else.
+        ctx.begin_reload();
+        load(self);
+      }
+      if (ctx.token() == 0)
+        ctx.run_queue(s.fx, true);
+    },
+  };
+}
+
+/// Makes `w` durable, then runs `then` (under a step; the caller's step
+/// holds the lock now); `fail` answers the requester if we stop first. No write (`w` empty): `then` runs next all the same,
+/// in order. A write that did not encode: `then` gets its error.
+void persist(owner_ptr self, std::optional<caf::expected<backend_write>> w,
+             after_persist then,
+             std::function<void(const caf::error&)> fail) {
+  auto& st = self->state;
+  st.ctx->begin_persist();
+  st.on_persisted = std::move(then);
+  st.fail_in_flight = std::move(fail);
+  auto seq = ++st.backend_seq;
+  auto me = self->address(); // weak: the backend may outlive us
+  auto answer = [me, seq](const caf::error& err) {
+    if (auto owner = caf::actor_cast<caf::actor>(me))
+      caf::anon_send(owner, persisted_atom::value, seq, err);
+  };
+  if (w && *w)
+    st.backend->write(std::move(**w), std::move(answer));
+  else
+    answer(w ? w->error() : caf::error{});
+  await_backend(self, persisting(self));
+}
+
+caf::error backend_error(const caf::error& err) {
+  if (to_errc(err) == errc::conflict || to_errc(err) == errc::backend_failure
+      || to_errc(err) == errc::bad_request)
+    return err;
+  return make_error(errc::backend_failure, describe(err));
+}
+
+/// The write that makes `value` the next version of the context.
+caf::expected<backend_write> next_write(owner_ptr self, const payload& value) {
+  auto& ctx = *self->state.ctx;
+  return write_of(ctx.key, ctx.next_version(),
+                  ctx.present() ? ctx.version() : 0, value);
+}
+
+/// The write that erases the context, none if it is not there.
+std::optional<caf::expected<backend_write>> erase_write(owner_ptr self) {
+  auto& ctx = *self->state.ctx;
+  if (!ctx.present())
+    return std::nullopt;
+  return caf::expected<backend_write>{erase_of(ctx.key, ctx.version())};
+}
+
+/// The store or erase at the head of the queue (fx.persist_next): made
+/// durable, applied and answered.
+void persist_head(owner_ptr self) {
+  auto& ctx = *self->state.ctx;
+  if (ctx.persisting())
+    return; // the queue runs again when the backend answered
+  // A durable context has no fast path: all its waiters are parked here.
+  auto w = static_cast<parked_request*>(ctx.pop());
+  auto done = [w](step& s, const caf::error& err) {
+    auto& ctx = s.ctx();
+    if (err) {
+      w->error = backend_error(err);
+      w->result = waiter::outcome::failed;
+    } else if (w->what == waiter::request::store) {
+      w->version = ctx.store(std::move(w->input), s.fx);
+      w->result = waiter::outcome::done;
+    } else {
+      w->existed = ctx.present();
+      ctx.erase(s.fx, true);
+      w->result = waiter::outcome::done;
+    }
+    s.fx.push_woken(*w);
+  };
+  auto fail = [w](const caf::error& err) { w->promise.deliver(err); };
+  if (w->what == waiter::request::store)
+    persist(self, next_write(self, w->input), std::move(done), fail);
+  else
+    persist(self, erase_write(self), std::move(done), fail);
+}
+
+/// A store (or the holder's commit, with `end`: release) of `value` on a
+/// durable context: answered once it is durable.
+caf::result<uint64_t> persist_store(owner_ptr self, payload value,
+                                    bool commit, bool end) {
+  auto rp = self->make_response_promise<uint64_t>();
+  auto write = next_write(self, value);
+  persist(self, std::move(write),
+          [rp, value = std::move(value), commit,
+           end](step& s, const caf::error& err) mutable {
+            auto& ctx = s.ctx();
+            if (err) {
+              if (end) // a failed release ends the session unchanged
+                ctx.end_session(s.fx, true);
+              rp.deliver(backend_error(err));
+              return;
+            }
+            auto version = commit ? ctx.commit(std::move(value), s.fx)
+                                  : ctx.store(std::move(value), s.fx);
+            if (end)
+              ctx.end_session(s.fx, true);
+            rp.deliver(version);
+          },
+          [rp](const caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+/// An erase of a durable context (free, or by its holder).
+caf::result<bool> persist_erase(owner_ptr self) {
+  auto rp = self->make_response_promise<bool>();
+  persist(self, erase_write(self),
+          [rp](step& s, const caf::error& err) mutable {
+            if (err)
+              rp.deliver(backend_error(err));
+            else
+              rp.deliver(s.ctx().erase(s.fx, true));
+          },
+          [rp](const caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+/// Reads a durable context from the backend; requests wait meanwhile.
+caf::behavior loading(owner_ptr self);
+
+void load(owner_ptr self) {
+  auto& st = self->state;
+  auto seq = ++st.backend_seq;
+  auto me = self->address();
+  st.backend->load(
+    st.cfg.key.type, st.cfg.key.id,
+    [me, seq](caf::expected<std::optional<stored_value>> x) {
+      auto owner = caf::actor_cast<caf::actor>(me);
+      if (!owner)
+        return;
+      if (!x)
+        caf::anon_send(owner, loaded_atom::value, seq, false, uint64_t{0},
+                       std::vector<char>{}, x.error());
+      else if (!*x)
+        caf::anon_send(owner, loaded_atom::value, seq, false, uint64_t{0},
+                       std::vector<char>{}, caf::error{});
+      else
+        caf::anon_send(owner, loaded_atom::value, seq, true, (*x)->version,
+                       std::move((*x)->bytes), caf::error{});
+    });
+  await_backend(self, loading(self));
+}
+
+caf::behavior loading(owner_ptr self) {
+  return {
+    [=](loaded_atom, uint64_t seq, bool found, uint64_t version,
+        std::vector<char>& bytes, caf::error& err) {
+      auto& st = self->state;
+      if (seq != st.backend_seq || !st.ctx->loading())
+        return;
+      backend_answered(self);
+      step s{self};
+      std::optional<std::pair<uint64_t, payload>> value;
+      if (err) {
+        st.load_error = backend_error(err);
+      } else if (found) {
+        auto x = value_of(st.cfg.key, stored_value{version, std::move(bytes)});
+        if (x)
+          value = std::move(*x);
+        else
+          st.load_error = std::move(x.error());
+      }
+      // Unreadable: the requests waiting now get the error, the session
+      // (if any) ends, and the owner retires, so that a later request
+      // reads it again.
+      if (st.load_error)
+        s.ctx().stop(st.load_error, s.fx, true);
+      else
+        s.ctx().loaded(std::move(value), s.fx);
+    },
+  };
+}
 
 caf::error type_error(owner_ptr self, const payload& x) {
   if (x.value.empty())
@@ -294,6 +544,20 @@ caf::error wrong_key() {
   return make_error(errc::bad_request, "request sent to the wrong owner");
 }
 
+/// Why a request on `key` cannot be served here, or none.
+caf::error refuse(owner_ptr self, const context_key& key) {
+  if (!key_matches(self, key))
+    return wrong_key();
+  return self->state.load_error;
+}
+
+/// True if a request that arrives now may run at once: nobody holds the
+/// context and nobody waits (a durable context's queue may hold a store
+/// on its way to the backend).
+bool free_now(const context& ctx) {
+  return ctx.token() == 0 && ctx.queue_empty();
+}
+
 caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
@@ -306,15 +570,12 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   // answer it did not expect) must not stop the owner: CAF's default error
   // handler would, and the context would be lost for everybody.
   self->set_error_handler([](caf::error&) {});
-  self->set_default_handler(
-    [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-      return make_error(errc::bad_request,
-                        "unexpected message for a context owner");
-    });
-  return {
+  self->set_default_handler(refuse_unexpected);
+  st.backend = st.cfg.options.backend;
+  caf::behavior main{
     [=](snapshot_atom, const context_key& key) -> caf::result<versioned_value> {
-      if (!key_matches(self, key))
-        return wrong_key();
+      if (auto err = refuse(self, key))
+        return err;
       step s{self};
       auto& ctx = s.ctx();
       if (!ctx.present())
@@ -323,16 +584,16 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
     },
     [=](acquire_atom, const context_key& key,
         int64_t wait_ms) -> caf::result<grant> {
-      if (!key_matches(self, key))
-        return wrong_key();
+      if (auto err = refuse(self, key))
+        return err;
       auto who = sender_of(self);
       if (!who)
         return make_error(errc::bad_request, "acquire needs a sender");
       step s{self};
       auto& ctx = s.ctx();
-      if (ctx.token() == 0 && !ctx.present())
+      if (free_now(ctx) && !ctx.present())
         return missing(self);
-      if (ctx.token() == 0 || ctx.held_by(ctx.token(), who)) {
+      if (free_now(ctx) || ctx.held_by(ctx.token(), who)) {
         waiter w{waiter::kind::parked, waiter::request::acquire}; // no wait
         ctx.acquire_by(who, w, s.fx);
         return grant_of(self, w);
@@ -347,57 +608,67 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
     },
     [=](store_atom, const context_key& key, payload& value,
         uint64_t token) -> caf::result<uint64_t> {
-      if (!key_matches(self, key))
-        return wrong_key();
+      if (auto err = refuse(self, key))
+        return err;
       step s{self};
       auto& ctx = s.ctx();
       if (!ctx.fits(value))
         return type_error(self, value);
-      if (ctx.token() == 0 || ctx.held_by(token, sender_of(self)))
-        return ctx.store(std::move(value), s.fx); // free, or the holder's own
+      if (free_now(ctx) || ctx.held_by(token, sender_of(self))) {
+        if (ctx.durable) // free, or the holder's own
+          return persist_store(self, std::move(value), false, false);
+        return ctx.store(std::move(value), s.fx);
+      }
       return park(self, ctx, waiter::request::store, std::move(value));
     },
     [=](erase_atom, const context_key& key,
         uint64_t token) -> caf::result<bool> {
-      if (!key_matches(self, key))
-        return wrong_key();
+      if (auto err = refuse(self, key))
+        return err;
       step s{self};
       auto& ctx = s.ctx();
       // Free, or erased by its holder (which also ends its session).
-      if (ctx.token() == 0 || ctx.held_by(token, sender_of(self)))
+      if (free_now(ctx) || ctx.held_by(token, sender_of(self))) {
+        if (ctx.durable)
+          return persist_erase(self);
         return ctx.erase(s.fx, true);
+      }
       return park(self, ctx, waiter::request::erase);
     },
     [=](commit_atom, const context_key& key, uint64_t token,
         payload& value) -> caf::result<uint64_t> {
-      if (!key_matches(self, key))
-        return wrong_key();
+      if (auto err = refuse(self, key))
+        return err;
       step s{self};
       auto& ctx = s.ctx();
       if (auto err = check_holder(self, ctx, token, "commit"))
         return err;
       if (!ctx.fits(value))
         return type_error(self, value);
+      if (ctx.durable)
+        return persist_store(self, std::move(value), true, false);
       return ctx.commit(std::move(value), s.fx);
     },
     [=](release_atom, const context_key& key, uint64_t token,
         payload& value) -> caf::result<uint64_t> {
-      if (!key_matches(self, key))
-        return wrong_key();
+      if (auto err = refuse(self, key))
+        return err;
       step s{self};
       auto& ctx = s.ctx();
       if (auto err = check_holder(self, ctx, token, "release"))
         return err;
       if (!ctx.fits(value))
         return type_error(self, value);
+      if (ctx.durable)
+        return persist_store(self, std::move(value), true, true);
       auto version = ctx.commit(std::move(value), s.fx);
       ctx.end_session(s.fx, true);
       return version;
     },
     [=](abort_atom, const context_key& key,
         uint64_t token) -> caf::result<uint64_t> {
-      if (!key_matches(self, key))
-        return wrong_key();
+      if (auto err = refuse(self, key))
+        return err;
       step s{self};
       auto& ctx = s.ctx();
       if (auto err = check_holder(self, ctx, token, "abort"))
@@ -472,6 +743,13 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         self->quit();
     },
   };
+  if (!st.ctx->loading())
+    return main;
+  // Read from the backend first: on top of `main`, which runs once it is
+  // read (CAF applies a returned behavior by replacing the top one: none).
+  self->become(std::move(main));
+  load(self);
+  return caf::behavior{};
 }
 
 } // namespace

@@ -60,7 +60,7 @@ caf::actor owner_of(registry_ptr self, const cell_ptr& cell) {
     cell->forwards += 1; // the caller forwards a request to it
     return caf::actor_cast<caf::actor>(cell->owner);
   }
-  if (!cell->present() || cell->stopped())
+  if ((!cell->present() && !cell->loading()) || cell->stopped())
     return caf::actor{}; // erased without an owner: off the board already
   auto& st = self->state;
   owner_config cfg;
@@ -83,8 +83,36 @@ caf::actor_addr sender_addr(registry_ptr self) {
   return caf::actor_cast<caf::actor_addr>(self->current_sender());
 }
 
+bool durable(registry_ptr self) {
+  return self->state.options.backend != nullptr;
+}
+
+/// The cell of `key`; with a backend also one that is only there (a new
+/// cell, loading: its owner reads it).
+cell_ptr find_or_load(registry_ptr self, const context_key& key) {
+  auto& board = *self->state.board;
+  if (!durable(self))
+    return board.find_cell(key);
+  return board.find_or_load(key, ctxstore::detail::context_type_of(key.type));
+}
+
 /// Forwards the current request to the owner of `key`'s context (spawning it
-/// if needed); false if there is no such context.
+/// if needed; with a backend, reading the context from there); false if
+/// there is no such context.
+template <class... Ts>
+bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
+  auto cell = find_or_load(self, key);
+  if (!cell)
+    return false;
+  auto owner = owner_of(self, cell);
+  if (!owner)
+    return false;
+  self->delegate(owner, std::forward<Ts>(xs)...);
+  return true;
+}
+
+/// Forwards the current request to the owner of `key`'s context (spawning it
+/// if needed); false if there is no such context in memory.
 template <class... Ts>
 bool forward(registry_ptr self, const context_key& key, Ts&&... xs) {
   auto cell = self->state.board->find_cell(key);
@@ -123,13 +151,16 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return err;
       if (auto hit = self->state.board->find(key))
         return std::move(*hit);
+      if (durable(self)
+          && forward_loading(self, key, snapshot_atom::value, key))
+        return caf::delegated<versioned_value>{};
       return missing_context(key);
     },
     [=](acquire_atom, const context_key& key,
         int64_t wait_ms) -> caf::result<grant> {
       if (auto err = validate_key(key))
         return err;
-      if (forward(self, key, acquire_atom::value, key, wait_ms))
+      if (forward_loading(self, key, acquire_atom::value, key, wait_ms))
         return caf::delegated<grant>{};
       return missing_context(key);
     },
@@ -146,6 +177,12 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return make_error(errc::type_mismatch,
                           "the value is not of the type registered as "
                             + key.type);
+      if (durable(self)) { // created by its owner, once durable
+        if (forward_loading(self, key, store_atom::value, key,
+                            std::move(value), token))
+          return caf::delegated<uint64_t>{};
+        return make_error(errc::storage_down, "storage stopped");
+      }
       auto& board = *self->state.board;
       for (;;) {
         auto [cell, created] = board.find_or_create(key, type, value);
@@ -164,6 +201,11 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         uint64_t token) -> caf::result<bool> {
       if (auto err = validate_key(key))
         return err;
+      if (durable(self)) { // erased by its owner, once durable
+        if (forward_loading(self, key, erase_atom::value, key, token))
+          return caf::delegated<bool>{};
+        return make_error(errc::storage_down, "storage stopped");
+      }
       auto& board = *self->state.board;
       auto cell = board.find_cell(key);
       if (!cell)
@@ -270,7 +312,10 @@ spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
   context_defaults defaults;
   defaults.lease = options.lease;
   defaults.max_waiters = options.max_waiters;
-  defaults.fast_path = options.local_fast_path;
+  // With a backend every change is made durable by the owner first: a
+  // message costs little beside an fsync.
+  defaults.fast_path = options.local_fast_path && !options.backend;
+  defaults.backend = options.backend;
   auto board = std::make_shared<actors::context_index>(std::move(defaults));
   if (hide)
     return {sys.spawn<caf::hidden>(registry_behavior, options, true, board),

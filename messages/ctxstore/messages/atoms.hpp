@@ -48,6 +48,14 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 /// its queue (or retires).
 using handover_atom = caf::atom_constant<caf::atom("handover")>;
 
+/// Internal: a durable owner's backend answered its write (sequence number,
+/// error or none).
+using persisted_atom = caf::atom_constant<caf::atom("persisted")>;
+
+/// Internal: a durable owner's backend answered its load (sequence number,
+/// found, version, bytes, error or none).
+using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
+
 /// The category atom of ctxstore's error codes.
 constexpr caf::atom_value error_category = caf::atom("ctxstore");
 

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "ctxstore/backend.hpp"
+#include "ctxstore/messages/context_key.hpp"
+#include "ctxstore/messages/payload.hpp"
+
+// What the owner of a durable context hands its backend and gets back: a
+// context's value in its type's wire form (the codec that add_context_type
+// registered), and a change as a `backend_write`.
+
+namespace ctxstore::actors {
+
+/// The write that makes `value` version `version` of `key`, replacing
+/// `replaces` (0: the backend holds none); or an error (`bad_request`) if the
+/// value does not encode.
+caf::expected<backend_write> write_of(const messages::context_key& key,
+                                      uint64_t version, uint64_t replaces,
+                                      const messages::payload& value);
+
+/// The write that erases version `version` of `key`.
+backend_write erase_of(const messages::context_key& key, uint64_t version);
+
+/// The value of `key` that a backend returned: (version, value), or an error
+/// (`backend_failure`) naming the context if the bytes do not decode as its
+/// type.
+caf::expected<std::pair<uint64_t, messages::payload>>
+value_of(const messages::context_key& key, const stored_value& x);
+
+} // namespace ctxstore::actors

@@ -1,0 +1,346 @@
+// Durable contexts (storage_options::backend), through the storage, with a
+// real SQLite file: write-through, activation with versions that continue
+// across restarts, failures that change nothing, order behind a session.
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include "fixture.hpp"
+
+using namespace ctxstore;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A fresh directory, removed with its files at the end.
+struct temp_dir {
+  temp_dir() {
+    char tmpl[] = "/tmp/ctxstore-durable-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~temp_dir() {
+    std::string cmd = "rm -rf '" + path + "'";
+    if (std::system(cmd.c_str()) != 0)
+      WARN("could not remove " << path);
+  }
+  std::string path;
+};
+
+std::shared_ptr<backend> sqlite_at(const std::string& file) {
+  auto x = open_sqlite(file);
+  if (!x)
+    FAIL("open_sqlite: " << describe(x.error()));
+  return *x;
+}
+
+/// The real backend, whose writes fail while `failing` is set (a disk that
+/// is full, for a while): the storage must change nothing then.
+class failing_backend final : public backend {
+public:
+  explicit failing_backend(std::shared_ptr<backend> real)
+      : real_(std::move(real)) {
+    // nop
+  }
+
+  void load(const std::string& type, const context_id& id,
+            load_done done) override {
+    real_->load(type, id, std::move(done));
+  }
+
+  void write(backend_write w, write_done done) override {
+    if (failing) {
+      // Answered from another thread, like a real backend's.
+      std::thread{[done = std::move(done)] {
+        done(make_error(errc::backend_failure, "disk full (test)"));
+      }}.detach();
+      return;
+    }
+    real_->write(std::move(w), std::move(done));
+  }
+
+  std::string name() const override {
+    return "failing:" + real_->name();
+  }
+
+  std::atomic<bool> failing{false};
+
+private:
+  std::shared_ptr<backend> real_;
+};
+
+cart cart_of(const std::string& owner, int64_t total) {
+  cart c;
+  c.owner = owner;
+  c.total = total;
+  return c;
+}
+
+storage_options durable_options(std::shared_ptr<backend> b) {
+  storage_options opts;
+  opts.backend = std::move(b);
+  return opts;
+}
+
+} // namespace
+
+SCENARIO("a durable context survives the storage and continues its versions",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto id = new_id();
+  {
+    fixture f{durable_options(sqlite_at(file))};
+    f.client->store(id, cart_of("ada", 1));
+    f.client->update<cart>(id, [](cart& c) { c.total = 2; });
+    auto s = f.client->acquire<cart>(id);
+    s->total = 3;
+    s.commit();
+    s->total = 4; // never committed: lost with the session
+    s.abort();
+    CHECK(f.client->snapshot_versioned<cart>(id).version == 3);
+  }
+  GIVEN("a new storage on the same file") {
+    fixture f{durable_options(sqlite_at(file))};
+    THEN("the last commit is there, with its version") {
+      auto x = f.client->snapshot_versioned<cart>(id);
+      CHECK(x.value.owner == "ada");
+      CHECK(x.value.total == 3);
+      CHECK(x.version == 3);
+    }
+    THEN("the next change continues the versions") {
+      f.client->update<cart>(id, [](cart& c) { c.total = 5; });
+      CHECK(f.client->snapshot_versioned<cart>(id).version == 4);
+    }
+    THEN("it can be erased") {
+      CHECK(f.client->erase<cart>(id));
+      CHECK_THROWS_AS(f.client->snapshot<cart>(id), error);
+    }
+  }
+}
+
+SCENARIO("an erased durable context stays erased after a restart",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto id = new_id();
+  {
+    fixture f{durable_options(sqlite_at(file))};
+    f.client->store(id, cart_of("bob", 1));
+    CHECK(f.client->erase<cart>(id));
+    CHECK_FALSE(f.client->erase<cart>(id));
+  }
+  fixture f{durable_options(sqlite_at(file))};
+  try {
+    f.client->snapshot<cart>(id);
+    FAIL("the erased context came back");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::no_such_context);
+  }
+  AND_THEN("it can be created again") {
+    f.client->store(id, cart_of("bob", 2));
+    CHECK(f.client->snapshot<cart>(id).total == 2);
+  }
+}
+
+SCENARIO("an id in neither memory nor backend leaves nothing behind",
+         "[durable]") {
+  temp_dir dir;
+  fixture f{durable_options(sqlite_at(dir.path + "/contexts.db"))};
+  auto id = new_id();
+  try {
+    f.client->snapshot<cart>(id);
+    FAIL("a snapshot of an unknown id succeeded");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::no_such_context);
+  }
+  CHECK_THROWS_AS(f.client->acquire<cart>(id), error);
+  CHECK(f.client->stats().contexts == 0);
+}
+
+SCENARIO("a change the backend refuses changes nothing", "[durable]") {
+  temp_dir dir;
+  auto disk = std::make_shared<failing_backend>(
+    sqlite_at(dir.path + "/contexts.db"));
+  fixture f{durable_options(disk)};
+  auto id = new_id();
+  f.client->store(id, cart_of("cy", 1));
+  disk->failing = true;
+  WHEN("a store, a commit, a release and an erase fail") {
+    CHECK(error_code_of([&] { f.client->store(id, cart_of("cy", 2)); })
+          == errc::backend_failure);
+    {
+      auto s = f.client->acquire<cart>(id);
+      s->total = 3;
+      CHECK(error_code_of([&] { s.commit(); }) == errc::backend_failure);
+      CHECK(error_code_of([&] { s.release(); }) == errc::backend_failure);
+    }
+    CHECK(error_code_of([&] { f.client->erase<cart>(id); })
+          == errc::backend_failure);
+    THEN("memory, snapshots and versions stay at the last durable commit") {
+      auto x = f.client->snapshot_versioned<cart>(id);
+      CHECK(x.value.total == 1);
+      CHECK(x.version == 1);
+      AND_THEN("the failed release ended its session") {
+        auto s = f.client->acquire<cart>(id, 0ms);
+        CHECK(s->total == 1);
+      }
+    }
+    AND_WHEN("the disk has room again") {
+      disk->failing = false;
+      f.client->store(id, cart_of("cy", 4));
+      THEN("the versions go on from the last durable one") {
+        CHECK(f.client->snapshot_versioned<cart>(id).version == 2);
+      }
+    }
+  }
+}
+
+SCENARIO("changes queued behind a session become durable in arrival order",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto id = new_id();
+  {
+    fixture f{durable_options(sqlite_at(file))};
+    f.client->store(id, cart_of("dee", 1));
+    auto s = f.client->acquire<cart>(id);
+    // Two stores wait behind the session (each a thread of its own client).
+    auto queued = [&](int64_t total) {
+      return std::async(std::launch::async, [&f, id, total] {
+        blocking_client c{f.sys, f.store};
+        c.store(id, cart_of("dee", total));
+      });
+    };
+    auto first = queued(10);
+    while (f.client->stats().waiters < 1)
+      std::this_thread::yield(); // the first is queued before the second
+    auto second = queued(20);
+    while (f.client->stats().waiters < 2)
+      std::this_thread::yield();
+    s->total = 2;
+    s.release();
+    first.get();
+    second.get();
+    auto x = f.client->snapshot_versioned<cart>(id);
+    CHECK(x.value.total == 20);
+    CHECK(x.version == 4);
+  }
+  fixture f{durable_options(sqlite_at(file))};
+  auto x = f.client->snapshot_versioned<cart>(id);
+  CHECK(x.value.total == 20);
+  CHECK(x.version == 4);
+}
+
+SCENARIO("a stored value that does not decode fails only its context",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto bad = new_id();
+  auto good = new_id();
+  {
+    auto b = sqlite_at(file);
+    auto put = [&](const context_id& id, std::vector<char> bytes) {
+      backend_write w;
+      w.type = "cart";
+      w.id = id;
+      w.version = 7;
+      w.bytes = std::move(bytes);
+      std::promise<caf::error> done;
+      b->write(std::move(w), [&](const caf::error& err) { done.set_value(err); });
+      auto fut = done.get_future();
+      REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+      REQUIRE(!fut.get());
+    };
+    put(bad, {'\x01', '\x02'}); // truncated
+  }
+  fixture f{durable_options(sqlite_at(file))};
+  f.client->store(good, cart_of("eve", 1));
+  try {
+    f.client->snapshot<cart>(bad);
+    FAIL("a value that does not decode was read");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::backend_failure);
+    CHECK(std::string{e.what()}.find("does not decode") != std::string::npos);
+  }
+  CHECK(f.client->snapshot<cart>(good).owner == "eve");
+}
+
+SCENARIO("concurrent commits of many contexts are all durable",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  constexpr int threads = 8;
+  constexpr int per_thread = 25;
+  std::vector<context_id> ids;
+  for (int i = 0; i < threads * per_thread; ++i)
+    ids.push_back(new_id());
+  {
+    fixture f{durable_options(sqlite_at(file))};
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t)
+      workers.emplace_back([&, t] {
+        blocking_client c{f.sys, f.store};
+        for (int i = 0; i < per_thread; ++i) {
+          auto& id = ids[t * per_thread + i];
+          c.store(id, cart_of("many", i));
+          c.update<cart>(id, [](cart& x) { x.total += 1000; });
+        }
+      });
+    for (auto& w : workers)
+      w.join();
+  }
+  fixture f{durable_options(sqlite_at(file))};
+  for (int t = 0; t < threads; ++t)
+    for (int i = 0; i < per_thread; ++i) {
+      auto x = f.client->snapshot_versioned<cart>(ids[t * per_thread + i]);
+      CHECK(x.value.total == 1000 + i);
+      CHECK(x.version == 2);
+    }
+}
+
+SCENARIO("the backend can come from CAF's configuration", "[durable]") {
+  temp_dir dir;
+  auto id = new_id();
+  auto uri = "--ctxstore.backend=sqlite:" + dir.path + "/contexts.db";
+  {
+    fixture f{{uri}, [](caf::actor_system& sys) { return spawn_storage(sys); }};
+    f.client->store(id, cart_of("fay", 1));
+  }
+  fixture f{{uri}, [](caf::actor_system& sys) { return spawn_storage(sys); }};
+  CHECK(f.client->snapshot<cart>(id).owner == "fay");
+  WHEN("the file is held by that storage") {
+    THEN("another storage on it fails to start, saying why") {
+      try {
+        fixture g{{uri},
+                  [](caf::actor_system& sys) { return spawn_storage(sys); }};
+        FAIL("two storages opened one file");
+      } catch (const error& e) {
+        CHECK(e.code() == errc::backend_failure);
+      }
+    }
+  }
+  WHEN("the option is malformed") {
+    THEN("the storage fails to start with bad_request") {
+      for (auto bad : {"--ctxstore.backend=sqlite:",
+                       "--ctxstore.backend=mysql://x",
+                       "--ctxstore.backend=redis://127.0.0.1:99999/p"}) {
+        try {
+          fixture g{{bad},
+                    [](caf::actor_system& sys) { return spawn_storage(sys); }};
+          FAIL("accepted " << bad);
+        } catch (const error& e) {
+          CHECK(e.code() == errc::bad_request);
+        }
+      }
+    }
+  }
+}
