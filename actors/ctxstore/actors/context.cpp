@@ -59,8 +59,7 @@ void context::loaded(
     committed_ = std::move(value->second);
     set_present(true);
   } else if (present_) { // read again: it is not there any more
-    committed_ = messages::payload{};
-    set_present(false);
+    drop_value();
   }
   run_queue(fx, true);
 }
@@ -70,6 +69,14 @@ bool context::fits(const messages::payload& x) const noexcept {
     return false;
   auto rtti = x.value.type(0);
   return rtti.second != nullptr && *rtti.second == *type;
+}
+
+void context::drop_value() noexcept {
+  // Created again, it starts at version 1, whether or not its owner retired
+  // in between (and whether or not a backend kept it).
+  committed_ = messages::payload{};
+  version_ = 0;
+  set_present(false);
 }
 
 void context::set_present(bool value) noexcept {
@@ -174,8 +181,7 @@ void context::end_session(effects& fx, bool by_owner) {
 
 bool context::erase(effects& fx, bool by_owner) {
   auto existed = present_;
-  committed_ = messages::payload{};
-  set_present(false);
+  drop_value();
   close_session();
   run_queue(fx, by_owner);
   return existed;
@@ -219,8 +225,7 @@ void context::run_queue(effects& fx, bool by_owner) {
         break;
       case waiter::request::erase:
         w.existed = present_;
-        committed_ = messages::payload{};
-        set_present(false);
+        drop_value();
         w.result = waiter::outcome::done;
         break;
     }

@@ -336,7 +336,8 @@ public:
   bool remove(waiter& w) noexcept;
 
   /// Stores `value` (the caller checked `fits`): a new version; creates the
-  /// context again if it was erased and its owner has not retired yet.
+  /// context again (version 1) if it was erased and its owner has not
+  /// retired yet.
   uint64_t store(messages::payload value, effects& fx);
 
   /// The holder of session `token` commits `value` (the caller checked the
@@ -408,6 +409,7 @@ public:
 
 private:
   void set_present(bool value) noexcept;
+  void drop_value() noexcept;
   uint64_t open_session(bool direct, const caf::actor_addr& who, effects& fx);
   void close_session() noexcept;
   void grant(waiter& w, effects& fx);
