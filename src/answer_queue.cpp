@@ -69,7 +69,7 @@ void post_answers(caf::event_based_actor* self, answer_list answers) {
     caf::behavior{
       [self, box](caf::ok_atom) { run_batch(self, std::move(*box)); },
       [](caf::error&) {}});
-  respond_to_self(self, rid, caf::make_message(caf::ok_atom::value));
+  respond_ok_to_self(self, rid);
 }
 
 } // namespace ctxstore::detail

@@ -197,8 +197,7 @@ struct actor_waiter final : waiter {
   /// The turn came (under the cell's lock): a message to the actor's handler
   /// (an actor that exited meanwhile drops it, and ~actor_waiter runs).
   void wake() noexcept override {
-    enqueue_response(actor, actor, turn, caf::make_message(caf::ok_atom::value),
-                     turn_host);
+    enqueue_ok(actor, actor, turn, turn_host);
   }
 
   const std::shared_ptr<context> cell;

@@ -40,18 +40,25 @@ void on_own_response(caf::event_based_actor* self, caf::message_id rid,
   self->add_multiplexed_response_handler(rid, std::move(handler));
 }
 
-void respond_to_self(caf::event_based_actor* self, caf::message_id rid,
-                     caf::message content) {
+void respond_ok_to_self(caf::event_based_actor* self, caf::message_id rid) {
   self->enqueue(caf::make_mailbox_element(self->ctrl(), rid, caf::no_stages,
-                                          std::move(content)),
+                                          caf::ok_atom::value),
                 self->context());
 }
 
-void enqueue_response(const caf::strong_actor_ptr& to,
-                      const caf::strong_actor_ptr& from, caf::message_id rid,
-                      caf::message content, caf::execution_unit* host) {
+void enqueue_ok(const caf::strong_actor_ptr& to,
+                const caf::strong_actor_ptr& from, caf::message_id rid,
+                caf::execution_unit* host) {
   to->enqueue(caf::make_mailbox_element(from, rid, caf::no_stages,
-                                        std::move(content)),
+                                        caf::ok_atom::value),
+              host);
+}
+
+void enqueue_error(const caf::strong_actor_ptr& to,
+                   const caf::strong_actor_ptr& from, caf::message_id rid,
+                   caf::error err, caf::execution_unit* host) {
+  to->enqueue(caf::make_mailbox_element(from, rid, caf::no_stages,
+                                        std::move(err)),
               host);
 }
 

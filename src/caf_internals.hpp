@@ -25,17 +25,24 @@ caf::message_id new_response_id(caf::event_based_actor* self);
 void on_own_response(caf::event_based_actor* self, caf::message_id rid,
                      caf::behavior handler);
 
-/// Puts `content` into `self`'s own mailbox as the response `rid` (called
-/// from inside `self`).
-void respond_to_self(caf::event_based_actor* self, caf::message_id rid,
-                     caf::message content);
+// The responses below are mailbox elements that hold their value (one
+// allocation); a `caf::message` inside an element would be a second one.
 
-/// Puts `content` into `to`'s mailbox as the response `rid`, sent by `from`
+/// Puts `ok_atom` into `self`'s own mailbox as the response `rid` (called
+/// from inside `self`).
+void respond_ok_to_self(caf::event_based_actor* self, caf::message_id rid);
+
+/// Puts `ok_atom` into `to`'s mailbox as the response `rid`, sent by `from`
 /// (may be null), from any thread; `host` (may be null) is the worker to run
 /// `to` on if it must be scheduled.
-void enqueue_response(const caf::strong_actor_ptr& to,
-                      const caf::strong_actor_ptr& from, caf::message_id rid,
-                      caf::message content, caf::execution_unit* host);
+void enqueue_ok(const caf::strong_actor_ptr& to,
+                const caf::strong_actor_ptr& from, caf::message_id rid,
+                caf::execution_unit* host);
+
+/// Like `enqueue_ok` with `err` as the response.
+void enqueue_error(const caf::strong_actor_ptr& to,
+                   const caf::strong_actor_ptr& from, caf::message_id rid,
+                   caf::error err, caf::execution_unit* host);
 
 /// Delivers `content` to `to` as a message from itself after `delay`, from
 /// any thread (its own timer: nobody else can send it).

@@ -93,8 +93,7 @@ public:
                                          + caf::to_string(reason) + ")");
     // The handle's id is already the response id (mixin/requester.hpp).
     auto rid = mid_.is_response() ? mid_ : mid_.response_id();
-    enqueue_response(who, nullptr, rid, caf::make_message(std::move(err)),
-                     host);
+    enqueue_error(who, nullptr, rid, std::move(err), host);
   }
 
   bool matches(const token& what) override {
