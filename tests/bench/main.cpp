@@ -5,11 +5,11 @@
 //   ctxstore-bench [--reps N] [--json] [--only g1,g2] [--scale N] [--smoke]
 //                  [--max-ops N] [--max-ms N] [--python CMD]
 //                  [--python-reps N] [--python-full] [--redis-runs N]
-//                  [--redis-dur S]
+//                  [--redis-dur S] [--durable-dir DIR]
 //                  [--source-dir DIR] [CAF options, e.g.
 //                  --scheduler.policy=sharing --middleman.workers=0]
-// Groups: caf mutex snapshot cycle contention held store scale remote python
-// redis. CAF options apply to both processes of the remote group.
+// Groups: caf mutex snapshot cycle contention held store durable scale remote
+// python redis. CAF options apply to both processes of the remote group.
 
 #include <sys/utsname.h>
 
@@ -41,11 +41,11 @@ const char* usage
   = "usage: ctxstore-bench [--reps N] [--json] [--only g1,g2,...] [--rows TEXT]\n"
     "         [--scale N] [--smoke] [--max-ops N] [--max-ms N] [--python CMD]\n"
     "         [--python-reps N] [--python-full] [--redis-runs N]\n"
-    "         [--redis-dur S]\n"
+    "         [--redis-dur S] [--durable-dir DIR]\n"
     "         [--source-dir DIR] [CAF options such as "
     "--scheduler.policy=sharing]\n"
-    "groups: caf mutex snapshot cycle contention held store scale remote "
-    "python redis\n"
+    "groups: caf mutex snapshot cycle contention held store durable scale "
+    "remote python redis\n"
     "--rows TEXT: of those groups, only the rows whose key contains TEXT\n";
 
 std::vector<std::string> split(const std::string& text) {
@@ -101,6 +101,8 @@ bool parse(int argc, char** argv, options& opts, bool& serve) {
       opts.redis_runs = value();
     } else if (arg == "--redis-dur") {
       opts.redis_dur = value();
+    } else if (arg == "--durable-dir") {
+      opts.durable_dir = value();
     } else if (arg == "--source-dir") {
       opts.source_dir = value();
     } else if (arg == "--help" || arg == "-h") {
@@ -118,8 +120,8 @@ bool parse(int argc, char** argv, options& opts, bool& serve) {
     if (smoke_scale)
       opts.scale = 2000;
     if (opts.only.empty())
-      opts.only = split("caf,mutex,snapshot,cycle,contention,held,store,scale,"
-                        "remote");
+      opts.only = split("caf,mutex,snapshot,cycle,contention,held,store,"
+                        "durable,scale,remote");
   }
   return true;
 }
@@ -153,11 +155,22 @@ bool smoke_complete() {
        {"caf.async.1", "mutex.cycle", "snapshot.blocking.1",
         "snapshot.async.64", "cycle.async.64x1000", "contention.async.64",
         "held.blocking.1", "store.async.new", "store.async.new.shared",
-        "scale.create",
+        "durable.sqlite.cycle.1", "durable.sqlite.cycle.64x1000",
+        "durable.sqlite.store.new", "bare.sqlite.upsert.64", "scale.create",
         "remote.cycle.blocking.1", "remote.snapshot.async.64"}) {
     auto r = find_result(key);
     if (r == nullptr || r->errors > 0 || (r->ops_per_s <= 0)) {
       std::cout << "smoke: row " << key << " missing or failed" << std::endl;
+      return false;
+    }
+  }
+  // The Redis rows run only where there is a redis-server; where they ran,
+  // they must not have failed.
+  for (auto key : {"durable.redis.cycle.1", "durable.redis.cycle.64x1000",
+                   "bare.redis.set.64"}) {
+    auto r = find_result(key);
+    if (r != nullptr && r->errors > 0) {
+      std::cout << "smoke: row " << key << " failed" << std::endl;
       return false;
     }
   }
@@ -256,6 +269,8 @@ int main(int argc, char** argv) {
     bench::print_table_header(opts);
     bench::run_baselines(opts, sys);
     bench::run_local(opts, sys);
+    if (opts.wants("durable"))
+      bench::run_durable(opts, sys);
   }
   if (opts.wants("scale")) {
     auto cfg = bench::make_config(opts, false);

@@ -383,6 +383,33 @@ int print_targets(const options& opts) {
   vs("64 pipelined remote snapshots >= 0.5 x 64 pipelined GETs",
      "remote.snapshot.async.64", "redis.5-pipe64-1c", 0.5, "Redis 5-pipe64-1c");
 
+  // The durable rows (issue "Durable contexts"): each against its backend's
+  // own C API used the obvious way, in the same run (durable.cpp).
+  struct durable_base {
+    const char* backend;
+    const char* bare; // "bare.sqlite.upsert"
+  };
+  for (auto b : {durable_base{"sqlite", "bare.sqlite.upsert"},
+                 durable_base{"redis", "bare.redis.set"}}) {
+    auto row = std::string{"durable."} + b.backend;
+    auto bare_1 = std::string{b.bare} + ".1";
+    auto bare_64 = std::string{b.bare} + ".64";
+    auto what = [&](const char* rows, const char* bound, const char* bare) {
+      return std::string{"durable "} + b.backend + " " + rows + " >= " + bound
+             + " x " + bare;
+    };
+    vs(what("cycle 64 clients 1,000 keys", "10", bare_64.c_str()),
+       (row + ".cycle.64x1000").c_str(), bare_64.c_str(), 10,
+       "group commit vs one per op");
+    vs(what("cycle 1 client", "0.8", bare_1.c_str()),
+       (row + ".cycle.1").c_str(), bare_1.c_str(), 0.8, "one write each");
+    vs(what("store new, 64 in flight", "10", bare_64.c_str()),
+       (row + ".store.new.64").c_str(), bare_64.c_str(), 10,
+       "group commit vs one per op");
+    vs(what("store new, 1 client", "0.8", bare_1.c_str()),
+       (row + ".store.new").c_str(), bare_1.c_str(), 0.8, "one write each");
+  }
+
   std::cout << "\ntargets: " << t.met << " met, " << t.missed << " NOT met, "
             << t.skipped << " not measured" << std::endl;
   print_local_bounds();

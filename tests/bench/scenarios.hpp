@@ -30,6 +30,9 @@ void run_scale(const options& opts, caf::actor_system& sys);
 /// Bare CAF round trips and the std::mutex + std::unordered_map baseline.
 void run_baselines(const options& opts, caf::actor_system& sys);
 
+/// The durable backends (SQLite, Redis) beside their bare C APIs.
+void run_durable(const options& opts, caf::actor_system& sys);
+
 /// Scenario 6 and the remote round trips, against a child process.
 void run_remote(const options& opts);
 

@@ -6,7 +6,8 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "ctxstore-bench --smoke exited with ${rc}")
 endif()
 foreach(expected "| key | scenario | ops/s" "| snapshot.async.1 |"
-        "| remote.cycle.blocking.1 |" "targets: ")
+        "| remote.cycle.blocking.1 |"
+        "| durable.sqlite.cycle.1 |" "targets: ")
   string(FIND "${out}" "${expected}" pos)
   if(pos EQUAL -1)
     message(FATAL_ERROR "ctxstore-bench --smoke did not print '${expected}'")

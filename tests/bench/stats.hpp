@@ -30,6 +30,7 @@ struct options {
   bool python_full = false; // bench.py's full run (minutes) instead of rows
   std::string redis_runs = "3";
   std::string redis_dur = "1.5";
+  std::string durable_dir; // empty: /tmp, or /var/tmp if /tmp is a tmpfs
   std::string caf_settings; // filled in by main
   std::string caf_settings_json;
 

@@ -1,0 +1,393 @@
+// The durable backends (storage_options::backend) in the same run as their
+// own C API used the obvious way, without ctxstore: a SQLite connection with
+// the backend's pragmas and one transaction per upsert, and hiredis with one
+// SET per op against the same redis-server. The ratios of the two are the
+// targets of the durable rows (report.cpp).
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <hiredis/hiredis.h>
+#include <sqlite3.h>
+
+#include "../redis_server.hpp"
+#include "ctxstore/backend.hpp"
+#include "ctxstore/storage_options.hpp"
+#include "driver.hpp"
+#include "scenarios.hpp"
+
+namespace bench {
+
+namespace {
+
+using ctxstore::context_id;
+
+// "ext4 (/dev/vda on /)": the mount that holds `path`, from /proc/mounts
+// (the longest mount point that is a prefix of it). On tmpfs an fsync costs
+// nothing, which would make every durable row meaningless.
+std::string filesystem_of(const std::string& path) {
+  std::error_code ec;
+  auto full = std::filesystem::canonical(path, ec).string();
+  if (ec)
+    full = path;
+  std::ifstream in{"/proc/mounts"};
+  std::string device, point, type, best_device, best_point, best_type;
+  std::string rest;
+  while (in >> device >> point >> type && std::getline(in, rest)) {
+    bool inside = full.compare(0, point.size(), point) == 0
+                  && (full.size() == point.size() || point == "/"
+                      || full[point.size()] == '/');
+    if (inside && point.size() >= best_point.size()) {
+      best_device = device;
+      best_point = point;
+      best_type = type;
+    }
+  }
+  if (best_type.empty())
+    return "unknown file system";
+  return best_type + " (" + best_device + " on " + best_point + ")";
+}
+
+bool on_tmpfs(const std::string& path) {
+  return filesystem_of(path).rfind("tmpfs", 0) == 0;
+}
+
+// A fresh directory for the SQLite files: under --durable-dir, else under
+// /tmp unless that is a tmpfs, else under /var/tmp.
+std::string make_durable_dir(const options& opts) {
+  auto parent = opts.durable_dir;
+  if (parent.empty())
+    parent = on_tmpfs("/tmp") ? "/var/tmp" : "/tmp";
+  auto tmpl = parent + "/ctxstore-bench-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr)
+    throw std::runtime_error("cannot create a directory under " + parent);
+  return buf.data();
+}
+
+// The value as the backends get it: the codec's wire form of make_ctx().
+std::vector<char> wire_bytes(caf::actor_system& sys) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  auto value = make_ctx();
+  if (auto err = sink(value))
+    throw std::runtime_error("cannot serialize the bench value");
+  return buf;
+}
+
+// -- SQLite without ctxstore --------------------------------------------------
+
+/// One connection with the backend's pragmas (locking_mode=EXCLUSIVE,
+/// journal_mode=WAL, synchronous=FULL) and its table; each upsert is its own
+/// transaction: BEGIN IMMEDIATE, INSERT OR REPLACE, COMMIT (one fsync).
+/// SQLite has one writer per file; the obvious way for many threads is to
+/// share this one connection, one transaction at a time under a mutex
+/// (what SQLITE_OPEN_FULLMUTEX would do). A connection per thread would need
+/// locking_mode=NORMAL and a busy timeout whose sleeps, not the disk, would
+/// then set the rate: a slower baseline than this one.
+class bare_sqlite {
+public:
+  explicit bare_sqlite(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                          | SQLITE_OPEN_NOMUTEX,
+                        nullptr)
+        != SQLITE_OK)
+      fail("open");
+    exec("PRAGMA locking_mode=EXCLUSIVE");
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("CREATE TABLE IF NOT EXISTS contexts(type TEXT NOT NULL, id BLOB NOT "
+         "NULL, version INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY "
+         "KEY(type, id)) WITHOUT ROWID");
+    prepare(begin_, "BEGIN IMMEDIATE");
+    prepare(upsert_, "INSERT OR REPLACE INTO contexts(type, id, version, "
+                     "value) VALUES('session', ?1, ?2, ?3)");
+    prepare(commit_, "COMMIT");
+  }
+
+  bare_sqlite(const bare_sqlite&) = delete;
+  bare_sqlite& operator=(const bare_sqlite&) = delete;
+
+  ~bare_sqlite() {
+    for (auto stmt : {begin_, upsert_, commit_})
+      sqlite3_finalize(stmt);
+    sqlite3_close(db_);
+  }
+
+  /// One transaction; false (after printing why) when it failed.
+  bool upsert(const context_id& id, uint64_t version,
+              const std::vector<char>& value) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    bool ok = step(begin_);
+    if (ok) {
+      sqlite3_bind_blob(upsert_, 1, id.data, static_cast<int>(id.size()),
+                        SQLITE_STATIC);
+      sqlite3_bind_int64(upsert_, 2, static_cast<sqlite3_int64>(version));
+      sqlite3_bind_blob(upsert_, 3, value.data(),
+                        static_cast<int>(value.size()), SQLITE_STATIC);
+      ok = step(upsert_) && step(commit_);
+    }
+    if (!ok) {
+      std::cout << "error: bare sqlite: " << sqlite3_errmsg(db_) << std::endl;
+      if (sqlite3_get_autocommit(db_) == 0)
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    return ok;
+  }
+
+private:
+  [[noreturn]] void fail(const std::string& what) {
+    throw std::runtime_error("bare sqlite: " + what + ": "
+                             + (db_ ? sqlite3_errmsg(db_) : "out of memory"));
+  }
+
+  void exec(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+      fail(sql);
+  }
+
+  void prepare(sqlite3_stmt*& stmt, const char* sql) {
+    if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK)
+      fail(sql);
+  }
+
+  static bool step(sqlite3_stmt* stmt) {
+    auto rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE;
+  }
+
+  std::mutex mtx_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;
+  sqlite3_stmt* upsert_ = nullptr;
+  sqlite3_stmt* commit_ = nullptr;
+};
+
+// -- Redis without ctxstore ---------------------------------------------------
+
+/// One hiredis connection per client, one blocking SET of the value per op.
+class bare_redis {
+public:
+  bare_redis(uint16_t port, int clients) {
+    for (int i = 0; i < clients; ++i) {
+      conns_.emplace_back(redisConnect("127.0.0.1", port));
+      if (!conns_.back() || conns_.back()->err != 0)
+        throw std::runtime_error("bare redis: cannot connect");
+    }
+  }
+
+  /// SET on client `index`'s connection; false (after printing why) when
+  /// the server did not answer OK.
+  bool set(int index, const std::string& key, const std::vector<char>& value) {
+    auto c = conns_[static_cast<size_t>(index)].get();
+    redis_server::reply r{static_cast<redisReply*>(redisCommand(
+      c, "SET %b %b", key.data(), key.size(), value.data(), value.size()))};
+    if (r && r->type == REDIS_REPLY_STATUS)
+      return true;
+    std::cout << "error: bare redis: "
+              << (r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr)
+              << std::endl;
+    return false;
+  }
+
+private:
+  std::vector<redis_server::connection> conns_;
+};
+
+// -- the rows -----------------------------------------------------------------
+
+/// The bare rows of one backend: 1 client on one key, 64 over 1,000 keys.
+struct bare_rows {
+  std::string key_1; // "bare.sqlite.upsert.1"
+  std::string name_1;
+  std::string key_64;
+  std::string name_64;
+  blocking_op op; // client `index`, op `seq`
+};
+
+/// Stores `n` contexts with random ids (from `seed`), 64 at a time: one
+/// group commit per batch, not one fsync per context.
+ids_ptr fill_durable(caf::actor_system& sys, const ctxstore::storage& st,
+                     size_t n, uint64_t seed) {
+  auto ids = std::make_shared<std::vector<context_id>>();
+  std::mt19937_64 rng{seed};
+  for (size_t i = 0; i < n; ++i)
+    ids->push_back(random_id(rng));
+  auto next = std::make_shared<std::atomic<size_t>>(0);
+  auto value = make_ctx();
+  auto store = [ids, next, value](async_ctx& c, uint64_t, done_fn done) {
+    c.client->store<session_ctx>((*ids)[next->fetch_add(1)], value)
+      .then([done](uint64_t) { done(true); },
+            [done](caf::error& err) {
+              std::cout << "error: " << ctxstore::describe(err) << std::endl;
+              done(false);
+            });
+  };
+  limits lim{n, std::chrono::minutes(5), false};
+  auto s = run_async(sys, st, 1, 64, lim, store);
+  if (s.errors > 0 || s.ops != n)
+    throw std::runtime_error("filling the durable storage failed");
+  return ids;
+}
+
+void durable_backend(const options& opts, caf::actor_system& sys,
+                     const std::string& name,
+                     std::shared_ptr<ctxstore::backend> backend,
+                     const bare_rows& bare) {
+  ctxstore::storage_options sopts;
+  sopts.backend = std::move(backend);
+  auto st = ctxstore::spawn_storage(sys, sopts);
+  auto ids = fill_durable(sys, st, 1000, 21);
+  auto prefix = "durable." + name;
+  auto label = "durable " + name + ": ";
+  auto lim = limits_of(opts);
+  ctxstore::storage none;
+  auto one = one_key(ids->front());
+  auto spread = keys_round_robin(ids);
+  // Alternating: the disk (or server) is shared with whoever else runs on
+  // this machine; both rows of a ratio see it in the same moments.
+  measure_alternating(
+    opts, prefix + ".cycle.1",
+    label + "session cycle (update), blocking, 1 thread, 1 key",
+    [&] { return run_blocking(sys, st, 1, lim, blocking_cycle(one)); },
+    bare.key_1, bare.name_1,
+    [&] { return run_blocking(sys, none, 1, lim, bare.op); });
+  measure_alternating(
+    opts, prefix + ".cycle.64x1000",
+    label + "session cycle (update), async, 64 actors over 1,000 keys",
+    [&] { return run_async(sys, st, 64, 1, lim, async_cycle(spread)); },
+    bare.key_64, bare.name_64,
+    [&] { return run_blocking(sys, none, 64, lim, bare.op); });
+  auto source = copies_of(make_ctx());
+  measure(opts, prefix + ".store.new",
+          label + "store new contexts, blocking, 1 thread", [&] {
+            return run_blocking(sys, st, 1, lim, blocking_store_new(source));
+          });
+  measure(opts, prefix + ".store.new.64",
+          label + "store new contexts, async, 64 in flight", [&] {
+            return run_async(sys, st, 1, 64, lim, async_store_new(source));
+          });
+  stop_storage(sys, st);
+  sopts.backend.reset(); // closes the file, gives the prefix back
+}
+
+bool on_path(const std::string& program) {
+  return std::system(("command -v " + program + " >/dev/null 2>&1").c_str())
+         == 0;
+}
+
+std::string redis_version(const redis_server& server) {
+  auto r = server.command({"INFO", "server"});
+  if (!r || r->type != REDIS_REPLY_STRING)
+    return "?";
+  std::string info{r->str, r->len};
+  auto pos = info.find("redis_version:");
+  if (pos == std::string::npos)
+    return "?";
+  pos += 14;
+  return info.substr(pos, info.find_first_of("\r\n", pos) - pos);
+}
+
+void sqlite_rows(const options& opts, caf::actor_system& sys,
+                 const std::vector<char>& value,
+                 const std::vector<context_id>& keys) {
+  auto dir = make_durable_dir(opts);
+  std::cout << "durable: sqlite files in " << dir << ", " << filesystem_of(dir)
+            << "; SQLite " << sqlite3_libversion() << ", WAL, synchronous=FULL"
+            << std::endl;
+  try {
+    auto backend = ctxstore::open_sqlite(dir + "/durable.db");
+    if (!backend)
+      throw std::runtime_error(ctxstore::describe(backend.error()));
+    bare_sqlite db{dir + "/bare.db"};
+    for (size_t i = 0; i < keys.size(); ++i) // replaced, as the cycles do
+      db.upsert(keys[i], 1, value);
+    bare_rows bare{"bare.sqlite.upsert.1",
+                   "bare SQLite: one transaction per upsert, 1 thread, 1 key",
+                   "bare.sqlite.upsert.64",
+                   "bare SQLite: one transaction per upsert, 64 threads on "
+                   "one connection, 1,000 keys",
+                   [&](blocking_ctx& c, uint64_t seq) {
+                     auto k = (static_cast<size_t>(c.index) * 7919 + seq)
+                              % keys.size();
+                     return db.upsert(keys[k], seq + 2, value);
+                   }};
+    durable_backend(opts, sys, "sqlite", std::move(*backend), bare);
+  } catch (const std::exception& e) {
+    std::cout << "error: durable sqlite rows: " << e.what() << std::endl;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+void redis_rows(const options& opts, caf::actor_system& sys,
+                const std::vector<char>& value) {
+  if (!on_path("redis-server")) {
+    std::cout << "note: durable redis rows skipped: no redis-server"
+              << std::endl;
+    return;
+  }
+  std::unique_ptr<redis_server> server;
+  try {
+    server = std::make_unique<redis_server>();
+  } catch (const std::exception& e) {
+    std::cout << "note: durable redis rows skipped: " << e.what() << std::endl;
+    return;
+  }
+  std::cout << "durable: redis-server " << redis_version(*server)
+            << " on 127.0.0.1:" << server->port()
+            << ", appendonly yes, appendfsync always, AOF in " << server->dir()
+            << ", " << filesystem_of(server->dir()) << std::endl;
+  try {
+    auto backend = ctxstore::open_redis("127.0.0.1", server->port(), "bench");
+    if (!backend)
+      throw std::runtime_error(ctxstore::describe(backend.error()));
+    bare_redis conns{server->port(), 64};
+    std::vector<std::string> keys;
+    for (int i = 0; i < 1000; ++i)
+      keys.push_back("bare:" + std::to_string(i));
+    bare_rows bare{"bare.redis.set.1",
+                   "bare Redis: one SET per op (hiredis), 1 connection, 1 key",
+                   "bare.redis.set.64",
+                   "bare Redis: one SET per op (hiredis), 64 threads and "
+                   "connections, 1,000 keys",
+                   [&](blocking_ctx& c, uint64_t seq) {
+                     auto k = (static_cast<size_t>(c.index) * 7919 + seq)
+                              % keys.size();
+                     return conns.set(c.index, keys[k], value);
+                   }};
+    durable_backend(opts, sys, "redis", std::move(*backend), bare);
+  } catch (const std::exception& e) {
+    std::cout << "error: durable redis rows: " << e.what() << std::endl;
+  }
+}
+
+} // namespace
+
+void run_durable(const options& opts, caf::actor_system& sys) {
+  std::cout << "note: no durable row for a snapshot of a passivated context: "
+               "passivation is not built yet"
+            << std::endl;
+  auto value = wire_bytes(sys);
+  std::vector<context_id> keys;
+  std::mt19937_64 rng{22};
+  for (int i = 0; i < 1000; ++i)
+    keys.push_back(random_id(rng));
+  sqlite_rows(opts, sys, value, keys);
+  redis_rows(opts, sys, value);
+}
+
+} // namespace bench
