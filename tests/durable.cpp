@@ -1,6 +1,7 @@
 // Durable contexts (storage_options::backend), through the storage, with a
-// real SQLite file: write-through, activation with versions that continue
-// across restarts, failures that change nothing, order behind a session.
+// real SQLite file and a real redis-server: write-through, activation with
+// versions that continue across restarts, failures that change nothing,
+// order behind a session, a server that dies and comes back.
 
 #include <atomic>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "fixture.hpp"
+#include "redis_server.hpp"
 
 using namespace ctxstore;
 using namespace std::chrono_literals;
@@ -339,6 +341,36 @@ SCENARIO("the backend can come from CAF's configuration", "[durable]") {
           FAIL("accepted " << bad);
         } catch (const error& e) {
           CHECK(e.code() == errc::bad_request);
+        }
+      }
+    }
+  }
+}
+
+SCENARIO("a durable storage on Redis survives the server's crash", "[durable]") {
+  redis_server server;
+  auto id = new_id();
+  auto opened = open_redis("127.0.0.1", server.port(), "durable-spec");
+  REQUIRE(opened);
+  fixture f{durable_options(*opened)};
+  f.client->store(id, cart_of("gus", 1));
+  f.client->update<cart>(id, [](cart& c) { c.total = 2; });
+  WHEN("the server dies") {
+    server.kill();
+    THEN("a change fails with backend_failure within a bound, and nothing "
+         "changed") {
+      auto start = std::chrono::steady_clock::now();
+      CHECK(error_code_of([&] { f.client->store(id, cart_of("gus", 3)); })
+            == errc::backend_failure);
+      CHECK(std::chrono::steady_clock::now() - start < 5s);
+      CHECK(f.client->snapshot_versioned<cart>(id).version == 2);
+      AND_WHEN("it comes back (its AOF reloaded)") {
+        server.restart();
+        THEN("the storage resumes by itself, with every acknowledged change") {
+          f.client->update<cart>(id, [](cart& c) { c.total += 10; });
+          auto x = f.client->snapshot_versioned<cart>(id);
+          CHECK(x.value.total == 12);
+          CHECK(x.version == 3);
         }
       }
     }
