@@ -17,7 +17,9 @@ namespace ctxstore {
 /// One context as a backend keeps it: its version and its value in the wire
 /// form of its type's codec (what `add_context_type` registered).
 struct stored_value {
+  /// The version of the last durable change.
   uint64_t version = 0;
+  /// The value in its type's wire form.
   std::vector<char> bytes;
 };
 
@@ -25,6 +27,7 @@ struct stored_value {
 struct backend_write {
   /// The registered name of the context's type.
   std::string type;
+  /// The context's id.
   context_id id;
   /// The version this write leaves (for an erase: the version erased).
   uint64_t version = 0;
@@ -49,7 +52,10 @@ struct backend_write {
 /// run after that, in the order the writes were submitted.
 class backend {
 public:
+  /// Gets the outcome of a write: no error once it is durable.
   using write_done = std::function<void(const caf::error&)>;
+
+  /// Gets the outcome of a load: the context, nothing, or an error.
   using load_done
     = std::function<void(caf::expected<std::optional<stored_value>>)>;
 
