@@ -33,7 +33,9 @@ void add_storage_options(caf::actor_system_config& cfg) {
     .add<bool>("local-fast-path",
                "local blocking clients take free contexts without a message")
     .add<std::string>("backend", "where contexts are kept durable: "
-                                 "sqlite:PATH or redis://HOST:PORT/PREFIX");
+                                 "sqlite:PATH or redis://HOST:PORT/PREFIX")
+    .add<caf::timespan>("idle-timeout", "with a backend: idle contexts leave "
+                                        "memory after this long (0s: never)");
 }
 
 storage_options storage_options_from(const caf::actor_system_config& cfg) {
@@ -49,6 +51,13 @@ storage_options storage_options_from(const caf::actor_system_config& cfg) {
     result.lease = std::chrono::milliseconds{1}; // never round down to "none"
   result.max_waiters = static_cast<std::size_t>(max_waiters);
   result.local_fast_path = caf::get_or(cfg, "ctxstore.local-fast-path", true);
+  auto idle = caf::get_or(cfg, "ctxstore.idle-timeout", caf::timespan{0});
+  if (idle.count() < 0)
+    throw std::invalid_argument{"ctxstore.idle-timeout must not be negative"};
+  result.idle_timeout
+    = std::chrono::duration_cast<std::chrono::milliseconds>(idle);
+  if (idle.count() > 0 && result.idle_timeout.count() == 0)
+    result.idle_timeout = std::chrono::milliseconds{1};
   auto uri = caf::get_or(cfg, "ctxstore.backend", std::string{});
   if (!uri.empty()) {
     auto opened = open_backend(uri);

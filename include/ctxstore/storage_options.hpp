@@ -21,6 +21,7 @@ class backend;
 /// | `ctxstore.max-waiters` | integer  | `0`     | `max_waiters` |
 /// | `ctxstore.local-fast-path` | boolean | `true` | `local_fast_path` |
 /// | `ctxstore.backend`     | string   | none    | `backend` (opened: see `open_backend`) |
+/// | `ctxstore.idle-timeout` | timespan | `0s`   | `idle_timeout` |
 ///
 /// `spawn_storage(sys)` and `default_storage(sys)` use them. (CAF 0.17's
 /// command line treats a boolean as a flag that can only be set to true:
@@ -55,6 +56,11 @@ struct storage_options {
   /// with its version. Changes go through the context's owner actor (the
   /// local fast path is off: beside an fsync, a message costs little).
   std::shared_ptr<ctxstore::backend> backend;
+
+  /// With a backend: a context that nobody held, waited for or changed for
+  /// this long leaves memory (its owner stops; the next request reads it
+  /// again). Zero: never for idleness. Without a backend it has no effect.
+  std::chrono::milliseconds idle_timeout{0};
 };
 
 /// Declares the `ctxstore` option group on `cfg`, so that the command line

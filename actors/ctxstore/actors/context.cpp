@@ -71,6 +71,12 @@ bool context::fits(const messages::payload& x) const noexcept {
   return rtti.second != nullptr && *rtti.second == *type;
 }
 
+void context::evict() noexcept {
+  committed_ = messages::payload{};
+  set_present(false);
+  evicted_ = true;
+}
+
 void context::drop_value() noexcept {
   // Created again, it starts at version 1, whether or not its owner retired
   // in between (and whether or not a backend kept it).

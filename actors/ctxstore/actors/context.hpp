@@ -211,6 +211,18 @@ public:
     return loading_;
   }
 
+  /// True once a durable context left memory (see `evict`); a request
+  /// that reaches its owner before it retired reads it again.
+  bool evicted() const noexcept {
+    return evicted_;
+  }
+
+  /// True if nothing involves the context now: no session, nobody waiting,
+  /// nothing on its way to or from the backend.
+  bool quiet() const noexcept {
+    return token_ == 0 && head_ == nullptr && !persisting_ && !loading_;
+  }
+
   /// True while a change is on its way to the backend.
   bool persisting() const noexcept {
     return persisting_;
@@ -361,11 +373,16 @@ public:
               effects& fx);
 
   /// The backend may hold another version than memory (a write whose
-  /// outcome is unknown): the owner reads it again; until `loaded`, the
-  /// queue waits.
+  /// outcome is unknown), or the context left memory: the owner reads it
+  /// again; until `loaded`, the queue waits.
   void begin_reload() noexcept {
     loading_ = true;
+    evicted_ = false;
   }
+
+  /// A durable context that is `quiet` leaves memory (the backend has it):
+  /// its owner retires like the owner of an erased context.
+  void evict() noexcept;
 
   /// A change goes to the backend: until `end_persist`, nothing else
   /// changes (the queue waits, nobody takes the context).
@@ -418,6 +435,7 @@ private:
   bool stopped_ = false;
   bool loading_ = false;
   bool persisting_ = false;
+  bool evicted_ = false;
   uint64_t version_ = 1;
   messages::payload committed_;
 

@@ -18,6 +18,10 @@ struct counters {
   /// Times the registry kept a retiring owner because a request of this
   /// process was still on its way to it (see registry.cpp).
   std::atomic<uint64_t> owners_kept{0};
+  /// Durable contexts that left memory (passivated) and that were read from
+  /// the backend (activated).
+  std::atomic<uint64_t> passivations{0};
+  std::atomic<uint64_t> activations{0};
 };
 
 } // namespace ctxstore::actors

@@ -225,6 +225,10 @@ public:
     if (fx.persist_next)
       persist_head(self_);
     auto retire = begin_retire(self_);
+    // A durable context that nothing involves leaves memory after a while.
+    auto idle = st.cfg.options.idle_timeout;
+    auto arm_idle = st.backend && idle.count() > 0 && ctx.present()
+                    && ctx.quiet() && !retire;
     guard_.unlock();
     for (auto w = fx.woken; w != nullptr;) {
       auto& req = *static_cast<parked_request*>(w);
@@ -238,6 +242,8 @@ public:
     detail::recycle(fx.replaced);
     if (retire)
       send_retire(self_);
+    if (arm_idle)
+      self_->delayed_send(self_, idle, idle_atom::value, st.handled);
   }
 
   context& ctx() noexcept {
@@ -448,6 +454,8 @@ caf::behavior loading(owner_ptr self) {
       if (seq != st.backend_seq || !st.ctx->loading())
         return;
       backend_answered(self);
+      if (found && !err)
+        st.cfg.stats->activations += 1;
       step s{self};
       std::optional<std::pair<uint64_t, payload>> value;
       if (err) {
@@ -551,6 +559,22 @@ caf::error refuse(owner_ptr self, const context_key& key) {
   return self->state.load_error;
 }
 
+/// A request reached the owner of a context that left memory (before the
+/// registry let the owner go): read the context again first, then handle the
+/// request (the caller returns `caf::skip`: it stays in the mailbox).
+bool reactivate(owner_ptr self) {
+  auto& st = self->state;
+  {
+    std::lock_guard<std::mutex> guard{st.ctx->mtx};
+    if (!st.ctx->evicted())
+      return false;
+    st.ctx->begin_reload();
+    ++st.handled; // a retirement asked for before must not be confirmed
+  }
+  load(self);
+  return true;
+}
+
 /// True if a request that arrives now may run at once: nobody holds the
 /// context and nobody waits (a durable context's queue may hold a store
 /// on its way to the backend).
@@ -576,6 +600,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
     [=](snapshot_atom, const context_key& key) -> caf::result<versioned_value> {
       if (auto err = refuse(self, key))
         return err;
+      if (reactivate(self))
+        return caf::skip;
       step s{self};
       auto& ctx = s.ctx();
       if (!ctx.present())
@@ -586,6 +612,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         int64_t wait_ms) -> caf::result<grant> {
       if (auto err = refuse(self, key))
         return err;
+      if (reactivate(self))
+        return caf::skip;
       auto who = sender_of(self);
       if (!who)
         return make_error(errc::bad_request, "acquire needs a sender");
@@ -610,6 +638,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         uint64_t token) -> caf::result<uint64_t> {
       if (auto err = refuse(self, key))
         return err;
+      if (reactivate(self))
+        return caf::skip;
       step s{self};
       auto& ctx = s.ctx();
       if (!ctx.fits(value))
@@ -625,6 +655,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         uint64_t token) -> caf::result<bool> {
       if (auto err = refuse(self, key))
         return err;
+      if (reactivate(self))
+        return caf::skip;
       step s{self};
       auto& ctx = s.ctx();
       // Free, or erased by its holder (which also ends its session).
@@ -639,6 +671,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         payload& value) -> caf::result<uint64_t> {
       if (auto err = refuse(self, key))
         return err;
+      if (reactivate(self))
+        return caf::skip;
       step s{self};
       auto& ctx = s.ctx();
       if (auto err = check_holder(self, ctx, token, "commit"))
@@ -653,6 +687,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         payload& value) -> caf::result<uint64_t> {
       if (auto err = refuse(self, key))
         return err;
+      if (reactivate(self))
+        return caf::skip;
       step s{self};
       auto& ctx = s.ctx();
       if (auto err = check_holder(self, ctx, token, "release"))
@@ -669,6 +705,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         uint64_t token) -> caf::result<uint64_t> {
       if (auto err = refuse(self, key))
         return err;
+      if (reactivate(self))
+        return caf::skip;
       step s{self};
       auto& ctx = s.ctx();
       if (auto err = check_holder(self, ctx, token, "abort"))
@@ -680,6 +718,17 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       if (!self->current_message_id().is_request())
         return caf::delegated<uint64_t>{};
       return version;
+    },
+    [=](idle_atom, uint64_t handled) {
+      auto& st = self->state;
+      if (!from_self(self) || handled != st.handled)
+        return; // something happened since the timer was armed
+      step s{self};
+      auto& ctx = s.ctx();
+      if (ctx.present() && ctx.quiet() && !ctx.retiring) {
+        ctx.evict(); // the backend has it; the step's end asks to retire
+        st.cfg.stats->passivations += 1;
+      }
     },
     [=](handover_atom) {
       // A client ended a direct session while requests were parked (the step

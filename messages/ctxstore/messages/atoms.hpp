@@ -56,6 +56,10 @@ using persisted_atom = caf::atom_constant<caf::atom("persisted")>;
 /// found, version, bytes, error or none).
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 
+/// Internal: a durable owner's timer: nothing happened since message N
+/// (then the context leaves memory).
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
+
 /// The category atom of ctxstore's error codes.
 constexpr caf::atom_value error_category = caf::atom("ctxstore");
 
