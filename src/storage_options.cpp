@@ -35,7 +35,9 @@ void add_storage_options(caf::actor_system_config& cfg) {
     .add<std::string>("backend", "where contexts are kept durable: "
                                  "sqlite:PATH or redis://HOST:PORT/PREFIX")
     .add<caf::timespan>("idle-timeout", "with a backend: idle contexts leave "
-                                        "memory after this long (0s: never)");
+                                        "memory after this long (0s: never)")
+    .add<int64_t>("max-resident", "with a backend: about how many contexts "
+                                  "stay in memory (0: no bound)");
 }
 
 storage_options storage_options_from(const caf::actor_system_config& cfg) {
@@ -58,6 +60,10 @@ storage_options storage_options_from(const caf::actor_system_config& cfg) {
     = std::chrono::duration_cast<std::chrono::milliseconds>(idle);
   if (idle.count() > 0 && result.idle_timeout.count() == 0)
     result.idle_timeout = std::chrono::milliseconds{1};
+  auto max_resident = caf::get_or(cfg, "ctxstore.max-resident", int64_t{0});
+  if (max_resident < 0)
+    throw std::invalid_argument{"ctxstore.max-resident must not be negative"};
+  result.max_resident = static_cast<std::size_t>(max_resident);
   auto uri = caf::get_or(cfg, "ctxstore.backend", std::string{});
   if (!uri.empty()) {
     auto opened = open_backend(uri);

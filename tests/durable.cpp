@@ -480,3 +480,33 @@ SCENARIO("requests racing with passivation are neither lost nor reordered",
   CHECK(stats.passivations.load() > 0);
   CHECK(stats.activations.load() > 0);
 }
+
+SCENARIO("max_resident bounds the durable contexts in memory",
+         "[durable][passivation]") {
+  temp_dir dir;
+  auto opts = durable_options(sqlite_at(dir.path + "/contexts.db"));
+  opts.max_resident = 4;
+  fixture f{opts};
+  constexpr int keys = 24;
+  std::vector<context_id> ids;
+  for (int i = 0; i < keys; ++i) {
+    ids.push_back(new_id());
+    f.client->store(ids.back(), cart_of("joy", i));
+  }
+  WHEN("every context is read again, twice") {
+    for (int round = 0; round < 2; ++round)
+      for (int i = 0; i < keys; ++i) {
+        auto x = f.client->snapshot_versioned<cart>(ids[i]);
+        CHECK(x.value.total == i);
+        CHECK(x.version == 1);
+      }
+    THEN("about max_resident of them stay in memory") {
+      // Each context read in asks one of the least recently used out; the
+      // last ones asked may still be leaving.
+      CHECK(eventually([&] { return f.client->stats().contexts <= 4 + 1; }));
+      auto& stats = *f.store.board()->defaults().stats;
+      CHECK(stats.passivations.load() >= keys);
+      CHECK(stats.activations.load() >= keys);
+    }
+  }
+}

@@ -22,6 +22,7 @@ class backend;
 /// | `ctxstore.local-fast-path` | boolean | `true` | `local_fast_path` |
 /// | `ctxstore.backend`     | string   | none    | `backend` (opened: see `open_backend`) |
 /// | `ctxstore.idle-timeout` | timespan | `0s`   | `idle_timeout` |
+/// | `ctxstore.max-resident` | integer | `0`     | `max_resident` |
 ///
 /// `spawn_storage(sys)` and `default_storage(sys)` use them. (CAF 0.17's
 /// command line treats a boolean as a flag that can only be set to true:
@@ -61,6 +62,13 @@ struct storage_options {
   /// this long leaves memory (its owner stops; the next request reads it
   /// again). Zero: never for idleness. Without a backend it has no effect.
   std::chrono::milliseconds idle_timeout{0};
+
+  /// With a backend: about how many contexts stay in memory; beyond it, each
+  /// context read from the backend makes one of the least recently used
+  /// that nothing involves leave memory (sampled, like Redis's LRU: a bound
+  /// kept on average, not at every instant). Zero: no bound. Without a
+  /// backend it has no effect.
+  std::size_t max_resident = 0;
 };
 
 /// Declares the `ctxstore` option group on `cfg`, so that the command line

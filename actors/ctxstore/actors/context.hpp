@@ -187,6 +187,10 @@ public:
   /// handover (it asks again).
   std::atomic<bool> retire_wanted{false};
 
+  /// When its owner last handled a message (steady clock, ns): the
+  /// registry's sample of the least recently used (max_resident).
+  std::atomic<int64_t> last_used{0};
+
   mutable std::mutex mtx;
 
   // -- the owner (guarded by mtx) -----------------------------------------------

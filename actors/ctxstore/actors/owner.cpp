@@ -202,6 +202,10 @@ public:
   explicit step(owner_ptr self) : self_(self), guard_(self->state.ctx->mtx) {
     auto& st = self->state;
     ++st.handled;
+    if (st.backend)
+      st.ctx->last_used.store(
+        std::chrono::steady_clock::now().time_since_epoch().count(),
+        std::memory_order_relaxed);
     if (st.ctx->token() == 0 && !st.ctx->queue_empty())
       st.ctx->run_queue(fx, true);
   }
@@ -575,6 +579,15 @@ bool reactivate(owner_ptr self) {
   return true;
 }
 
+/// The context leaves memory if nothing involves it (the backend has it);
+/// the step's end asks the registry to retire us.
+void passivate(owner_ptr self, context& ctx) {
+  if (!self->state.backend || !ctx.present() || !ctx.quiet() || ctx.retiring)
+    return;
+  ctx.evict();
+  self->state.cfg.stats->passivations += 1;
+}
+
 /// True if a request that arrives now may run at once: nobody holds the
 /// context and nobody waits (a durable context's queue may hold a store
 /// on its way to the backend).
@@ -724,11 +737,13 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       if (!from_self(self) || handled != st.handled)
         return; // something happened since the timer was armed
       step s{self};
-      auto& ctx = s.ctx();
-      if (ctx.present() && ctx.quiet() && !ctx.retiring) {
-        ctx.evict(); // the backend has it; the step's end asks to retire
-        st.cfg.stats->passivations += 1;
-      }
+      passivate(self, s.ctx());
+    },
+    [=](evict_atom) {
+      if (sender_of(self) != self->state.cfg.registry)
+        return;
+      step s{self};
+      passivate(self, s.ctx());
     },
     [=](handover_atom) {
       // A client ended a direct session while requests were parked (the step

@@ -1,6 +1,9 @@
 #include "ctxstore/actors/registry.hpp"
 
+#include <chrono>
+#include <limits>
 #include <memory>
+#include <random>
 #include <unordered_map>
 #include <utility>
 
@@ -37,6 +40,7 @@ struct registry_state {
   storage_options options;
   std::shared_ptr<actors::context_index> board;
   bool hidden = false;
+  std::minstd_rand sampler; // picks owners for max_resident
 
   ~registry_state() {
     // Clients in this process read snapshots from the board: once we are
@@ -96,6 +100,38 @@ cell_ptr find_or_load(registry_ptr self, const context_key& key) {
   return board.find_or_load(key, ctxstore::detail::context_type_of(key.type));
 }
 
+/// With max_resident: if as many contexts as allowed are in memory, asks the
+/// least recently used of a sample of owners to let its context leave
+/// memory (it does if nothing involves it). Sampled like Redis's LRU: no
+/// list to keep in order on every access.
+void make_room(registry_ptr self) {
+  auto& st = self->state;
+  auto bound = st.options.max_resident;
+  if (bound == 0 || st.owners.empty()
+      || st.stats().contexts.load() < static_cast<int64_t>(bound))
+    return;
+  owned_cell* oldest = nullptr;
+  auto oldest_use = std::numeric_limits<int64_t>::max();
+  size_t seen = 0;
+  for (int tries = 0; tries < 32 && seen < 8; ++tries) {
+    auto b = st.sampler() % st.owners.bucket_count();
+    for (auto i = st.owners.begin(b); i != st.owners.end(b); ++i, ++seen) {
+      auto used = i->second.cell->last_used.load(std::memory_order_relaxed);
+      if (used < oldest_use) {
+        oldest_use = used;
+        oldest = &i->second;
+      }
+    }
+  }
+  if (oldest == nullptr)
+    return;
+  // Not picked again at once (it may be busy and stay).
+  oldest->cell->last_used.store(
+    std::chrono::steady_clock::now().time_since_epoch().count(),
+    std::memory_order_relaxed);
+  self->send(oldest->owner, evict_atom::value);
+}
+
 /// Forwards the current request to the owner of `key`'s context (spawning it
 /// if needed; with a backend, reading the context from there); false if
 /// there is no such context.
@@ -104,6 +140,13 @@ bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
   auto cell = find_or_load(self, key);
   if (!cell)
     return false;
+  bool fresh;
+  {
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    fresh = cell->loading() && !cell->owner;
+  }
+  if (fresh)
+    make_room(self); // one in, one out
   auto owner = owner_of(self, cell);
   if (!owner)
     return false;

@@ -60,6 +60,10 @@ using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 /// (then the context leaves memory).
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 
+/// Internal: the registry asks a durable owner to leave memory if nothing
+/// involves its context (max_resident).
+using evict_atom = caf::atom_constant<caf::atom("evict")>;
+
 /// The category atom of ctxstore's error codes.
 constexpr caf::atom_value error_category = caf::atom("ctxstore");
 
