@@ -16,7 +16,9 @@
 // lines of different threads never interleave, and a line is either in the
 // pipe whole or not at all when the SIGKILL comes. Exit status 2: bad
 // arguments or the backend did not open; 3: a change failed (no backend
-// failure is expected while nothing but this process is killed).
+// failure is expected while nothing but this process is killed; the fencing
+// spec expects a conflict), after "crash_child: change failed (CODE): TEXT"
+// on stderr.
 
 #include <unistd.h>
 
@@ -92,7 +94,8 @@ void run(ctxstore::blocking_client client,
       }
     } catch (const ctxstore::error& e) {
       if (e.code() != ctxstore::errc::no_such_context)
-        fail(std::string{"change failed: "} + e.what());
+        fail("change failed (" + ctxstore::to_string(e.code())
+             + "): " + e.what());
       // Only this thread creates it: nobody can be first in between.
       client.store(id, counter{1});
     } catch (const std::exception& e) {

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <iostream>
@@ -34,6 +35,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/uuid/random_generator.hpp>
@@ -131,12 +133,13 @@ struct temp_dir {
 };
 
 /// The child program, started with fork + execv; its stdout is a pipe read
-/// here, its stderr is ours. The destructor kills and reaps it. It also gets
+/// here, its stderr is ours (or the file `stderr_path`, if not empty). The destructor kills and reaps it. It also gets
 /// SIGKILL if this process dies first (PR_SET_PDEATHSIG, tied to the forking
 /// thread: start children from the test's main thread only).
 class child_process {
 public:
-  explicit child_process(std::vector<std::string> args) {
+  explicit child_process(std::vector<std::string> args,
+                         const std::string& stderr_path = {}) {
     args.insert(args.begin(), CTXSTORE_CRASH_CHILD_BINARY);
     std::vector<char*> argv;
     for (auto& arg : args)
@@ -144,6 +147,12 @@ public:
     argv.push_back(nullptr);
     int fds[2];
     REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
+    int err = -1;
+    if (!stderr_path.empty()) {
+      err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                 0600);
+      REQUIRE(err >= 0);
+    }
     auto parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
@@ -152,10 +161,14 @@ public:
       if (getppid() != parent)
         _exit(127);
       dup2(fds[1], STDOUT_FILENO); // clears O_CLOEXEC on the copy
+      if (err >= 0)
+        dup2(err, STDERR_FILENO);
       execv(argv[0], argv.data());
       _exit(127);
     }
     close(fds[1]);
+    if (err >= 0)
+      close(err);
     out_ = fds[0];
     REQUIRE(pid_ > 0);
   }
@@ -221,6 +234,13 @@ public:
       return false;
     pid_ = -1;
     return true;
+  }
+
+  /// Sends `sig` to the child (SIGSTOP: it hangs, every thread; SIGCONT: it
+  /// resumes).
+  void signal(int sig) {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
   }
 
   /// The wait status of a child that ended by itself (reaped), if it did
@@ -453,4 +473,237 @@ SCENARIO("every acknowledged change survives a SIGKILL of a process that "
       return std::move(*b);
     }};
   run_crash_loop(target);
+}
+
+namespace {
+
+/// Writes `value` as version `version` of the counter `id`, replacing
+/// `replaces` (0: none), through `b`'s write API; the write's outcome.
+caf::error write_counter(backend& b, const context_id& id, uint64_t version,
+                         uint64_t replaces, int64_t value) {
+  backend_write w;
+  w.type = "counter";
+  w.id = id;
+  w.version = version;
+  w.replaces = replaces;
+  auto msg = caf::make_message(counter{value});
+  if (auto err = detail::value_codec<counter>::save(msg, w.bytes))
+    FAIL("counter " << value << " does not encode");
+  auto done = std::make_shared<std::promise<caf::error>>();
+  auto fut = done->get_future();
+  b.write(std::move(w),
+          [done](const caf::error& err) { done->set_value(err); });
+  if (fut.wait_for(step_bound) != std::future_status::ready)
+    FAIL("the write of " << id << " was not answered within "
+                         << step_bound.count() << " s");
+  return fut.get();
+}
+
+/// How long the fencing spec lets the child run before the SIGSTOP.
+constexpr auto fencing_run = 300ms;
+
+/// How long the lease of the stopped child may take to run out: the lease
+/// is 3 s from its last renewal, plus slack for a busy machine.
+constexpr auto lease_gone_bound = 6s;
+
+/// How long the SIGCONTed child may take to notice that it was fenced (its
+/// next write, or its next renewal about a second later) and exit.
+constexpr auto fenced_exit_bound = 10s;
+
+} // namespace
+
+// The durable-backend issue: "a storage SIGSTOPped past its lease, a second
+// one takes over, the first is SIGCONTed and none of its writes land".
+//
+// The second storage (backend B, opened here once the stopped child's lease
+// ran out) changes only every other context. A context B changed would
+// refuse the child's next write by its version alone (the child replaces the
+// version it knows, B moved it on); a context B left alone still has the
+// version the child knows, so only the lease (the epoch in the write script)
+// stands between the child and an overwrite. Both kinds must end exactly as
+// B left them.
+SCENARIO("a storage stopped past its Redis lease is fenced: none of its "
+         "writes land after another storage took over",
+         "[crash][fencing]") {
+  alarm_guard guard;
+  redis_server server;
+  temp_dir dir;
+  const std::string prefix = "fence";
+  const std::string lease_key = prefix + ":lease";
+  auto seed = seed_from_env();
+  INFO("seed " << seed << " (CTXSTORE_CRASH_SEED repeats it)");
+  std::mt19937_64 rng{seed};
+  std::vector<context_id> ids;
+  {
+    std::mt19937 id_engine{static_cast<uint32_t>(rng())};
+    boost::uuids::basic_random_generator<std::mt19937> gen{id_engine};
+    for (size_t i = 0; i < context_count; ++i)
+      ids.push_back(gen());
+  }
+  std::vector<std::string> args{
+    "redis://127.0.0.1:" + std::to_string(server.port()) + "/" + prefix,
+    std::to_string(rng()), std::to_string(child_threads)};
+  for (auto& id : ids)
+    args.push_back(boost::uuids::to_string(id));
+  auto err_path = dir.path + "/child.stderr";
+  auto child_stderr = [&] {
+    std::ifstream in{err_path};
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  boost::uuids::string_generator parse_id;
+  // The highest version the child reported (acknowledged) per context.
+  std::map<context_id, uint64_t> acked;
+  auto parse = [&](const std::string& line) {
+    std::istringstream in{line};
+    std::string id_text;
+    uint64_t version = 0;
+    int64_t value = 0;
+    in >> id_text >> version >> value;
+    INFO("the child reported: " << line);
+    REQUIRE(in);
+    auto id = parse_id(id_text);
+    REQUIRE(std::find(ids.begin(), ids.end(), id) != ids.end());
+    return std::make_pair(id, version);
+  };
+  child_process child{args, err_path};
+  GIVEN("a child committing to redis://.../fence, SIGSTOPped after a while") {
+    std::vector<std::string> before;
+    auto alive = child.read_lines(clock_type::now() + first_line_bound, before,
+                                  1);
+    if (alive && !before.empty())
+      alive = child.read_lines(clock_type::now() + fencing_run, before);
+    if (!alive) {
+      auto status = child.wait_exit(step_bound);
+      FAIL("the child ended by itself before the SIGSTOP ("
+           << (status ? describe_status(*status) : "not reaped")
+           << "); its stderr: " << child_stderr());
+    }
+    REQUIRE(!before.empty());
+    child.signal(SIGSTOP);
+    // Lines it wrote before the stop took hold.
+    child.read_lines(clock_type::now() + 200ms, before);
+    for (auto& line : before) {
+      auto [id, version] = parse(line);
+      acked[id] = std::max(acked[id], version);
+    }
+    WHEN("its lease runs out and a second storage (B) takes the prefix and "
+         "changes every other context") {
+      // The server expires the lease by itself: poll the key, bounded.
+      auto conn = server.connect();
+      REQUIRE(conn);
+      auto t_stop = clock_type::now();
+      bool gone = false;
+      while (clock_type::now() - t_stop < lease_gone_bound) {
+        redis_server::reply r{static_cast<redisReply*>(
+          redisCommand(conn.get(), "EXISTS %s", lease_key.c_str()))};
+        REQUIRE(r);
+        REQUIRE(r->type == REDIS_REPLY_INTEGER);
+        if (r->integer == 0) {
+          gone = true;
+          break;
+        }
+        // Waiting for the server's expiry: nothing to await.
+        std::this_thread::sleep_for(50ms);
+      }
+      INFO("the lease key ran out "
+           << std::chrono::duration_cast<std::chrono::milliseconds>(
+                clock_type::now() - t_stop)
+                .count()
+           << " ms after the SIGSTOP");
+      REQUIRE(gone);
+      auto opened = open_redis("127.0.0.1", server.port(), prefix);
+      if (!opened)
+        FAIL("open_redis (B) after the lease ran out: "
+             << describe(opened.error()));
+      auto b = std::move(*opened);
+      // B's state: what it found, and its change to every other context.
+      std::map<context_id, stored_counter> state;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        auto& id = ids[i];
+        auto found = load_counter(*b, id);
+        auto base = found ? *found : stored_counter{};
+        INFO("context " << i << " " << id << ": the child acknowledged "
+                        << acked[id] << ", B found version " << base.version);
+        // Every change the child acknowledged is there.
+        REQUIRE(base.version >= acked[id]);
+        if (i % 2 == 0) {
+          stored_counter mine{base.version + 1,
+                              1'000'000 + static_cast<int64_t>(i)};
+          auto err
+            = write_counter(*b, id, mine.version, base.version, mine.value);
+          if (err)
+            FAIL("B's write of context " << i << ": " << describe(err));
+          state[id] = mine;
+        } else {
+          state[id] = base;
+        }
+      }
+      AND_WHEN("the child is SIGCONTed") {
+        child.signal(SIGCONT);
+        std::vector<std::string> after;
+        auto deadline = clock_type::now() + fenced_exit_bound;
+        while (child.read_lines(deadline, after)
+               && clock_type::now() < deadline) {
+          // until the pipe closes (the child ended) or the bound
+        }
+        auto status = child.wait_exit(step_bound);
+        bool killed = false;
+        if (!status) {
+          killed = true;
+          REQUIRE(child.kill());
+        }
+        auto err_text = child_stderr();
+        THEN("its next change fails with a conflict, it exits with status "
+             "3, and every context holds exactly B's state") {
+          INFO("the child's stderr: " << err_text);
+          INFO("the child's lines after the SIGCONT: " << after.size());
+          CHECK_FALSE(killed); // it did not end by itself within the bound
+          if (status) {
+            INFO("the child ended with " << describe_status(*status));
+            CHECK(WIFEXITED(*status));
+            CHECK(WEXITSTATUS(*status) == 3);
+          }
+          CHECK(err_text.find("change failed (conflict)") != std::string::npos);
+          // Refused by the lease (the script checks it before the version).
+          CHECK(err_text.find("lost the prefix to another storage")
+                != std::string::npos);
+          // Nothing it acknowledged after the SIGCONT went past what B found:
+          // such a change would have been made durable after the takeover.
+          for (auto& line : after) {
+            auto [id, version] = parse(line);
+            INFO("the child reported after the SIGCONT: " << line);
+            auto i = std::find(ids.begin(), ids.end(), id) - ids.begin();
+            auto found = i % 2 == 0 ? state[id].version - 1 : state[id].version;
+            CHECK(version <= found);
+          }
+          // Every context as B left it.
+          for (size_t i = 0; i < ids.size(); ++i) {
+            auto& id = ids[i];
+            auto& mine = state[id];
+            auto now = load_counter(*b, id);
+            INFO("context " << i << " " << id << " ("
+                            << (i % 2 == 0 ? "changed by B" : "left by B")
+                            << "): B left version " << mine.version
+                            << " value " << mine.value);
+            if (mine.version == 0) {
+              CHECK_FALSE(now.has_value());
+              continue;
+            }
+            REQUIRE(now.has_value());
+            CHECK(now->version == mine.version);
+            CHECK(now->value == mine.value);
+          }
+          // B still holds the prefix: its next write lands, on the version
+          // it left (the script checks both).
+          auto& id = ids[1];
+          auto err = write_counter(*b, id, state[id].version + 1,
+                                   state[id].version, 2'000'000);
+          INFO("B's last write: " << describe(err));
+          CHECK_FALSE(err);
+        }
+      }
+    }
+  }
 }
