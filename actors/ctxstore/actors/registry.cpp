@@ -140,13 +140,15 @@ bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
   auto cell = find_or_load(self, key);
   if (!cell)
     return false;
-  bool fresh;
-  {
-    std::lock_guard<std::mutex> guard{cell->mtx};
-    fresh = cell->loading() && !cell->owner;
+  if (self->state.options.max_resident > 0) {
+    bool fresh;
+    {
+      std::lock_guard<std::mutex> guard{cell->mtx};
+      fresh = cell->loading() && !cell->owner;
+    }
+    if (fresh)
+      make_room(self); // one in, one out
   }
-  if (fresh)
-    make_room(self); // one in, one out
   auto owner = owner_of(self, cell);
   if (!owner)
     return false;

@@ -48,12 +48,12 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 /// its queue (or retires).
 using handover_atom = caf::atom_constant<caf::atom("handover")>;
 
-/// Internal: a durable owner's backend answered its write (sequence number,
-/// error or none).
+/// Internal: a durable owner's backend answered its write (sequence number;
+/// the outcome waits in the owner's hand-off).
 using persisted_atom = caf::atom_constant<caf::atom("persisted")>;
 
-/// Internal: a durable owner's backend answered its load (sequence number,
-/// found, version, bytes, error or none).
+/// Internal: a durable owner's backend answered its load (sequence number;
+/// the outcome waits in the owner's hand-off).
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 
 /// Internal: a durable owner's timer: nothing happened since message N
