@@ -3,43 +3,17 @@
 // at once with `overloaded`; a storage that creates, uses and erases contexts
 // in a loop returns to its baseline, in its own counts and in resident memory.
 
-#include <fstream>
 #include <optional>
 #include <thread>
 #include <vector>
 
-#include <malloc.h>
-#include <unistd.h>
-
 #include "fixture.hpp"
+#include "resident_memory.hpp"
 #include "waiting.hpp"
 
 using namespace ctxstore;
 using namespace std::chrono_literals;
 using namespace waiting;
-
-namespace {
-
-/// Resident memory of this process in bytes, from /proc/self/statm. Free
-/// pages of every malloc arena are returned to the system first: CAF's
-/// worker threads allocate from arenas of their own, whose freed memory glibc
-/// otherwise keeps resident (and fragmented) indefinitely.
-long resident_bytes() {
-  malloc_trim(0);
-  std::ifstream statm{"/proc/self/statm"};
-  long pages = 0;
-  long resident = 0;
-  statm >> pages >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-
-} // namespace
 
 SCENARIO("requests beyond max_waiters fail at once with overloaded",
          "[bounded][overloaded]") {
@@ -119,8 +93,8 @@ SCENARIO("a storage that creates, uses and erases contexts returns to its "
          "[bounded][soak]") {
   // A warm-up round lets allocators and CAF's caches reach their steady
   // size; then rounds must not grow resident memory beyond a small slack.
-  const int rounds = sanitized ? 3 : 6;
-  const int per_round = sanitized ? 500 : 3000;
+  const int rounds = resident_memory::meaningful ? 6 : 3;
+  const int per_round = resident_memory::meaningful ? 3000 : 500;
   fixture f;
   auto& c = *f.client;
   auto round = [&] {
@@ -140,29 +114,27 @@ SCENARIO("a storage that creates, uses and erases contexts returns to its "
       "every owner of an erased context gone");
   };
   round();
-  auto baseline = resident_bytes();
+  auto baseline = resident_memory::bytes();
   auto peak = baseline;
   for (int i = 0; i < rounds; ++i) {
     round();
-    peak = std::max(peak, resident_bytes());
+    peak = std::max(peak, resident_memory::bytes());
   }
   auto st = c.stats();
   CHECK(st.contexts == 0);
   CHECK(st.owners == 0);
   CHECK(st.sessions == 0);
   CHECK(st.waiters == 0);
-  auto grown = resident_bytes() - baseline;
+  auto grown = resident_memory::bytes() - baseline;
   INFO("resident memory: baseline " << baseline / 1024 << " KiB, peak "
                                     << peak / 1024 << " KiB, grown "
                                     << grown / 1024 << " KiB after " << rounds
                                     << " rounds of " << per_round
                                     << " contexts");
   // Rounds differ by up to ~1 MiB (allocator noise); a leak of 256 bytes per
-  // context would add more than 4 MiB over the rounds. Under the sanitizers
-  // resident memory says nothing (ASan quarantines freed memory, TSan's
-  // allocator and shadow grew it by 19-40 MiB in CI); LeakSanitizer checks
-  // the ASan build for leaks instead. The counts above hold everywhere.
-  if (sanitized)
+  // context would add more than 4 MiB over the rounds. The counts above hold
+  // everywhere; resident memory is checked only without a sanitizer.
+  if (!resident_memory::meaningful)
     WARN("resident memory not checked under a sanitizer");
   else
     CHECK(grown < 4 * 1024 * 1024);

@@ -107,6 +107,17 @@ public:
     return messages::versioned_value{cell->version(), cell->committed()};
   }
 
+  /// Cells on the board, of every kind (present, loading, erased but not
+  /// retired yet). Takes every shard's lock: for tests and diagnostics.
+  size_t size() const {
+    size_t n = 0;
+    for (auto& s : shards_) {
+      std::lock_guard<std::mutex> guard{s.mtx};
+      n += s.entries.size();
+    }
+    return n;
+  }
+
   /// Requests of this process on `key`'s way to the storage (counted by
   /// the clients' inbound_ticket) that were not answered yet; shared by the keys
   /// of one shard. While there are any, a new context of `key` is not

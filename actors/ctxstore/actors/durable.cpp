@@ -55,11 +55,6 @@ value_of(const messages::context_key& key, const stored_value& x) {
     return make_error(errc::backend_failure,
                       "the stored value of " + name_of(key)
                         + " does not decode as its type");
-  // A deep copy made by CAF itself: readers on other threads get the value
-  // through CAF's uninstrumented mailbox and board hand-offs, which
-  // ThreadSanitizer can follow only for storage CAF wrote (tests/tsan.supp);
-  // the decoder wrote this one. One copy per read from the backend.
-  value.value = caf::message::copy(value.value.content());
   return std::make_pair(x.version, std::move(value));
 }
 
