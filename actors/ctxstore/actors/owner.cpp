@@ -1,11 +1,12 @@
 #include "ctxstore/actors/owner.hpp"
+#include "ctxstore/actors/owner_state.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -34,98 +35,18 @@
 //
 // A durable context (storage_options::backend) changes only here (its
 // fast path is off): the owner reads it from the backend first, and makes
-// each change durable before it applies it and answers. Meanwhile every
-// other message waits in the mailbox, in order (CAF's `skip`), and the
-// context's queue waits too (context::persisting): nobody sees a change
-// before it is durable, and nothing overtakes it.
+// each change durable before it applies it and answers (owner_durable.cpp).
+// Meanwhile every other message waits in the mailbox, in order (CAF's
+// `skip`), and the context's queue waits too (context::persisting): nobody
+// sees a change before it is durable, and nothing overtakes it.
 
 namespace ctxstore::actors {
+
+using namespace owner_detail;
 
 namespace {
 
 using namespace ctxstore::messages;
-
-/// A request parked in the context's queue until its turn.
-struct parked_request final : waiter {
-  parked_request(request what, uint64_t seq, caf::response_promise promise)
-      : waiter(kind::parked, what), seq(seq), promise(std::move(promise)) {
-    // nop
-  }
-
-  const uint64_t seq; // identifies it for its deadline
-  caf::response_promise promise;
-};
-
-class step;
-
-/// What a backend's thread hands the owner: put under a mutex before the
-/// message that announces it is sent, taken under it when that message runs.
-/// (CAF's mailbox orders the two, but ThreadSanitizer cannot see through
-/// Debian's uninstrumented CAF; a mutex is an edge it sees.)
-template <class T>
-class handoff {
-public:
-  void put(T x) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    value_ = std::move(x);
-  }
-
-  T take() {
-    std::lock_guard<std::mutex> guard{mtx_};
-    return std::move(*value_);
-  }
-
-private:
-  std::mutex mtx_;
-  std::optional<T> value_;
-};
-
-using loaded_value = caf::expected<std::optional<stored_value>>;
-
-/// What a durable owner does once the backend answered a write (no error:
-/// it is durable), inside a new step.
-using after_persist = std::function<void(step&, const caf::error&)>;
-
-struct owner_state {
-  static inline const char* name = "ctxstore.owner";
-
-  owner_config cfg;
-  std::shared_ptr<context> ctx;
-
-  // The parked requests, by seq; the context's queue points to them.
-  std::unordered_map<uint64_t, std::unique_ptr<parked_request>> parked;
-  uint64_t next_seq = 0;
-
-  // Monitor reference counts: one actor may wait several times and hold.
-  std::unordered_map<caf::actor_addr, size_t> watched;
-  caf::actor_addr watched_holder; // the holder we monitor as such
-
-  uint64_t handled = 0;           // messages handled (see enter)
-  uint64_t handled_at_retire = 0; // `handled` when we asked to retire
-
-  // A durable context: its backend, the number of the backend call in
-  // flight (its answer must match), and what to do when a write is durable.
-  std::shared_ptr<ctxstore::backend> backend;
-  uint64_t backend_seq = 0;
-  std::shared_ptr<handoff<caf::error>> written;  // the write's outcome
-  std::shared_ptr<handoff<loaded_value>> loaded; // the load's outcome
-  after_persist on_persisted;
-  std::function<void(const caf::error&)> fail_in_flight; // we stop first
-  caf::error load_error; // the context could not be read: every request gets it
-
-  ~owner_state();
-};
-
-using owner_ptr = caf::stateful_actor<owner_state>*;
-
-caf::actor_addr sender_of(owner_ptr self) {
-  return caf::actor_cast<caf::actor_addr>(self->current_sender());
-}
-
-/// Timers are messages to ourselves; nobody else may fire them.
-bool from_self(owner_ptr self) {
-  return self->current_sender() == self->ctrl();
-}
 
 void watch(owner_ptr self, const caf::actor_addr& who) {
   if (self->state.watched[who]++ == 0)
@@ -152,47 +73,28 @@ caf::actor handle_for(owner_ptr self, const caf::actor_addr& who) {
 }
 
 grant grant_of(owner_ptr self, const waiter& w) {
-  return grant{w.token, w.version, payload{w.value}, handle_for(self, w.client)};
+  return grant{w.token, w.version, payload{w.value},
+               handle_for(self, w.client)};
 }
 
 /// Answers a parked request whose wait ended.
 void answer(owner_ptr self, parked_request& w) {
   switch (w.result) {
-    case waiter::outcome::granted:
-      w.promise.deliver(grant_of(self, w));
-      break;
-    case waiter::outcome::failed:
-      w.promise.deliver(w.error);
-      break;
-    case waiter::outcome::done:
-      if (w.what == waiter::request::store)
-        w.promise.deliver(w.version);
-      else
-        w.promise.deliver(w.existed);
-      break;
-    case waiter::outcome::waiting:
-      break;
+  case waiter::outcome::granted:
+    w.promise.deliver(grant_of(self, w));
+    break;
+  case waiter::outcome::failed:
+    w.promise.deliver(w.error);
+    break;
+  case waiter::outcome::done:
+    if (w.what == waiter::request::store)
+      w.promise.deliver(w.version);
+    else
+      w.promise.deliver(w.existed);
+    break;
+  case waiter::outcome::waiting:
+    break;
   }
-}
-
-owner_state::~owner_state() {
-  if (!ctx)
-    return;
-  effects fx;
-  {
-    std::lock_guard<std::mutex> guard{ctx->mtx};
-    if (cfg.board)
-      cfg.board->erase(*ctx);
-    // The owner stops (storage shutdown): nobody may wait forever.
-    ctx->stop(make_error(errc::storage_down, "storage stopped"), fx, true);
-    context::wake(fx);
-  }
-  for (auto w = fx.woken; w != nullptr; w = w->next())
-    static_cast<parked_request*>(w)->promise.deliver(w->error);
-  if (fail_in_flight) // its write may still land: the client cannot know
-    fail_in_flight(make_error(errc::storage_down,
-                              "storage stopped before the backend answered"));
-  cfg.stats->owners -= 1;
 }
 
 /// Asks the registry to retire us if the context was erased and nothing is
@@ -216,293 +118,84 @@ void send_retire(owner_ptr self) {
     self->quit();
 }
 
-void persist_head(owner_ptr self);
+} // namespace
 
-/// One message's work on the context: locks it (a direct session that ended
-/// while requests were parked lets them go first, in order, before anything
-/// new), and when the message is done carries out the effects of its
-/// transitions: threads and actors are woken under the lock, the rest after
-/// unlocking.
-class step {
-public:
-  explicit step(owner_ptr self) : self_(self), guard_(self->state.ctx->mtx) {
-    auto& st = self->state;
-    ++st.handled;
-    if (st.backend)
-      st.ctx->last_used.store(
-        std::chrono::steady_clock::now().time_since_epoch().count(),
-        std::memory_order_relaxed);
-    if (st.ctx->token() == 0 && !st.ctx->queue_empty())
-      st.ctx->run_queue(fx, true);
-  }
+caf::result<caf::message> owner_detail::refuse_unexpected(caf::scheduled_actor*,
+                                                          caf::message_view&) {
+  return make_error(errc::bad_request,
+                    "unexpected message for a context owner");
+}
 
-  step(const step&) = delete;
-  step& operator=(const step&) = delete;
-
-  ~step() {
-    auto& st = self_->state;
-    auto& ctx = *st.ctx;
-    context::wake(fx);
-    // Monitor the holder of a session we granted, for as long as it holds.
-    if (st.watched_holder != ctx.holder()) {
-      auto old = std::move(st.watched_holder);
-      st.watched_holder = ctx.holder();
-      if (st.watched_holder)
-        watch(self_, st.watched_holder);
-      if (old)
-        unwatch(self_, old);
-    }
-    if (fx.persist_next)
-      persist_head(self_);
-    auto retire = begin_retire(self_);
-    // A durable context that nothing involves leaves memory after a while.
-    auto idle = st.cfg.options.idle_timeout;
-    auto arm_idle = st.backend && idle.count() > 0 && ctx.present()
-                    && ctx.quiet() && !retire;
-    guard_.unlock();
-    for (auto w = fx.woken; w != nullptr;) {
-      auto& req = *static_cast<parked_request*>(w);
-      w = w->next();
-      answer(self_, req);
-      unwatch(self_, req.client);
-      st.parked.erase(req.seq);
-    }
-    if (fx.lease != 0)
-      self_->delayed_send(self_, ctx.lease, lease_atom::value, fx.lease);
-    detail::recycle(fx.replaced);
-    if (retire)
-      send_retire(self_);
-    if (arm_idle)
-      self_->delayed_send(self_, idle, idle_atom::value, st.handled);
-  }
-
-  context& ctx() noexcept {
-    return *self_->state.ctx;
-  }
-
+owner_detail::owner_state::~owner_state() {
+  if (!ctx)
+    return;
   effects fx;
-
-private:
-  owner_ptr self_;
-  std::unique_lock<std::mutex> guard_;
-};
-
-// -- a durable context: the backend first ----------------------------------------
-
-caf::result<caf::message> refuse_unexpected(caf::scheduled_actor*,
-                                            caf::message_view&) {
-  return make_error(errc::bad_request, "unexpected message for a context owner");
+  {
+    std::lock_guard<std::mutex> guard{ctx->mtx};
+    if (cfg.board)
+      cfg.board->erase(*ctx);
+    // The owner stops (storage shutdown): nobody may wait forever.
+    ctx->stop(make_error(errc::storage_down, "storage stopped"), fx, true);
+    context::wake(fx);
+  }
+  for (auto w = fx.woken; w != nullptr; w = w->next())
+    static_cast<parked_request*>(w)->promise.deliver(w->error);
+  if (fail_in_flight) // its write may still land: the client cannot know
+    fail_in_flight(make_error(errc::storage_down,
+                              "storage stopped before the backend answered"));
+  cfg.stats->owners -= 1;
 }
 
-/// Until `backend_answered`, only `bhvr` runs; every other message stays in
-/// the mailbox, in order.
-void await_backend(owner_ptr self, caf::behavior bhvr) {
-  self->set_default_handler(caf::skip);
-  self->become(caf::keep_behavior, std::move(bhvr));
-}
-
-void backend_answered(owner_ptr self) {
-  self->unbecome();
-  self->set_default_handler(refuse_unexpected);
-}
-
-void load(owner_ptr self);
-
-caf::behavior persisting(owner_ptr self) {
-  return {
-    [=](persisted_atom, uint64_t seq) {
-      auto& st = self->state;
-      if (seq != st.backend_seq || !st.on_persisted)
-        return;
-      auto err = st.written->take();
-      backend_answered(self);
-      auto then = std::move(st.on_persisted);
-      st.on_persisted = nullptr;
-      st.fail_in_flight = nullptr;
-      step s{self};
-      auto& ctx = s.ctx();
-      ctx.end_persist();
-      then(s, err);
-      if (err && to_errc(err) != errc::bad_request) {
-        // The write may have landed all the same (a server that stopped
-        // answering), or another writer changed the context: read it again
-        // before anything else.
-        ctx.begin_reload();
-        load(self);
-      }
-      if (ctx.token() == 0)
-        ctx.run_queue(s.fx, true);
-    },
-  };
-}
-
-/// Makes `w` durable, then runs `then` (under a step; the caller's step
-/// holds the lock now); `fail` answers the requester if we stop first. No
-/// write (`w` empty): `then` runs next all the same, in order. A write that
-/// did not encode: `then` gets its error.
-void persist(owner_ptr self, std::optional<caf::expected<backend_write>> w,
-             after_persist then,
-             std::function<void(const caf::error&)> fail) {
+owner_detail::step::step(owner_ptr self)
+    : self_(self), guard_(self->state.ctx->mtx) {
   auto& st = self->state;
-  st.ctx->begin_persist();
-  st.on_persisted = std::move(then);
-  st.fail_in_flight = std::move(fail);
-  auto seq = ++st.backend_seq;
-  auto me = self->address(); // weak: the backend may outlive us
-  auto slot = std::make_shared<handoff<caf::error>>();
-  st.written = slot;
-  auto answer = [me, seq, slot](const caf::error& err) {
-    slot->put(err);
-    if (auto owner = caf::actor_cast<caf::actor>(me))
-      caf::anon_send(owner, persisted_atom::value, seq);
-  };
-  if (w && *w)
-    st.backend->write(std::move(**w), std::move(answer));
-  else
-    answer(w ? w->error() : caf::error{});
-  await_backend(self, persisting(self));
+  ++st.handled;
+  if (st.backend)
+    st.ctx->last_used.store(
+      std::chrono::steady_clock::now().time_since_epoch().count(),
+      std::memory_order_relaxed);
+  if (st.ctx->token() == 0 && !st.ctx->queue_empty())
+    st.ctx->run_queue(fx, true);
 }
 
-caf::error backend_error(const caf::error& err) {
-  if (to_errc(err) == errc::conflict || to_errc(err) == errc::backend_failure
-      || to_errc(err) == errc::bad_request)
-    return err;
-  return make_error(errc::backend_failure, describe(err));
+owner_detail::step::~step() {
+  auto& st = self_->state;
+  auto& ctx = *st.ctx;
+  context::wake(fx);
+  // Monitor the holder of a session we granted, for as long as it holds.
+  if (st.watched_holder != ctx.holder()) {
+    auto old = std::move(st.watched_holder);
+    st.watched_holder = ctx.holder();
+    if (st.watched_holder)
+      watch(self_, st.watched_holder);
+    if (old)
+      unwatch(self_, old);
+  }
+  if (fx.persist_next)
+    persist_head(self_);
+  auto retire = begin_retire(self_);
+  // A durable context that nothing involves leaves memory after a while.
+  auto idle = st.cfg.options.idle_timeout;
+  auto arm_idle
+    = st.backend && idle.count() > 0 && ctx.present() && ctx.quiet() && !retire;
+  guard_.unlock();
+  for (auto w = fx.woken; w != nullptr;) {
+    auto& req = *static_cast<parked_request*>(w);
+    w = w->next();
+    answer(self_, req);
+    unwatch(self_, req.client);
+    st.parked.erase(req.seq);
+  }
+  if (fx.lease != 0)
+    self_->delayed_send(self_, ctx.lease, lease_atom::value, fx.lease);
+  detail::recycle(fx.replaced);
+  if (retire)
+    send_retire(self_);
+  if (arm_idle)
+    self_->delayed_send(self_, idle, idle_atom::value, st.handled);
 }
 
-/// The write that makes `value` the next version of the context.
-caf::expected<backend_write> next_write(owner_ptr self, const payload& value) {
-  auto& ctx = *self->state.ctx;
-  return write_of(ctx.key, ctx.next_version(),
-                  ctx.present() ? ctx.version() : 0, value);
-}
-
-/// The write that erases the context, none if it is not there.
-std::optional<caf::expected<backend_write>> erase_write(owner_ptr self) {
-  auto& ctx = *self->state.ctx;
-  if (!ctx.present())
-    return std::nullopt;
-  return caf::expected<backend_write>{erase_of(ctx.key, ctx.version())};
-}
-
-/// The store or erase at the head of the queue (fx.persist_next): made
-/// durable, applied and answered.
-void persist_head(owner_ptr self) {
-  auto& ctx = *self->state.ctx;
-  if (ctx.persisting())
-    return; // the queue runs again when the backend answered
-  // A durable context has no fast path: all its waiters are parked here.
-  auto w = static_cast<parked_request*>(ctx.pop());
-  auto done = [w](step& s, const caf::error& err) {
-    auto& ctx = s.ctx();
-    if (err) {
-      w->error = backend_error(err);
-      w->result = waiter::outcome::failed;
-    } else if (w->what == waiter::request::store) {
-      w->version = ctx.store(std::move(w->input), s.fx);
-      w->result = waiter::outcome::done;
-    } else {
-      w->existed = ctx.present();
-      ctx.erase(s.fx, true);
-      w->result = waiter::outcome::done;
-    }
-    s.fx.push_woken(*w);
-  };
-  auto fail = [w](const caf::error& err) { w->promise.deliver(err); };
-  if (w->what == waiter::request::store)
-    persist(self, next_write(self, w->input), std::move(done), fail);
-  else
-    persist(self, erase_write(self), std::move(done), fail);
-}
-
-/// A store (or the holder's commit, with `end`: release) of `value` on a
-/// durable context: answered once it is durable.
-caf::result<uint64_t> persist_store(owner_ptr self, payload value,
-                                    bool commit, bool end) {
-  auto rp = self->make_response_promise<uint64_t>();
-  auto write = next_write(self, value);
-  persist(self, std::move(write),
-          [rp, value = std::move(value), commit,
-           end](step& s, const caf::error& err) mutable {
-            auto& ctx = s.ctx();
-            if (err) {
-              if (end) // a failed release ends the session unchanged
-                ctx.end_session(s.fx, true);
-              rp.deliver(backend_error(err));
-              return;
-            }
-            auto version = commit ? ctx.commit(std::move(value), s.fx)
-                                  : ctx.store(std::move(value), s.fx);
-            if (end)
-              ctx.end_session(s.fx, true);
-            rp.deliver(version);
-          },
-          [rp](const caf::error& err) mutable { rp.deliver(err); });
-  return rp;
-}
-
-/// An erase of a durable context (free, or by its holder).
-caf::result<bool> persist_erase(owner_ptr self) {
-  auto rp = self->make_response_promise<bool>();
-  persist(self, erase_write(self),
-          [rp](step& s, const caf::error& err) mutable {
-            if (err)
-              rp.deliver(backend_error(err));
-            else
-              rp.deliver(s.ctx().erase(s.fx, true));
-          },
-          [rp](const caf::error& err) mutable { rp.deliver(err); });
-  return rp;
-}
-
-/// Reads a durable context from the backend; requests wait meanwhile.
-caf::behavior loading(owner_ptr self);
-
-void load(owner_ptr self) {
-  auto& st = self->state;
-  auto seq = ++st.backend_seq;
-  auto me = self->address();
-  auto slot = std::make_shared<handoff<loaded_value>>();
-  st.loaded = slot;
-  st.backend->load(st.cfg.key.type, st.cfg.key.id,
-                   [me, seq, slot](loaded_value x) {
-                     slot->put(std::move(x));
-                     if (auto owner = caf::actor_cast<caf::actor>(me))
-                       caf::anon_send(owner, loaded_atom::value, seq);
-                   });
-  await_backend(self, loading(self));
-}
-
-caf::behavior loading(owner_ptr self) {
-  return {
-    [=](loaded_atom, uint64_t seq) {
-      auto& st = self->state;
-      if (seq != st.backend_seq || !st.ctx->loading())
-        return;
-      auto x = st.loaded->take();
-      backend_answered(self);
-      step s{self};
-      std::optional<std::pair<uint64_t, payload>> value;
-      if (!x) {
-        st.load_error = backend_error(x.error());
-      } else if (*x) {
-        st.cfg.stats->activations += 1;
-        auto decoded = value_of(st.cfg.key, **x);
-        if (decoded)
-          value = std::move(*decoded);
-        else
-          st.load_error = std::move(decoded.error());
-      }
-      // Unreadable: the requests waiting now get the error, the session
-      // (if any) ends, and the owner retires, so that a later request
-      // reads it again.
-      if (st.load_error)
-        s.ctx().stop(st.load_error, s.fx, true);
-      else
-        s.ctx().loaded(std::move(value), s.fx);
-    },
-  };
-}
+namespace {
 
 caf::error type_error(owner_ptr self, const payload& x) {
   if (x.value.empty())
@@ -585,31 +278,6 @@ caf::error refuse(owner_ptr self, const context_key& key) {
   return self->state.load_error;
 }
 
-/// A request reached the owner of a context that left memory (before the
-/// registry let the owner go): read the context again first, then handle the
-/// request (the caller returns `caf::skip`: it stays in the mailbox).
-bool reactivate(owner_ptr self) {
-  auto& st = self->state;
-  {
-    std::lock_guard<std::mutex> guard{st.ctx->mtx};
-    if (!st.ctx->evicted())
-      return false;
-    st.ctx->begin_reload();
-    ++st.handled; // a retirement asked for before must not be confirmed
-  }
-  load(self);
-  return true;
-}
-
-/// The context leaves memory if nothing involves it (the backend has it);
-/// the step's end asks the registry to retire us.
-void passivate(owner_ptr self, context& ctx) {
-  if (!self->state.backend || !ctx.present() || !ctx.quiet() || ctx.retiring)
-    return;
-  ctx.evict();
-  self->state.cfg.stats->passivations += 1;
-}
-
 /// True if a request that arrives now may run at once: nobody holds the
 /// context and nobody waits (a durable context's queue may hold a store
 /// on its way to the backend).
@@ -623,8 +291,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   // The registry counted us and adopted the context, which may be held by a
   // direct session already.
   st.ctx = st.cfg.ctx;
-  self->set_down_handler(
-    [=](caf::down_msg& dm) { on_down(self, dm.source); });
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm.source); });
   // An error that arrives as a plain message (e.g. a client bouncing an
   // answer it did not expect) must not stop the owner: CAF's default error
   // handler would, and the context would be lost for everybody.
@@ -804,7 +471,8 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         if (st.handled != st.handled_at_retire) {
           st.ctx->retiring = false;
           again = begin_retire(self);
-        } else if (auto registry = caf::actor_cast<caf::actor>(st.cfg.registry)) {
+        } else if (auto registry
+                   = caf::actor_cast<caf::actor>(st.cfg.registry)) {
           self->send(registry, retire_confirm_atom::value, st.cfg.key);
         }
       }

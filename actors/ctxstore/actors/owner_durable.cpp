@@ -1,0 +1,252 @@
+// The owner of a durable context (storage_options::backend), the half of
+// owner.cpp that talks to the backend: the context is read first (loading),
+// each change is made durable before it is applied and answered
+// (persisting), and a context that nothing involves leaves memory
+// (passivation). While the backend works, only its answer runs: every other
+// message stays in the mailbox, in order (CAF's `skip`), and the context's
+// queue waits too (context::persisting).
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <caf/all.hpp>
+
+#include "ctxstore/actors/durable.hpp"
+#include "ctxstore/actors/owner_state.hpp"
+#include "ctxstore/messages/protocol.hpp"
+
+namespace ctxstore::actors::owner_detail {
+
+using namespace ctxstore::messages;
+
+namespace {
+
+/// Until `backend_answered`, only `bhvr` runs; every other message stays in
+/// the mailbox, in order.
+void await_backend(owner_ptr self, caf::behavior bhvr) {
+  self->set_default_handler(caf::skip);
+  self->become(caf::keep_behavior, std::move(bhvr));
+}
+
+void backend_answered(owner_ptr self) {
+  self->unbecome();
+  self->set_default_handler(refuse_unexpected);
+}
+
+caf::behavior persisting(owner_ptr self) {
+  return {
+    [=](persisted_atom, uint64_t seq) {
+      auto& st = self->state;
+      if (seq != st.backend_seq || !st.on_persisted)
+        return;
+      auto err = st.written->take();
+      backend_answered(self);
+      auto then = std::move(st.on_persisted);
+      st.on_persisted = nullptr;
+      st.fail_in_flight = nullptr;
+      step s{self};
+      auto& ctx = s.ctx();
+      ctx.end_persist();
+      then(s, err);
+      if (err && to_errc(err) != errc::bad_request) {
+        // The write may have landed all the same (a server that stopped
+        // answering), or another writer changed the context: read it again
+        // before anything else.
+        ctx.begin_reload();
+        load(self);
+      }
+      if (ctx.token() == 0)
+        ctx.run_queue(s.fx, true);
+    },
+  };
+}
+
+/// Makes `w` durable, then runs `then` (under a step; the caller's step
+/// holds the lock now); `fail` answers the requester if we stop first. No
+/// write (`w` empty): `then` runs next all the same, in order. A write that
+/// did not encode: `then` gets its error.
+void persist(owner_ptr self, std::optional<caf::expected<backend_write>> w,
+             after_persist then, std::function<void(const caf::error&)> fail) {
+  auto& st = self->state;
+  st.ctx->begin_persist();
+  st.on_persisted = std::move(then);
+  st.fail_in_flight = std::move(fail);
+  auto seq = ++st.backend_seq;
+  auto me = self->address(); // weak: the backend may outlive us
+  auto slot = std::make_shared<handoff<caf::error>>();
+  st.written = slot;
+  auto answer = [me, seq, slot](const caf::error& err) {
+    slot->put(err);
+    if (auto owner = caf::actor_cast<caf::actor>(me))
+      caf::anon_send(owner, persisted_atom::value, seq);
+  };
+  if (w && *w)
+    st.backend->write(std::move(**w), std::move(answer));
+  else
+    answer(w ? w->error() : caf::error{});
+  await_backend(self, persisting(self));
+}
+
+caf::error backend_error(const caf::error& err) {
+  if (to_errc(err) == errc::conflict || to_errc(err) == errc::backend_failure
+      || to_errc(err) == errc::bad_request)
+    return err;
+  return make_error(errc::backend_failure, describe(err));
+}
+
+/// The write that makes `value` the next version of the context.
+caf::expected<backend_write> next_write(owner_ptr self, const payload& value) {
+  auto& ctx = *self->state.ctx;
+  return write_of(ctx.key, ctx.next_version(),
+                  ctx.present() ? ctx.version() : 0, value);
+}
+
+/// The write that erases the context, none if it is not there.
+std::optional<caf::expected<backend_write>> erase_write(owner_ptr self) {
+  auto& ctx = *self->state.ctx;
+  if (!ctx.present())
+    return std::nullopt;
+  return caf::expected<backend_write>{erase_of(ctx.key, ctx.version())};
+}
+
+/// Until the backend answered a load, only its answer runs.
+caf::behavior loading(owner_ptr self) {
+  return {
+    [=](loaded_atom, uint64_t seq) {
+      auto& st = self->state;
+      if (seq != st.backend_seq || !st.ctx->loading())
+        return;
+      auto x = st.loaded->take();
+      backend_answered(self);
+      step s{self};
+      std::optional<std::pair<uint64_t, payload>> value;
+      if (!x) {
+        st.load_error = backend_error(x.error());
+      } else if (*x) {
+        st.cfg.stats->activations += 1;
+        auto decoded = value_of(st.cfg.key, **x);
+        if (decoded)
+          value = std::move(*decoded);
+        else
+          st.load_error = std::move(decoded.error());
+      }
+      // Unreadable: the requests waiting now get the error, the session
+      // (if any) ends, and the owner retires, so that a later request
+      // reads it again.
+      if (st.load_error)
+        s.ctx().stop(st.load_error, s.fx, true);
+      else
+        s.ctx().loaded(std::move(value), s.fx);
+    },
+  };
+}
+
+} // namespace
+
+void persist_head(owner_ptr self) {
+  auto& ctx = *self->state.ctx;
+  if (ctx.persisting())
+    return; // the queue runs again when the backend answered
+  // A durable context has no fast path: all its waiters are parked here.
+  auto w = static_cast<parked_request*>(ctx.pop());
+  auto done = [w](step& s, const caf::error& err) {
+    auto& ctx = s.ctx();
+    if (err) {
+      w->error = backend_error(err);
+      w->result = waiter::outcome::failed;
+    } else if (w->what == waiter::request::store) {
+      w->version = ctx.store(std::move(w->input), s.fx);
+      w->result = waiter::outcome::done;
+    } else {
+      w->existed = ctx.present();
+      ctx.erase(s.fx, true);
+      w->result = waiter::outcome::done;
+    }
+    s.fx.push_woken(*w);
+  };
+  auto fail = [w](const caf::error& err) { w->promise.deliver(err); };
+  if (w->what == waiter::request::store)
+    persist(self, next_write(self, w->input), std::move(done), fail);
+  else
+    persist(self, erase_write(self), std::move(done), fail);
+}
+
+caf::result<uint64_t> persist_store(owner_ptr self, payload value, bool commit,
+                                    bool end) {
+  auto rp = self->make_response_promise<uint64_t>();
+  auto write = next_write(self, value);
+  persist(
+    self, std::move(write),
+    [rp, value = std::move(value), commit, end](step& s,
+                                                const caf::error& err) mutable {
+      auto& ctx = s.ctx();
+      if (err) {
+        if (end) // a failed release ends the session unchanged
+          ctx.end_session(s.fx, true);
+        rp.deliver(backend_error(err));
+        return;
+      }
+      auto version = commit ? ctx.commit(std::move(value), s.fx)
+                            : ctx.store(std::move(value), s.fx);
+      if (end)
+        ctx.end_session(s.fx, true);
+      rp.deliver(version);
+    },
+    [rp](const caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+caf::result<bool> persist_erase(owner_ptr self) {
+  auto rp = self->make_response_promise<bool>();
+  persist(
+    self, erase_write(self),
+    [rp](step& s, const caf::error& err) mutable {
+      if (err)
+        rp.deliver(backend_error(err));
+      else
+        rp.deliver(s.ctx().erase(s.fx, true));
+    },
+    [rp](const caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+void load(owner_ptr self) {
+  auto& st = self->state;
+  auto seq = ++st.backend_seq;
+  auto me = self->address();
+  auto slot = std::make_shared<handoff<loaded_value>>();
+  st.loaded = slot;
+  st.backend->load(st.cfg.key.type, st.cfg.key.id,
+                   [me, seq, slot](loaded_value x) {
+                     slot->put(std::move(x));
+                     if (auto owner = caf::actor_cast<caf::actor>(me))
+                       caf::anon_send(owner, loaded_atom::value, seq);
+                   });
+  await_backend(self, loading(self));
+}
+
+bool reactivate(owner_ptr self) {
+  auto& st = self->state;
+  {
+    std::lock_guard<std::mutex> guard{st.ctx->mtx};
+    if (!st.ctx->evicted())
+      return false;
+    st.ctx->begin_reload();
+    ++st.handled; // a retirement asked for before must not be confirmed
+  }
+  load(self);
+  return true;
+}
+
+void passivate(owner_ptr self, context& ctx) {
+  if (!self->state.backend || !ctx.present() || !ctx.quiet() || ctx.retiring)
+    return;
+  ctx.evict();
+  self->state.cfg.stats->passivations += 1;
+}
+
+} // namespace ctxstore::actors::owner_detail
