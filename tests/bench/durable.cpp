@@ -4,8 +4,11 @@
 // SET per op against the same redis-server. The ratios of the two are the
 // targets of the durable rows (report.cpp).
 
+#include <malloc.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -56,6 +59,14 @@ std::string filesystem_of(const std::string& path) {
   if (best_type.empty())
     return "unknown file system";
   return best_type + " (" + best_device + " on " + best_point + ")";
+}
+
+std::string fmt_mib(int64_t bytes) {
+  std::ostringstream out;
+  out.precision(1);
+  out << std::fixed << static_cast<double>(bytes) / (1024.0 * 1024.0)
+      << " MiB";
+  return out.str();
 }
 
 bool on_tmpfs(const std::string& path) {
@@ -115,13 +126,15 @@ public:
     prepare(upsert_, "INSERT OR REPLACE INTO contexts(type, id, version, "
                      "value) VALUES('session', ?1, ?2, ?3)");
     prepare(commit_, "COMMIT");
+    prepare(select_, "SELECT version, value FROM contexts WHERE "
+                     "type = 'session' AND id = ?1");
   }
 
   bare_sqlite(const bare_sqlite&) = delete;
   bare_sqlite& operator=(const bare_sqlite&) = delete;
 
   ~bare_sqlite() {
-    for (auto stmt : {begin_, upsert_, commit_})
+    for (auto stmt : {begin_, upsert_, commit_, select_})
       sqlite3_finalize(stmt);
     sqlite3_close(db_);
   }
@@ -144,6 +157,24 @@ public:
       if (sqlite3_get_autocommit(db_) == 0)
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     }
+    return ok;
+  }
+
+  /// One read of `id`'s row, its value copied out; false (after printing
+  /// why) when there is none.
+  bool read(const context_id& id) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    sqlite3_bind_blob(select_, 1, id.data, static_cast<int>(id.size()),
+                      SQLITE_STATIC);
+    bool ok = sqlite3_step(select_) == SQLITE_ROW;
+    if (ok) {
+      auto bytes = static_cast<const char*>(sqlite3_column_blob(select_, 1));
+      auto size = static_cast<size_t>(sqlite3_column_bytes(select_, 1));
+      read_buf_.assign(bytes, bytes + size);
+    } else {
+      std::cout << "error: bare sqlite: no row to read" << std::endl;
+    }
+    sqlite3_reset(select_);
     return ok;
   }
 
@@ -174,6 +205,8 @@ private:
   sqlite3_stmt* begin_ = nullptr;
   sqlite3_stmt* upsert_ = nullptr;
   sqlite3_stmt* commit_ = nullptr;
+  sqlite3_stmt* select_ = nullptr;
+  std::vector<char> read_buf_;
 };
 
 // -- Redis without ctxstore ---------------------------------------------------
@@ -203,19 +236,37 @@ public:
     return false;
   }
 
+  /// GET on client `index`'s connection; false (after printing why) when
+  /// the server did not answer a value.
+  bool get(int index, const std::string& key) {
+    auto c = conns_[static_cast<size_t>(index)].get();
+    redis_server::reply r{static_cast<redisReply*>(
+      redisCommand(c, "GET %b", key.data(), key.size()))};
+    if (r && r->type == REDIS_REPLY_STRING)
+      return true;
+    std::cout << "error: bare redis: GET: "
+              << (r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr)
+              << std::endl;
+    return false;
+  }
+
 private:
   std::vector<redis_server::connection> conns_;
 };
 
 // -- the rows -----------------------------------------------------------------
 
-/// The bare rows of one backend: 1 client on one key, 64 over 1,000 keys.
+/// The bare rows of one backend: 1 client on one key, 64 over 1,000 keys,
+/// and reads of the 1,000 keys by 1 client.
 struct bare_rows {
   std::string key_1; // "bare.sqlite.upsert.1"
   std::string name_1;
   std::string key_64;
   std::string name_64;
   blocking_op op; // client `index`, op `seq`
+  std::string read_key; // "bare.sqlite.read.1"
+  std::string read_name;
+  blocking_op read; // client `index`, op `seq`: reads key `seq % 1000`
 };
 
 /// Stores `n` contexts with random ids (from `seed`), 64 at a time: one
@@ -281,6 +332,32 @@ void durable_backend(const options& opts, caf::actor_system& sys,
             return run_async(sys, st, 1, 64, lim, async_store_new(source));
           });
   stop_storage(sys, st);
+  // Reads of contexts that are not in memory: with max_resident = 1, each
+  // snapshot of the next of the 1,000 contexts activates it (a read of the
+  // backend and an owner) and passivates another.
+  sopts.max_resident = 1;
+  auto cold = ctxstore::spawn_storage(sys, sopts);
+  auto next = std::make_shared<std::atomic<size_t>>(0);
+  measure_alternating(
+    opts, prefix + ".snapshot.passivated",
+    label + "snapshot of a passivated context, blocking, 1 thread, "
+              "max_resident = 1",
+    [&] {
+      auto snap = [&](blocking_ctx& c, uint64_t) {
+        auto& id = (*ids)[next->fetch_add(1) % ids->size()];
+        try {
+          c.client->snapshot<session_ctx>(id);
+          return true;
+        } catch (const std::exception& e) {
+          std::cout << "error: " << e.what() << std::endl;
+          return false;
+        }
+      };
+      return run_blocking(sys, cold, 1, lim, snap);
+    },
+    bare.read_key, bare.read_name,
+    [&] { return run_blocking(sys, none, 1, lim, bare.read); });
+  stop_storage(sys, cold);
   sopts.backend.reset(); // closes the file, gives the prefix back
 }
 
@@ -324,6 +401,11 @@ void sqlite_rows(const options& opts, caf::actor_system& sys,
                      auto k = (static_cast<size_t>(c.index) * 7919 + seq)
                               % keys.size();
                      return db.upsert(keys[k], seq + 2, value);
+                   },
+                   "bare.sqlite.read.1",
+                   "bare SQLite: one SELECT of a row, 1 thread, 1,000 keys",
+                   [&](blocking_ctx&, uint64_t seq) {
+                     return db.read(keys[seq % keys.size()]);
                    }};
     durable_backend(opts, sys, "sqlite", std::move(*backend), bare);
   } catch (const std::exception& e) {
@@ -357,8 +439,10 @@ void redis_rows(const options& opts, caf::actor_system& sys,
       throw std::runtime_error(ctxstore::describe(backend.error()));
     bare_redis conns{server->port(), 64};
     std::vector<std::string> keys;
-    for (int i = 0; i < 1000; ++i)
+    for (int i = 0; i < 1000; ++i) {
       keys.push_back("bare:" + std::to_string(i));
+      conns.set(0, keys.back(), value); // each there to be read
+    }
     bare_rows bare{"bare.redis.set.1",
                    "bare Redis: one SET per op (hiredis), 1 connection, 1 key",
                    "bare.redis.set.64",
@@ -368,6 +452,12 @@ void redis_rows(const options& opts, caf::actor_system& sys,
                      auto k = (static_cast<size_t>(c.index) * 7919 + seq)
                               % keys.size();
                      return conns.set(c.index, keys[k], value);
+                   },
+                   "bare.redis.get.1",
+                   "bare Redis: one GET per op (hiredis), 1 connection, "
+                   "1,000 keys",
+                   [&](blocking_ctx& c, uint64_t seq) {
+                     return conns.get(c.index, keys[seq % keys.size()]);
                    }};
     durable_backend(opts, sys, "redis", std::move(*backend), bare);
   } catch (const std::exception& e) {
@@ -375,12 +465,151 @@ void redis_rows(const options& opts, caf::actor_system& sys,
   }
 }
 
+/// Resident memory of this process in bytes (/proc/self/statm).
+int64_t rss_now() {
+  std::ifstream in{"/proc/self/statm"};
+  int64_t size = 0;
+  int64_t resident = 0;
+  in >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+/// Writes `ids` with `value` at version 1 straight through `b`'s write API,
+/// 20,000 in flight at a time (one group commit for each).
+void fill_backend(ctxstore::backend& b, const std::vector<context_id>& ids,
+                  const std::vector<char>& value) {
+  constexpr size_t chunk = 20000;
+  for (size_t first = 0; first < ids.size(); first += chunk) {
+    auto last = std::min(ids.size(), first + chunk);
+    std::mutex mtx;
+    std::condition_variable cv;
+    size_t pending = last - first;
+    size_t failed = 0;
+    for (auto i = first; i < last; ++i) {
+      ctxstore::backend_write w;
+      w.type = "session";
+      w.id = ids[i];
+      w.version = 1;
+      w.bytes = value;
+      b.write(std::move(w), [&](const caf::error& err) {
+        std::lock_guard<std::mutex> guard{mtx};
+        failed += err ? 1 : 0;
+        if (--pending == 0)
+          cv.notify_one();
+      });
+    }
+    std::unique_lock<std::mutex> guard{mtx};
+    cv.wait(guard, [&] { return pending == 0; });
+    if (failed > 0)
+      throw std::runtime_error("filling the backend failed");
+  }
+}
+
 } // namespace
 
+void run_durable_resident(const options& opts, caf::actor_system& sys) {
+  const auto n = opts.scale;
+  constexpr size_t max_resident = 10000;
+  auto value = wire_bytes(sys);
+  auto dir = make_durable_dir(opts);
+  std::cout << "resident: " << n << " contexts of " << value.size()
+            << " B in " << dir << ", " << filesystem_of(dir) << std::endl;
+  try {
+    auto backend = ctxstore::open_sqlite(dir + "/resident.db");
+    if (!backend)
+      throw std::runtime_error(ctxstore::describe(backend.error()));
+    std::vector<context_id> ids;
+    ids.reserve(n);
+    std::mt19937_64 rng{23};
+    for (uint64_t i = 0; i < n; ++i)
+      ids.push_back(random_id(rng));
+    // What one value takes in memory, decoded (the bound counts its wire
+    // size, which is smaller).
+    malloc_trim(0);
+    auto no_copies = rss_now();
+    auto in_memory = static_cast<int64_t>(value.size());
+    {
+      std::vector<session_ctx> copies(max_resident, make_ctx());
+      in_memory = (rss_now() - no_copies) / static_cast<int64_t>(max_resident);
+    }
+    auto fill_start = bench_clock::now();
+    fill_backend(**backend, ids, value);
+    std::chrono::duration<double> fill_time = bench_clock::now() - fill_start;
+    malloc_trim(0);
+    auto before = rss_now();
+    ctxstore::storage_options sopts;
+    sopts.backend = *backend;
+    sopts.max_resident = max_resident;
+    auto st = ctxstore::spawn_storage(sys, sopts);
+    // Every context read once, in order: each read activates one and, beyond
+    // max_resident, passivates another.
+    std::atomic<size_t> next{0};
+    std::atomic<int64_t> peak{before};
+    auto snap = [&](blocking_ctx& c, uint64_t) {
+      auto k = next.fetch_add(1);
+      if (k % 8192 == 0) {
+        auto now = rss_now();
+        auto seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+          // retry
+        }
+      }
+      try {
+        c.client->snapshot<session_ctx>(ids[k]);
+        return true;
+      } catch (const std::exception& e) {
+        std::cout << "error: " << e.what() << std::endl;
+        return false;
+      }
+    };
+    limits lim{n, std::chrono::minutes(10), true};
+    auto s = run_blocking(sys, st, 2, lim, snap);
+    auto after = rss_now();
+    auto resident = ctxstore::blocking_client{sys, st}.stats().contexts;
+    stop_storage(sys, st);
+    std::vector<rep_sample> one{without_fairness(s)};
+    auto r = summarize("durable.sqlite.resident.snapshot",
+                       "resident: snapshot of each of " + std::to_string(n)
+                         + " passivated contexts once, blocking, 2 threads, "
+                           "max_resident = 10,000",
+                       one);
+    if (s.ops != n)
+      r.errors += 1;
+    add_result(opts, r);
+    constexpr double mib = 1024.0 * 1024.0;
+    result mem;
+    mem.key = "durable.sqlite.resident.rss";
+    mem.name = "resident: peak resident memory of the process";
+    mem.value = static_cast<double>(std::max(peak.load(), after)) / mib;
+    mem.unit = "MiB";
+    mem.reps = 1;
+    mem.note = fmt_mib(before) + " before the storage (ids, CAF, SQLite), "
+               + fmt_mib(after) + " at the end, "
+               + std::to_string(resident) + " contexts resident at the end; "
+               + "a value takes " + std::to_string(in_memory)
+               + " B in memory, " + std::to_string(value.size())
+               + " B on the wire; "
+               + "filled through the backend in "
+               + std::to_string(static_cast<int>(fill_time.count())) + " s";
+    add_result(opts, mem);
+    result bound;
+    bound.key = "durable.sqlite.resident.bound";
+    bound.name = "resident: the bound, 10,000 x (value + 2 KiB) + 64 MiB";
+    bound.value = (static_cast<double>(max_resident)
+                     * static_cast<double>(value.size() + 2048)
+                   + 64 * mib)
+                  / mib;
+    bound.unit = "MiB";
+    bound.reps = 1;
+    add_result(opts, bound);
+  } catch (const std::exception& e) {
+    std::cout << "error: resident rows: " << e.what() << std::endl;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 void run_durable(const options& opts, caf::actor_system& sys) {
-  std::cout << "note: no durable row for a snapshot of a passivated context: "
-               "passivation is not built yet"
-            << std::endl;
   auto value = wire_bytes(sys);
   std::vector<context_id> keys;
   std::mt19937_64 rng{22};

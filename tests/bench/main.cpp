@@ -9,7 +9,9 @@
 //                  [--source-dir DIR] [CAF options, e.g.
 //                  --scheduler.policy=sharing --middleman.workers=0]
 // Groups: caf mutex snapshot cycle contention held store durable scale remote
-// python redis. CAF options apply to both processes of the remote group.
+// python redis, and resident (only when named: --scale durable contexts on
+// disk, about 1 GiB and 2 minutes for the default million). CAF options
+// apply to both processes of the remote group.
 
 #include <sys/utsname.h>
 
@@ -45,7 +47,7 @@ const char* usage
     "         [--source-dir DIR] [CAF options such as "
     "--scheduler.policy=sharing]\n"
     "groups: caf mutex snapshot cycle contention held store durable scale "
-    "remote python redis\n"
+    "remote python redis resident (resident: only when named)\n"
     "--rows TEXT: of those groups, only the rows whose key contains TEXT\n";
 
 std::vector<std::string> split(const std::string& text) {
@@ -271,6 +273,8 @@ int main(int argc, char** argv) {
     bench::run_local(opts, sys);
     if (opts.wants("durable"))
       bench::run_durable(opts, sys);
+    if (opts.wants("resident"))
+      bench::run_durable_resident(opts, sys);
   }
   if (opts.wants("scale")) {
     auto cfg = bench::make_config(opts, false);

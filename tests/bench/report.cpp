@@ -410,6 +410,17 @@ int print_targets(const options& opts) {
        (row + ".store.new").c_str(), bare_1.c_str(), 0.8, "one write each");
   }
 
+  // Durable contexts beyond memory: the process's peak against the bound
+  // (durable.cpp's resident group, run only when named).
+  auto rss = r("durable.sqlite.resident.rss");
+  auto bound = r("durable.sqlite.resident.bound");
+  if (rss && bound)
+    t.line("durable sqlite: peak resident memory, --scale contexts, "
+           "max_resident 10,000 <= 10,000 x (value + 2 KiB) + 64 MiB",
+           true, rss->value / bound->value, 1, false,
+           fmt("%.1f", rss->value) + " MiB vs " + fmt("%.1f", bound->value)
+             + " MiB");
+
   std::cout << "\ntargets: " << t.met << " met, " << t.missed << " NOT met, "
             << t.skipped << " not measured" << std::endl;
   print_local_bounds();

@@ -33,6 +33,11 @@ void run_baselines(const options& opts, caf::actor_system& sys);
 /// The durable backends (SQLite, Redis) beside their bare C APIs.
 void run_durable(const options& opts, caf::actor_system& sys);
 
+/// Group `resident`: --scale durable contexts in SQLite (filled through the
+/// backend), each read once through a storage with max_resident = 10,000;
+/// the process's peak resident memory against the bound of the durable issue.
+void run_durable_resident(const options& opts, caf::actor_system& sys);
+
 /// Scenario 6 and the remote round trips, against a child process.
 void run_remote(const options& opts);
 

@@ -511,9 +511,9 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
 caf::actor spawn_owner(caf::local_actor* registry_self, owner_config cfg,
                        bool hide) {
   if (hide)
-    return registry_self->spawn<caf::linked + caf::hidden>(owner_behavior,
-                                                           std::move(cfg));
-  return registry_self->spawn<caf::linked>(owner_behavior, std::move(cfg));
+    return registry_self->spawn<caf::monitored + caf::hidden>(owner_behavior,
+                                                              std::move(cfg));
+  return registry_self->spawn<caf::monitored>(owner_behavior, std::move(cfg));
 }
 
 } // namespace ctxstore::actors

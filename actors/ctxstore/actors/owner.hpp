@@ -24,8 +24,12 @@ struct owner_config {
   std::shared_ptr<actors::context_index> board; // has `ctx` already
 };
 
-/// Spawns an owner linked to `registry_self`; `hide` keeps it out of the
-/// count of actors that the actor system awaits at shutdown.
+/// Spawns an owner monitored by `registry_self` (not linked: a link puts an
+/// entry on the registry's own list of attachables, which CAF searches
+/// linearly whenever a linked owner exits, so that each retirement would
+/// cost O(owners)); `hide` keeps it out of the count of actors that the
+/// actor system awaits at shutdown. The registry stops its owners when it
+/// stops (registry.cpp).
 caf::actor spawn_owner(caf::local_actor* registry_self, owner_config cfg,
                        bool hide);
 

@@ -18,9 +18,9 @@
 // context_index.hpp); it keeps no other map of contexts. A lookup of an
 // unknown key leaves nothing behind. A context gets an owner actor only when
 // it first needs one (see context.hpp): its creation, snapshots and a
-// free context's erase are done here, under the context's mutex. Owners are
-// linked to the registry, so they stop when it stops; they hold only a weak
-// reference back, so the registry stops when its last handle is gone.
+// free context's erase are done here, under the context's mutex. The
+// registry monitors its owners and stops them when it stops; they hold only
+// a weak reference back, so the registry stops when its last handle is gone.
 
 namespace ctxstore::actors {
 
@@ -43,6 +43,9 @@ struct registry_state {
   std::minstd_rand sampler; // picks owners for max_resident
 
   ~registry_state() {
+    // Owners stop with us (each tells its waiters that the storage stopped).
+    for (auto& entry : owners)
+      caf::anon_send_exit(entry.second.owner, caf::exit_reason::user_shutdown);
     // Clients in this process read snapshots from the board: once we are
     // gone they must ask, and learn that the storage is down.
     if (board)
@@ -183,12 +186,10 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
     });
   // A stray error sent as a plain message must not stop the storage.
   self->set_error_handler([](caf::error&) {});
-  // Owners exit normally when retired; anything else is a failure.
-  self->set_exit_handler([=](caf::exit_msg& em) {
-    if (self->state.owners.erase(em.source) > 0)
-      return;
-    if (em.reason && em.reason != caf::exit_reason::normal)
-      self->quit(em.reason);
+  // An owner that stopped without retiring (its context failed) is
+  // forgotten; a retired one was already.
+  self->set_down_handler([=](caf::down_msg& dm) {
+    self->state.owners.erase(dm.source);
   });
   return {
     [=](snapshot_atom, const context_key& key) -> caf::result<versioned_value> {
