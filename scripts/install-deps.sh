@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ctxstore needs to build and test on Debian 12 (run as root):
 # the compiler and build tools, CAF 0.17.6, Boost (UUID and Beast are
-# header-only) and Catch2 v2; for the tests also pkg-config (the
+# header-only) and Catch2 v2; nlohmann/json (header-only; the JSON of the
+# HTTP example, examples/http_json.hpp); for the tests also pkg-config (the
 # installed-package test), spin (the model checker of tests/model/), curl
 # (drives the HTTP example) and doxygen (the API reference must build without
 # warnings). The sanitizer runtimes (libasan8, libtsan2, libubsan1) come with
@@ -13,4 +14,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
   g++ cmake make pkg-config libcaf-dev libboost-dev catch2 spin curl doxygen \
-  libsqlite3-dev libhiredis-dev redis-server
+  libsqlite3-dev libhiredis-dev redis-server nlohmann-json3-dev
