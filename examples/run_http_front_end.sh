@@ -14,7 +14,8 @@
 #     the six is still open 1.5 s after it connected, and closed, unanswered,
 #     within 2.5 s.
 #  5. A body of 1 MiB + 1 byte gets 413, with and without `Expect:
-#     100-continue` (the client sends it all before it reads); 1 MiB is fine.
+#     100-continue`; a client that writes all of it before it reads can write
+#     it all and then reads the 413; 1 MiB is fine.
 #  6. POST /shutdown from 127.0.0.2 gets 403 and the server keeps serving.
 #  7. A second server limited to 32 open files (ulimit -n) gets 60
 #     connections: it reports it cannot accept, uses less than 0.2 s of CPU in
@@ -67,7 +68,7 @@ start() {
   done
   pid=
   for stat in /proc/[0-9]*/stat; do # the child of `timeout`
-    read -r rest <"$stat" 2>/dev/null || continue
+    read -r rest 2>/dev/null <"$stat" || continue # it may have ended
     rest=${rest##*) } # after the command's name: "STATE PPID ..."
     rest=${rest#* }
     [ "${rest%% *}" = "$tpid" ] && pid=${stat#/proc/} && pid=${pid%/stat}
@@ -277,6 +278,23 @@ call big PUT "$cart" "@$dir/big.json"
 expect big 413 '"error":"too_large"'
 call big_at_once PUT "$cart" "@$dir/big.json" -H 'Expect:'
 expect big_at_once 413 '"error":"too_large"'
+# A client that writes all of its body before it reads: after its 413 the
+# server reads and discards the rest, so the whole body can be written (were
+# the socket closed at once, the write would fail with EPIPE).
+{
+  printf 'PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n' \
+    "$cart"
+  cat "$dir/big.json"
+} >"$dir/big.request" # one write after the other, no pause after the head
+exec {raw}<>"/dev/tcp/127.0.0.1/$port" || fail "big_raw: cannot connect"
+timeout 5 cat "$dir/big.request" >&"$raw" 2>/dev/null \
+  || fail "big_raw: the request was cut off (status $?)"
+line=
+read -r -t 3 -u "$raw" line
+line=${line%$'\r'}
+[ "$line" = "HTTP/1.1 413 Payload Too Large" ] || fail "big_raw: got '$line'"
+echo "big_raw: wrote 1 MiB + 1 byte, then read: $line"
+exec {raw}>&-
 {
   printf '{"owner":"'
   head -c $((1048576 - 22)) /dev/zero | tr '\0' b
