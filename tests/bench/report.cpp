@@ -416,7 +416,8 @@ int print_targets(const options& opts) {
   auto bound = r("durable.sqlite.resident.bound");
   if (rss && bound)
     t.line("durable sqlite: peak resident memory, --scale contexts, "
-           "max_resident 10,000 <= 10,000 x (value + 2 KiB) + 64 MiB",
+           "max_resident 10,000 <= 10,000 x (value in memory + 2 KiB) + "
+           "64 MiB",
            true, rss->value / bound->value, 1, false,
            fmt("%.1f", rss->value) + " MiB vs " + fmt("%.1f", bound->value)
              + " MiB");

@@ -25,8 +25,9 @@ namespace ctxstore::backends {
 /// only.
 class sqlite_backend final : public batching_backend {
 public:
-  /// The layout this build writes and reads (row `schema_version` of `meta`).
-  static constexpr int64_t schema_version = 1;
+  /// The layout this build makes (row `schema_version` of `meta`); it reads
+  /// and writes files of version 1 too (see sqlite_backend.cpp).
+  static constexpr int64_t schema_version = 2;
 
   /// Opens (or creates) `path`; `errc::backend_failure` if it cannot, or if
   /// another connection holds the file.
