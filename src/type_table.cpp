@@ -2,6 +2,8 @@
 
 #include <memory>
 #include <mutex>
+
+#include <caf/message.hpp>
 #include <stdexcept>
 #include <typeindex>
 #include <unordered_map>
@@ -64,6 +66,25 @@ const codec_functions* context_codec_of(const std::string& name) {
   std::lock_guard<std::mutex> guard{tbl.mtx};
   auto i = tbl.by_name.find(name);
   return i != tbl.by_name.end() ? &i->second.second : nullptr;
+}
+
+bool value_larger_than(const caf::message& value, size_t limit) {
+  if (value.size() != 1)
+    return false;
+  auto type = value.type(0).second;
+  if (type == nullptr)
+    return false;
+  // The last type asked on this thread: a thread mostly recycles one type.
+  thread_local const std::type_info* last_type = nullptr;
+  thread_local bool (*last_fn)(const caf::message&, size_t) = nullptr;
+  if (last_type != type) {
+    auto entry = context_codec_of(*type);
+    if (entry == nullptr)
+      return false;
+    last_type = type;
+    last_fn = entry->second.larger_than;
+  }
+  return last_fn(value, limit);
 }
 
 const std::string* context_type_name(const std::type_info& type) {

@@ -52,9 +52,10 @@ void add_context_type(caf::actor_system_config& cfg, const std::string& name) {
   static_assert(std::is_default_constructible<T>::value
                   && std::is_copy_constructible<T>::value,
                 "context types must be default- and copy-constructible");
-  detail::bind_context_type(
-    typeid(T), name,
-    {&detail::value_codec<T>::save, &detail::value_codec<T>::load});
+  detail::bind_context_type(typeid(T), name,
+                            {&detail::value_codec<T>::save,
+                             &detail::value_codec<T>::load,
+                             &detail::value_codec<T>::larger_than});
   cfg.add_message_type<T>(name);
   messages::add_protocol_types(cfg);
   add_storage_options(cfg);

@@ -4,6 +4,9 @@
 
 #include <caf/message.hpp>
 
+#include "ctxstore/detail/memory_limits.hpp"
+#include "ctxstore/detail/type_table.hpp"
+
 namespace ctxstore::detail {
 
 // A session's working copy shares the committed value until its first write
@@ -55,11 +58,14 @@ T& writable(caf::message& working) {
 }
 
 /// Keeps `replaced` (a commit that a commit, release or store replaced) as
-/// this thread's spare if nobody else holds it and there is none yet; drops
-/// it otherwise.
+/// this thread's spare if nobody else holds it, there is none yet and it
+/// holds at most kept_buffer_bytes (a spare lives as long as its thread, and
+/// a large one would keep its memory after its context is gone); drops it
+/// otherwise.
 inline void recycle(caf::message& replaced) {
   if (recycle_values && replaced.size() == 1 && unshared(replaced)
-      && !spare_value().cvals())
+      && !spare_value().cvals()
+      && !value_larger_than(replaced, kept_buffer_bytes))
     spare_value() = std::move(replaced);
   replaced = caf::message{};
 }

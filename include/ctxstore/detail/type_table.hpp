@@ -19,6 +19,8 @@ namespace ctxstore::detail {
 struct codec_functions {
   caf::error (*save)(const caf::message& value, std::vector<char>& buf);
   caf::error (*load)(const char* data, size_t size, caf::message& value);
+  /// True if the value holds more than `limit` bytes (an estimate).
+  bool (*larger_than)(const caf::message& value, size_t limit);
 };
 
 /// Records that `type` is the context type called `name` in this process,
@@ -33,6 +35,11 @@ context_codec_of(const std::type_info& type);
 
 /// The codec bound to `name`, or nullptr. Lives forever.
 const codec_functions* context_codec_of(const std::string& name);
+
+/// True if `value` (a message of one value) holds more than `limit` bytes:
+/// measured by its type's codec if it is a context type, else never. Cheap
+/// on repeated calls with the same type on one thread (no lock).
+bool value_larger_than(const caf::message& value, size_t limit);
 
 /// The name bound to `type`, or nullptr. The string lives forever.
 const std::string* context_type_name(const std::type_info& type);

@@ -324,6 +324,94 @@ private:
   const char* end_;
 };
 
+/// Estimates the memory a value holds (its own size, string and vector
+/// capacities, a node per map entry), through its `inspect` like the codec;
+/// stops counting once past `limit`. Used to decide whether a spare value is
+/// small enough to keep (recycled_value.hpp): it visits what a copy of the
+/// value would, so it costs a fraction of the copy that keeping it saves.
+class value_meter
+  : public field_walker<value_meter, caf::meta::is_save_callback> {
+public:
+  static constexpr bool reads_state = true;
+  static constexpr bool writes_state = false;
+  using is_saving = std::true_type;
+  using is_loading = std::false_type;
+
+  explicit value_meter(size_t limit) : limit_(limit) {
+    // nop
+  }
+
+  /// Bytes counted so far (past the limit: some value above it).
+  size_t bytes() const noexcept {
+    return bytes_;
+  }
+
+private:
+  friend field_walker;
+
+  template <class T>
+  codec_status step(T& x) {
+    return add(x);
+  }
+
+  codec_status count(size_t n) {
+    bytes_ += n;
+    return bytes_ > limit_ ? codec_status::failure() : codec_status{};
+  }
+
+  template <class T>
+  codec_status add(T& x) {
+    if constexpr (std::is_same_v<
+                    T, bool> || is_plain_number<T> || std::is_enum_v<T>) {
+      return count(sizeof(T));
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      return count(sizeof(T) + x.capacity());
+    } else if constexpr (has_inspect<value_meter, T>::value) {
+      return inspect(*this, x);
+    } else if constexpr (is_fixed_array<T>) {
+      for (auto& y : x)
+        if (auto err = add(y))
+          return err;
+      return caf::none;
+    } else if constexpr (caf::detail::is_map_like<T>::value) {
+      constexpr size_t node_overhead = 4 * sizeof(void*);
+      if (auto err = count(sizeof(T)))
+        return err;
+      for (auto& kv : x) {
+        if (auto err = count(node_overhead))
+          return err;
+        if (auto err = add(const_cast<typename T::key_type&>(kv.first)))
+          return err;
+        if (auto err = add(kv.second))
+          return err;
+      }
+      return caf::none;
+    } else if constexpr (caf::detail::is_list_like<T>::value
+                         && !std::is_same_v<T, std::vector<bool>>) {
+      using value_type = typename T::value_type;
+      if constexpr (
+        std::is_same_v<
+          T,
+          std::vector<
+            value_type>> && (is_plain_number<value_type> || std::is_enum_v<value_type>)) {
+        return count(sizeof(T) + x.capacity() * sizeof(value_type));
+      } else {
+        if (auto err = count(sizeof(T)))
+          return err;
+        for (auto& y : x)
+          if (auto err = add(const_cast<value_type&>(y)))
+            return err;
+        return caf::none;
+      }
+    } else {
+      return count(sizeof(T)); // a CAF type: its own size only
+    }
+  }
+
+  size_t limit_;
+  size_t bytes_ = 0;
+};
+
 /// Writes and reads one context type `T` (see add_context_type).
 template <class T>
 struct value_codec {
@@ -345,6 +433,13 @@ struct value_codec {
     // (tests/tsan.supp). One copy per value read from a backend.
     value = caf::make_message(static_cast<const T&>(decoded));
     return caf::none;
+  }
+
+  /// True if the T in `value` holds more than `limit` bytes (value_meter).
+  static bool larger_than(const caf::message& value, size_t limit) {
+    value_meter meter{limit};
+    static_cast<void>(meter(const_cast<T&>(value.template get_as<T>(0))));
+    return meter.bytes() > limit;
   }
 };
 

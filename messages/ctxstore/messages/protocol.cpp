@@ -6,6 +6,7 @@
 
 #include <caf/message.hpp>
 
+#include "ctxstore/detail/memory_limits.hpp"
 #include "ctxstore/detail/type_table.hpp"
 
 namespace ctxstore::messages {
@@ -19,6 +20,24 @@ namespace {
 constexpr uint8_t empty_form = 0;
 constexpr uint8_t codec_form = 1; // type name, then value_writer's bytes
 constexpr uint8_t caf_form = 2;   // a caf::message, as CAF writes it
+
+/// Empties `buf` for its next use on this thread, and gives its memory back
+/// if it grew beyond detail::kept_buffer_bytes (a large value crossed the
+/// network once; the middleman's thread lives as long as the actor system).
+void done_with(std::vector<char>& buf) {
+  if (buf.capacity() > detail::kept_buffer_bytes)
+    std::vector<char>{}.swap(buf);
+  else
+    buf.clear();
+}
+
+/// Calls done_with(buf) when it goes out of scope.
+struct done_with_guard {
+  std::vector<char>& buf;
+  ~done_with_guard() {
+    done_with(buf);
+  }
+};
 
 } // namespace
 
@@ -38,6 +57,7 @@ caf::error save_payload(caf::serializer& sink, const payload& x) {
   form = codec_form;
   thread_local std::vector<char> bytes;
   bytes.clear();
+  done_with_guard guard{bytes};
   if (auto err = entry->second.save(x.value, bytes))
     return err;
   return sink(form, const_cast<std::string&>(entry->first), bytes);
@@ -54,6 +74,7 @@ caf::error load_payload(caf::deserializer& source, payload& x) {
   case codec_form: {
     std::string name;
     thread_local std::vector<char> bytes;
+    done_with_guard guard{bytes};
     if (auto err = source(name, bytes))
       return err;
     auto codec = detail::context_codec_of(name);
