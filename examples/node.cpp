@@ -22,6 +22,7 @@
 // Exit codes: 0 after a clean stop, 1 if the storage cannot be published,
 // 2 for bad arguments.
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -83,6 +84,12 @@ std::vector<std::string> normalize(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // Large values (and a peer cut off with many of them waiting) pass through
+  // buffers of many MiB. glibc raises its mmap threshold each time such a
+  // buffer is freed, so that the next ones come from the heap and stay
+  // resident after they are freed; a fixed threshold of 1 MiB gives every
+  // larger buffer back to the system when it is freed.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // Block the stop signals before CAF starts its threads (they inherit the
   // mask), so that only sigwait() below receives them: no handler, no loop.
   sigset_t stop_signals;

@@ -4,6 +4,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "ctxstore/actors/gateway.hpp"
+#include "ctxstore/actors/peer_limits.hpp"
 #include "ctxstore/actors/registry.hpp"
 #include "caf_internals.hpp"
 #include "remote_guard.hpp"
@@ -55,6 +56,8 @@ caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
                                             + std::to_string(port) + ": "
                                             + sys.render(result.error()));
   }
+  // Peers that stopped reading must not keep the node's shutdown waiting.
+  actors::spawn_stop_sweeper(sys, st.registry());
   return *result;
 }
 

@@ -37,7 +37,10 @@ void add_storage_options(caf::actor_system_config& cfg) {
     .add<caf::timespan>("idle-timeout", "with a backend: idle contexts leave "
                                         "memory after this long (0s: never)")
     .add<int64_t>("max-resident", "with a backend: about how many contexts "
-                                  "stay in memory (0: no bound)");
+                                  "stay in memory (0: no bound)")
+    .add<int64_t>("max-pending-bytes",
+                  "a published storage's node cuts off a peer that leaves "
+                  "more than this many bytes unread (0: no bound)");
 }
 
 storage_options storage_options_from(const caf::actor_system_config& cfg) {

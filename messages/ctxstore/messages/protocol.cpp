@@ -6,6 +6,7 @@
 
 #include <caf/message.hpp>
 
+#include "ctxstore/actors/peer_limits.hpp"
 #include "ctxstore/detail/memory_limits.hpp"
 #include "ctxstore/detail/type_table.hpp"
 
@@ -44,6 +45,10 @@ struct done_with_guard {
 caf::error save_payload(caf::serializer& sink, const payload& x) {
   uint8_t form = empty_form;
   if (x.value.empty())
+    return sink(form);
+  // A peer that does not read its answers is cut off (peer_limits.hpp); what
+  // is still written for it goes nowhere.
+  if (actors::peer_over_limit(sink))
     return sink(form);
   auto rtti = x.value.type(0);
   auto entry = x.value.size() == 1 && rtti.second != nullptr
