@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -22,8 +21,6 @@ namespace ctxstore::actors {
 
 namespace {
 
-std::atomic<uint64_t> cut_off_count{0};
-
 /// The BASP broker of `sys`'s middleman. Only on the middleman's thread.
 caf::io::abstract_broker* basp_broker_of(caf::actor_system& sys) {
   auto hdl
@@ -38,7 +35,6 @@ caf::io::abstract_broker* basp_broker_of(caf::actor_system& sys) {
 /// of a TCP connection is its socket (CAF 0.17's default multiplexer).
 void cut_off(caf::io::connection_handle hdl) {
   ::shutdown(static_cast<int>(hdl.id()), SHUT_RDWR);
-  ++cut_off_count;
 }
 
 /// True if the socket cannot take more data now: the peer does not read
@@ -104,10 +100,6 @@ bool peer_over_limit(caf::serializer& sink) {
       return true;
     }
   return false;
-}
-
-uint64_t peers_cut_off() noexcept {
-  return cut_off_count.load();
 }
 
 caf::actor spawn_stop_sweeper(caf::actor_system& sys,

@@ -36,9 +36,6 @@ inline constexpr int64_t default_max_pending_bytes = int64_t{128} << 20;
 /// must not be written. Only on the middleman's thread (else false).
 bool peer_over_limit(caf::serializer& sink);
 
-/// How many peers were cut off in this process (both remedies).
-uint64_t peers_cut_off() noexcept;
-
 /// Spawns the actor that cuts off the connections that cannot take more
 /// data when `registry` stops (see above). It is not hidden, so that the
 /// actor system waits for it before it stops the middleman; it waits for the
