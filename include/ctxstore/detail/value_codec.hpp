@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -326,9 +327,12 @@ private:
 
 /// Estimates the memory a value holds (its own size, string and vector
 /// capacities, a node per map entry), through its `inspect` like the codec;
-/// stops counting once past `limit`. Used to decide whether a spare value is
-/// small enough to keep (recycled_value.hpp): it visits what a copy of the
-/// value would, so it costs a fraction of the copy that keeping it saves.
+/// stops counting once past `limit`. Used on every commit to decide whether
+/// a spare value is small enough to keep (recycled_value.hpp), so it does
+/// not visit every element of a container: it counts a container as its
+/// size times what its first and last elements hold (a value whose size
+/// lies in elements unlike those two is underestimated). Visiting them all
+/// cost 16-21 % of a cycle's instructions with the bench's value.
 class value_meter
   : public field_walker<value_meter, caf::meta::is_save_callback> {
 public:
@@ -377,15 +381,13 @@ private:
       constexpr size_t node_overhead = 4 * sizeof(void*);
       if (auto err = count(sizeof(T)))
         return err;
-      for (auto& kv : x) {
+      return add_sampled(x, [this](auto& kv) {
         if (auto err = count(node_overhead))
           return err;
         if (auto err = add(const_cast<typename T::key_type&>(kv.first)))
           return err;
-        if (auto err = add(kv.second))
-          return err;
-      }
-      return caf::none;
+        return add(kv.second);
+      });
     } else if constexpr (caf::detail::is_list_like<T>::value
                          && !std::is_same_v<T, std::vector<bool>>) {
       using value_type = typename T::value_type;
@@ -398,14 +400,31 @@ private:
       } else {
         if (auto err = count(sizeof(T)))
           return err;
-        for (auto& y : x)
-          if (auto err = add(const_cast<value_type&>(y)))
-            return err;
-        return caf::none;
+        return add_sampled(x, [this](auto& y) {
+          return add(const_cast<value_type&>(y));
+        });
       }
     } else {
       return count(sizeof(T)); // a CAF type: its own size only
     }
+  }
+
+  /// Adds `x.size()` times the mean of what `one` counts for the first and
+  /// the last element of `x`.
+  template <class T, class F>
+  codec_status add_sampled(T& x, F one) {
+    auto n = static_cast<size_t>(x.size());
+    if (n == 0)
+      return caf::none;
+    auto before = bytes_;
+    auto first = one(*x.begin());
+    if (first || n == 1)
+      return first;
+    if (auto err = one(*std::prev(x.end())))
+      return err;
+    auto sampled = bytes_ - before; // two elements
+    bytes_ = before;
+    return count(sampled / 2 * n);
   }
 
   size_t limit_;
