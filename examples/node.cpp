@@ -6,9 +6,17 @@
 //   node: SIGTERM, stopping
 //   node: stopped                            <- after the actor system is gone
 //
-// Usage: node [CAF options] [--port N] [--lease-ms N]
+// Usage: node [CAF options] [--port N] [--lease-ms N] [--read-only-port N]
 //   --port N      TCP port on 127.0.0.1; 0 (default) picks a free one
 //   --lease-ms N  revoke sessions held longer than N ms; 0 (default): never
+//   --read-only-port N  also publish the storage read-only (snapshots only:
+//                 every change is refused with `forbidden`) on port N (0:
+//                 a free one), printed as "node: read-only on
+//                 127.0.0.1:<port>"; -1 (default): no such publication
+// Mutual TLS: give the CAF options --openssl.certificate=server.pem
+// --openssl.key=server.key --openssl.cafile=ca.pem (every publication of the
+// node then speaks TLS only; README, "Remote access"). ctxstore.* options
+// (e.g. --ctxstore.max-value-bytes=65536) configure the storage.
 // Both also work as `--port=N`, and in CAF's own spelling `--node.port=N`
 // (CAF 0.17.6 wants `--long=value`; the short `-p N` works too). Any CAF
 // option may be given as well, e.g. hang detection for clients:
@@ -28,6 +36,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -43,12 +52,17 @@ namespace {
 struct node_config : caf::actor_system_config {
   uint16_t port = 0;
   int64_t lease_ms = 0;
+  int64_t read_only_port = -1;
 
   node_config() {
     opt_group{custom_options_, "node"}
       .add(port, "port,p", "TCP port on 127.0.0.1 (0: any free port)")
-      .add(lease_ms, "lease-ms", "session lease in ms (0: no lease)");
+      .add(lease_ms, "lease-ms", "session lease in ms (0: no lease)")
+      .add(read_only_port, "read-only-port",
+           "also publish read-only on this port (0: any; -1: no)");
     load<caf::io::middleman>();
+    // TLS when the openssl.* options are given; plain otherwise.
+    ctxstore::load_tls(*this);
     // Lower-latency CAF settings for remote use (see ctxstore/remote.hpp);
     // CAF options on the command line or in a config file override them.
     ctxstore::apply_remote_defaults(*this);
@@ -63,7 +77,7 @@ std::vector<std::string> normalize(int argc, char** argv) {
   for (size_t i = 0; i < args.size(); ++i) {
     auto& arg = args[i];
     bool rewritten = false;
-    for (std::string name : {"port", "lease-ms"}) {
+    for (std::string name : {"port", "lease-ms", "read-only-port"}) {
       auto flag = "--" + name;
       if (arg == flag && i + 1 < args.size()) {
         result.push_back("--node." + name + "=" + args[++i]);
@@ -105,15 +119,24 @@ int main(int argc, char** argv) {
   }
   if (cfg.cli_helptext_printed)
     return 0;
-  if (!cfg.remainder.empty() || cfg.lease_ms < 0) {
-    std::cerr << "usage: node [CAF options] [--port N] [--lease-ms N]\n";
+  if (!cfg.remainder.empty() || cfg.lease_ms < 0 || cfg.read_only_port < -1
+      || cfg.read_only_port > 65535) {
+    std::cerr << "usage: node [CAF options] [--port N] [--lease-ms N] "
+                 "[--read-only-port N]\n";
     return 2;
   }
   int sig = 0;
   {
     caf::actor_system sys{cfg};
     ctxstore::storage_options opts;
-    opts.lease = std::chrono::milliseconds{cfg.lease_ms};
+    try {
+      opts = ctxstore::storage_options_from(cfg); // ctxstore.* options
+    } catch (const std::exception& e) {
+      std::cerr << "node: bad ctxstore options: " << e.what() << std::endl;
+      return 2;
+    }
+    if (cfg.lease_ms > 0)
+      opts.lease = std::chrono::milliseconds{cfg.lease_ms};
     auto store = ctxstore::spawn_storage(sys, opts);
     std::cout << "node: storage spawned (lease: "
               << (cfg.lease_ms > 0 ? std::to_string(cfg.lease_ms) + " ms"
@@ -125,6 +148,17 @@ int main(int argc, char** argv) {
       return 1; // `store` goes before `sys`
     }
     std::cout << "node: listening on 127.0.0.1:" << *port << std::endl;
+    if (cfg.read_only_port >= 0) {
+      ctxstore::publish_options read_only;
+      read_only.read_only = true;
+      auto ro = ctxstore::publish(
+        sys, store, static_cast<uint16_t>(cfg.read_only_port), read_only);
+      if (!ro) {
+        std::cerr << "node: " << ctxstore::describe(ro.error()) << std::endl;
+        return 1;
+      }
+      std::cout << "node: read-only on 127.0.0.1:" << *ro << std::endl;
+    }
     sigwait(&stop_signals, &sig);
     std::cout << "node: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
               << ", stopping" << std::endl;

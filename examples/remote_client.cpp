@@ -10,6 +10,8 @@
 //                      the session of a dead client and drops its change)
 //   update <uuid> <n>  add 1 to the cart's total in n sessions, one by one
 //   snapshot <uuid>    print "total=<n> version=<v>" of the last commit
+// Mutual TLS: give the CAF options --openssl.certificate=client.pem
+// --openssl.key=client.key --openssl.cafile=ca.pem (README, "Remote access").
 // Exit codes: 0 ok, 1 a ctxstore error (its text on stderr), 2 bad arguments.
 
 #include <unistd.h>
@@ -36,6 +38,9 @@ namespace {
 struct client_config : caf::actor_system_config {
   client_config() {
     load<caf::io::middleman>();
+    // TLS when the openssl.* options are given (--openssl.certificate=...,
+    // --openssl.key=..., --openssl.cafile=...); plain otherwise.
+    ctxstore::load_tls(*this);
     // Lower-latency CAF settings for remote use; CAF options override them.
     ctxstore::apply_remote_defaults(*this);
     examples::add_example_types(*this);

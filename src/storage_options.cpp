@@ -40,7 +40,11 @@ void add_storage_options(caf::actor_system_config& cfg) {
                                   "stay in memory (0: no bound)")
     .add<int64_t>("max-pending-bytes",
                   "a published storage's node cuts off a peer that leaves "
-                  "more than this many bytes unread (0: no bound)");
+                  "more than this many bytes unread (0: no bound)")
+    .add<int64_t>("max-value-bytes", "most bytes a value from another node "
+                                     "may take (0: no limit)")
+    .add<bool>("require-tls", "publish and connect refuse to work without "
+                              "TLS (openssl.* options)");
 }
 
 storage_options storage_options_from(const caf::actor_system_config& cfg) {
@@ -67,6 +71,11 @@ storage_options storage_options_from(const caf::actor_system_config& cfg) {
   if (max_resident < 0)
     throw std::invalid_argument{"ctxstore.max-resident must not be negative"};
   result.max_resident = static_cast<std::size_t>(max_resident);
+  auto max_value = caf::get_or(cfg, "ctxstore.max-value-bytes", int64_t{0});
+  if (max_value < 0)
+    throw std::invalid_argument{
+      "ctxstore.max-value-bytes must not be negative"};
+  result.max_value_bytes = static_cast<std::size_t>(max_value);
   auto uri = caf::get_or(cfg, "ctxstore.backend", std::string{});
   if (!uri.empty()) {
     auto opened = open_backend(uri);

@@ -30,9 +30,11 @@
 
 #include "../examples/context_types.hpp"
 #include "processes.hpp"
+#include "tls_certs.hpp"
 
 using namespace ctxstore;
 using namespace std::chrono_literals;
+using namespace child_processes;
 
 namespace {
 
@@ -40,37 +42,23 @@ double ms_since(clock_type::time_point t0, clock_type::time_point t1) {
   return std::chrono::duration<double, std::milli>(t1 - t0).count();
 }
 
+/// `args` after the CAF options of mutual TLS for `who` when this run
+/// repeats the remote specifications over TLS (tls_certs.hpp).
+std::vector<std::string> maybe_tls(const char* who,
+                                   std::vector<std::string> args) {
+  if (!tls_certs::remote_over_tls())
+    return args;
+  auto result = tls_certs::options(who);
+  result.insert(result.end(), args.begin(), args.end());
+  return result;
+}
+
 /// A remote_client program talking to the node on `port`.
 std::unique_ptr<child_process> start_client(uint16_t port,
                                             std::vector<std::string> args) {
   args.insert(args.begin(), std::to_string(port));
   return std::make_unique<child_process>(CTXSTORE_REMOTE_CLIENT_BINARY,
-                                         std::move(args));
-}
-
-// -- bounded waiting ----------------------------------------------------------
-
-/// Ends the test process because `what` hangs: a thread blocked inside CAF
-/// cannot be cancelled, and the actor system (and the destructor of the
-/// thread's std::async future) would wait for it forever. Children die with
-/// this process (see child_process).
-[[noreturn]] void hang(const char* what, std::chrono::milliseconds bound) {
-  if (std::uncaught_exceptions() == 0)
-    FAIL_CHECK("HANG: " << what << " did not finish within " << bound.count()
-                        << " ms; ending the test process");
-  std::cout << std::flush;
-  std::cerr << "multiprocess: HANG: " << what << " did not finish within "
-            << bound.count() << " ms" << std::endl;
-  std::_Exit(EXIT_FAILURE);
-}
-
-/// The result of `task`, which must be ready within `bound` (else: `hang`).
-template <class T>
-T finish(std::future<T>& task, std::chrono::milliseconds bound,
-         const char* what) {
-  if (task.wait_for(bound) != std::future_status::ready)
-    hang(what, bound);
-  return task.get();
+                                         maybe_tls("client", std::move(args)));
 }
 
 /// Frees a thread that may still wait in a queue before its future goes,
@@ -120,6 +108,8 @@ errc code_of(F&& fn) {
 struct client_config : test_config {
   client_config() {
     load<caf::io::middleman>();
+    if (tls_certs::remote_over_tls())
+      tls_certs::use(*this, "client");
   }
 };
 

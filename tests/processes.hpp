@@ -1,148 +1,22 @@
 #pragma once
 
-// Child processes of the multi-process specifications (multiprocess.cpp,
-// stalled_peer.cpp): a program started with fork + execv whose stdout is
-// read here, and the node program (examples/node.cpp) with its port. Needs
-// CTXSTORE_NODE_BINARY for node_process.
+// The node program (examples/node.cpp) as a child process of the
+// multi-process specifications (multiprocess.cpp, stalled_peer.cpp), over
+// mutual TLS when the run repeats them so (tls_certs.hpp). Needs
+// CTXSTORE_NODE_BINARY.
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
-#include "child_exit.hpp"
+#include "child_process.hpp"
+#include "tls_certs.hpp"
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-// -- child processes ----------------------------------------------------------
-
-/// A program started with fork + execv; its stdout is a pipe read here, its
-/// stderr is ours. The destructor kills (SIGKILL) and reaps it. The child
-/// also gets SIGKILL if this process dies first (PR_SET_PDEATHSIG: it fires
-/// when the *thread* that forked exits, so start children from the test's
-/// main thread only), so no run leaves orphans behind.
-class child_process {
-public:
-  child_process(const std::string& path, std::vector<std::string> args) {
-    args.insert(args.begin(), path);
-    std::vector<char*> argv;
-    for (auto& arg : args)
-      argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    int fds[2];
-    REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
-    auto parent = getpid();
-    pid_ = fork();
-    if (pid_ == 0) {
-      // Only async-signal-safe calls between fork and exec: we have threads.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent)
-        _exit(127);
-      dup2(fds[1], STDOUT_FILENO);  // clears O_CLOEXEC on the copy
-      closefrom(STDERR_FILENO + 1); // no sockets or pipes of ours leak
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    out_ = fds[0];
-    REQUIRE(pid_ > 0);
-  }
-
-  ~child_process() {
-    stop();
-    if (out_ >= 0)
-      close(out_);
-  }
-
-  /// Kills (SIGKILL) and reaps the child unless it was reaped already.
-  void stop() noexcept {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-
-  pid_t pid() const noexcept {
-    return pid_;
-  }
-
-  /// The next line of the child's stdout that starts with `prefix` (lines
-  /// before it are skipped); nothing if the child closed stdout or `bound`
-  /// passed first.
-  std::optional<std::string> read_line(const std::string& prefix,
-                                       std::chrono::milliseconds bound) {
-    auto deadline = clock_type::now() + bound;
-    for (;;) {
-      for (auto nl = pending_.find('\n'); nl != std::string::npos;
-           nl = pending_.find('\n')) {
-        auto line = pending_.substr(0, nl);
-        pending_.erase(0, nl + 1);
-        if (line.compare(0, prefix.size(), prefix) == 0)
-          return line;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - clock_type::now());
-      if (out_ < 0 || left.count() <= 0)
-        return std::nullopt;
-      pollfd pfd{out_, POLLIN, 0};
-      auto n = poll(&pfd, 1, static_cast<int>(left.count()));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return std::nullopt;
-      char buf[512];
-      auto got = read(out_, buf, sizeof(buf));
-      if (got <= 0) {
-        close(out_);
-        out_ = -1;
-        continue; // a last line without newline is dropped
-      }
-      pending_.append(buf, static_cast<size_t>(got));
-      output_.append(buf, static_cast<size_t>(got));
-    }
-  }
-
-  /// Everything the child wrote to stdout that was read so far.
-  const std::string& output() const noexcept {
-    return output_;
-  }
-
-  void signal(int sig) {
-    REQUIRE(pid_ > 0);
-    REQUIRE(kill(pid_, sig) == 0);
-  }
-
-  /// The child's wait status once it ended, or nothing after `bound`.
-  std::optional<int> wait_exit(std::chrono::milliseconds bound) {
-    auto status = wait_child_exit(pid_, bound);
-    if (status)
-      pid_ = -1;
-    return status;
-  }
-
-private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string pending_;
-  std::string output_;
-};
+using namespace child_processes;
 
 /// A running node program and the port it listens on; `options` (CAF
 /// options) go before the port.
@@ -151,7 +25,7 @@ struct node_process {
   uint16_t port = 0;
 
   explicit node_process(std::vector<std::string> options = {})
-      : proc(CTXSTORE_NODE_BINARY, with_port(std::move(options))) {
+      : proc(CTXSTORE_NODE_BINARY, arguments(std::move(options))) {
     std::string prefix = "node: listening on 127.0.0.1:";
     auto line = proc.read_line(prefix, std::chrono::seconds{10});
     INFO("node output: " << proc.output());
@@ -160,7 +34,13 @@ struct node_process {
     REQUIRE(port != 0);
   }
 
-  static std::vector<std::string> with_port(std::vector<std::string> args) {
+  /// The options of mutual TLS when this run repeats the remote
+  /// specifications over TLS (tls_certs.hpp), `options`, the port.
+  static std::vector<std::string> arguments(std::vector<std::string> options) {
+    std::vector<std::string> args;
+    if (tls_certs::remote_over_tls())
+      args = tls_certs::options("server");
+    args.insert(args.end(), options.begin(), options.end());
     args.insert(args.end(), {"--port", "0"});
     return args;
   }

@@ -1,4 +1,5 @@
 #include "fixture.hpp"
+#include "tls_certs.hpp"
 #include "waiting.hpp"
 
 #include <future>
@@ -12,26 +13,33 @@
 
 // Two actor systems in one process, connected over 127.0.0.1 by CAF's
 // middleman: the storage lives on the first, clients run on the second.
+// Plain TCP, or mutual TLS when CTXSTORE_TEST_TLS_DIR is set (ctest
+// remote_over_tls; see tls_certs.hpp).
 
 using namespace ctxstore;
 
 namespace {
 
 struct node_config : test_config {
-  node_config() {
+  /// `role`: the certificate of this node when the run is over TLS.
+  explicit node_config(const char* role = "client") {
     load<caf::io::middleman>();
+    if (tls_certs::remote_over_tls())
+      tls_certs::use(*this, role);
   }
 };
 
 /// A storage node and a client node, connected.
 struct two_nodes {
-  explicit two_nodes(storage_options opts = {})
+  explicit two_nodes(storage_options opts = {}, publish_options popts = {})
       : server_sys(server_cfg), client_sys(client_cfg) {
     local = spawn_storage(server_sys, opts);
-    auto port = publish(server_sys, local, 0);
+    auto port = publish(server_sys, local, 0, popts);
+    INFO((port ? std::string{} : describe(port.error())));
     REQUIRE(port);
     REQUIRE(*port != 0);
     auto handle = connect(client_sys, "127.0.0.1", *port);
+    INFO((handle ? std::string{} : describe(handle.error())));
     REQUIRE(handle);
     remote = *handle;
     local_client = std::make_unique<blocking_client>(server_sys, local);
@@ -45,8 +53,8 @@ struct two_nodes {
     remote = storage{};
   }
 
-  node_config server_cfg;
-  node_config client_cfg;
+  node_config server_cfg{"server"};
+  node_config client_cfg{"client"};
   caf::actor_system server_sys;
   caf::actor_system client_sys;
   storage local;
@@ -400,4 +408,192 @@ SCENARIO("an actor on another node keeps its order while the context's owner "
     CHECK(n.local_client->erase<counter>(id));
   }
   CHECK(eventually([&n] { return n.local_client->stats().owners == 0; }));
+}
+
+SCENARIO("a read-only publication serves reads and refuses every change",
+         "[remote][read_only]") {
+  using namespace ctxstore::messages;
+  publish_options read_only;
+  read_only.read_only = true;
+  two_nodes n{{}, read_only};
+  auto id = new_id();
+  n.local_client->store<cart>(id, sample_cart());
+  auto& rc = *n.remote_client;
+  THEN("snapshots, views and stats work") {
+    CHECK(rc.snapshot<cart>(id).owner == "ann");
+    CHECK(rc.view<cart>(id)->total == 7);
+    CHECK(rc.snapshot_versioned<cart>(id).version == 1);
+    CHECK(rc.stats().contexts == 1);
+    CHECK(error_code_of([&] { rc.snapshot<cart>(new_id()); })
+          == errc::no_such_context);
+  }
+  THEN("every acquire, store, update and erase is forbidden") {
+    CHECK(error_code_of([&] { rc.store<cart>(id, cart{}); })
+          == errc::forbidden);
+    CHECK(error_code_of([&] { rc.store<cart>(new_id(), cart{}); })
+          == errc::forbidden);
+    CHECK(error_code_of([&] { rc.acquire<cart>(id); }) == errc::forbidden);
+    CHECK(
+      error_code_of([&] { rc.acquire<cart>(id, std::chrono::milliseconds{0}); })
+      == errc::forbidden);
+    CHECK(error_code_of([&] { rc.update<cart>(id, [](cart& c) { c = {}; }); })
+          == errc::forbidden);
+    CHECK(error_code_of([&] { rc.erase<cart>(id); }) == errc::forbidden);
+  }
+  GIVEN("a session held on the storage node") {
+    auto s = n.local_client->acquire<cart>(id);
+    THEN("commit, release and abort with its token are forbidden too") {
+      caf::scoped_actor self{n.client_sys};
+      auto code_of = [&](auto... xs) {
+        caf::optional<errc> result;
+        self->request(n.remote.registry(), std::chrono::seconds{10}, xs...)
+          .receive([&](caf::message&) {},
+                   [&](caf::error& err) { result = to_errc(err); });
+        return result;
+      };
+      auto key = context_key{"cart", id};
+      auto value = payload{caf::make_message(cart{})};
+      CHECK(code_of(commit_atom::value, key, s.token(), value)
+            == errc::forbidden);
+      CHECK(code_of(release_atom::value, key, s.token(), value)
+            == errc::forbidden);
+      CHECK(code_of(abort_atom::value, key, s.token()) == errc::forbidden);
+      CHECK(code_of(retire_atom::value, key) == errc::bad_request);
+      CHECK(n.local_client->stats().sessions == 1);
+      s.abort(); // the version stays
+    }
+  }
+  auto v = n.local_client->snapshot_versioned<cart>(id);
+  CHECK(v.version == 1);
+  CHECK(v.value.owner == "ann");
+  CHECK(v.value.total == 7);
+  auto stats = n.local_client->stats();
+  CHECK(stats.contexts == 1);
+  CHECK(stats.waiters == 0);
+  CHECK(n.local_client->stats().sessions <= 1);
+}
+
+SCENARIO("a value from another node larger than max_value_bytes is refused",
+         "[remote][limits]") {
+  storage_options limited;
+  limited.max_value_bytes = 1024;
+  two_nodes n{limited};
+  auto& rc = *n.remote_client;
+  auto id = new_id();
+  cart small = sample_cart();
+  cart big = sample_cart();
+  big.owner = std::string(2048, 'b');
+  rc.store<cart>(id, small);
+  CHECK(error_code_of([&] { rc.store<cart>(id, big); }) == errc::bad_request);
+  CHECK(error_code_of([&] { rc.store<cart>(new_id(), big); })
+        == errc::bad_request);
+  {
+    auto s = rc.acquire<cart>(id);
+    *s = big;
+    CHECK(error_code_of([&] { s.commit(); }) == errc::bad_request);
+    s.abort();
+  }
+  auto v = n.local_client->snapshot_versioned<cart>(id);
+  CHECK(v.version == 1);
+  CHECK(v.value.owner == "ann");
+  CHECK(n.local_client->stats().contexts == 1);
+  CHECK(n.local_client->stats().sessions == 0);
+  THEN("values stored in the storage's own process are not measured") {
+    n.local_client->store<cart>(id, big);
+    CHECK(rc.snapshot<cart>(id).owner.size() == 2048);
+  }
+  THEN("the limit comes from ctxstore.max-value-bytes") {
+    test_config cfg;
+    REQUIRE_FALSE(
+      cfg.parse(std::vector<std::string>{"--ctxstore.max-value-bytes=1024"}));
+    CHECK(storage_options_from(cfg).max_value_bytes == 1024);
+  }
+}
+
+SCENARIO("ctxstore.require-tls refuses plain publications and connections",
+         "[remote][config][tls]") {
+  node_config cfg;
+  cfg.set("ctxstore.require-tls", true);
+  caf::actor_system sys{cfg};
+  auto st = spawn_storage(sys);
+  auto port = publish(sys, st, 0);
+  if (tls_certs::remote_over_tls()) {
+    THEN("with openssl.* options set, TLS satisfies it") {
+      REQUIRE(port);
+      auto c = connect(sys, "127.0.0.1", *port);
+      CHECK(c);
+    }
+  } else {
+    THEN("both are forbidden, with the reason") {
+      REQUIRE_FALSE(port);
+      CHECK(to_errc(port.error()) == errc::forbidden);
+      CHECK(describe(port.error()).find("ctxstore.require-tls")
+            != std::string::npos);
+      auto c = connect(sys, "127.0.0.1", 1);
+      REQUIRE_FALSE(c);
+      CHECK(to_errc(c.error()) == errc::forbidden);
+    }
+  }
+}
+
+SCENARIO("incomplete or unusable TLS options are a clear error",
+         "[remote][config][tls]") {
+  struct bare_config : test_config { // never TLS unless told
+    bare_config() {
+      load<caf::io::middleman>();
+    }
+  };
+  auto try_publish = [](auto configure) {
+    bare_config cfg;
+    configure(cfg);
+    caf::actor_system sys{cfg};
+    auto st = spawn_storage(sys);
+    auto port = publish(sys, st, 0);
+    REQUIRE_FALSE(port);
+    return port.error();
+  };
+  auto& d = tls_certs::dir();
+  GIVEN("openssl.* options without load_tls") {
+    auto err = try_publish(
+      [&](bare_config& cfg) { cfg.set("openssl.cafile", d + "/ca.pem"); });
+    CHECK(to_errc(err) == errc::bad_request);
+    CHECK(describe(err).find("load_tls") != std::string::npos);
+  }
+  GIVEN("a key that does not belong to the certificate") {
+    auto err = try_publish([&](bare_config& cfg) {
+      tls_certs::use(cfg, "server");
+      cfg.set("openssl.key", d + "/client.key");
+    });
+    CHECK(to_errc(err) == errc::bad_request);
+    CHECK(describe(err).find("openssl.key") != std::string::npos);
+  }
+  GIVEN("a missing CA file") {
+    auto err = try_publish([&](bare_config& cfg) {
+      tls_certs::use(cfg, "server");
+      cfg.set("openssl.cafile", d + "/no-such-ca.pem");
+    });
+    CHECK(to_errc(err) == errc::bad_request);
+  }
+}
+
+SCENARIO("a peer reaches no storage by name, only the publication",
+         "[remote][surface]") {
+  // CAF 0.17 delivers a connected peer's messages to any actor named in the
+  // node's registry: the default storage must not be one of them.
+  two_nodes n;
+  auto& dflt = default_storage(n.server_sys);
+  blocking_client{n.server_sys, dflt}.store<counter>(new_id(), counter{1});
+  auto named = n.client_sys.middleman().remote_lookup(
+    caf::atom("ctxstore"), n.remote.registry().node());
+  if (named) {
+    caf::scoped_actor self{n.client_sys};
+    bool answered = false;
+    self
+      ->request(caf::actor_cast<caf::actor>(named), std::chrono::seconds{2},
+                messages::stats_atom::value)
+      .receive([&](const storage_stats&) { answered = true; },
+               [&](caf::error&) {});
+    CHECK_FALSE(answered);
+  }
+  CHECK(blocking_client{n.server_sys, dflt}.stats().contexts == 1);
 }

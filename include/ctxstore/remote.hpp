@@ -31,9 +31,50 @@ namespace ctxstore {
 /// No effect on a `scheduler.policy=sharing` scheduler beyond the first.
 void apply_remote_defaults(caf::actor_system_config& cfg);
 
-/// Makes `st` reachable from other CAF nodes on `address`:`port` through
-/// CAF's middleman (load `caf::io::middleman` into the config). Port 0 picks
-/// a free port. Returns the port, or an `errc::storage_down` error.
+/// Loads CAF's OpenSSL module (`caf::openssl::manager`) into `cfg`, the one
+/// call that TLS needs besides the options of the `openssl` group. Call it
+/// after `cfg.load<caf::io::middleman>()` (CAF starts the modules in load
+/// order and the OpenSSL one needs the middleman) and before the actor system
+/// exists.
+/// With the module loaded and no `openssl` group option set, `publish` and
+/// `connect` stay plain.
+void load_tls(caf::actor_system_config& cfg);
+
+/// True if CAF's configuration of `sys` sets any option of the `openssl` group
+/// (certificate, key, passphrase, cafile, capath): then `publish` and
+/// `connect` use mutual TLS, and CAF verifies the peer's certificate against
+/// the CA on both sides.
+bool tls_configured(const caf::actor_system& sys);
+
+/// How `publish` makes a storage reachable.
+struct publish_options {
+  /// The address to listen on: "127.0.0.1" (this machine only), "0.0.0.0"
+  /// (every interface) or one interface's address.
+  std::string address = "127.0.0.1";
+  /// Peers may take snapshots, views and stats, and nothing else: every
+  /// acquire, store, update, commit, release and erase fails with
+  /// `errc::forbidden` and changes nothing.
+  bool read_only = false;
+};
+
+/// Makes `st` reachable from other CAF nodes on `opts.address`:`port`
+/// through CAF's middleman (load `caf::io::middleman` into the config). Port
+/// 0 picks a free port. Returns the port.
+///
+/// With any option of the `openssl` group set (see `tls_configured`) the
+/// port speaks mutual TLS only (`caf::openssl::publish`): a peer must present a
+/// certificate that chains to `openssl.cafile` / `openssl.capath`. Errors:
+/// `errc::bad_request` if those options are incomplete (certificate, key
+/// and a CA are all needed), do not load, or `load_tls` was not called;
+/// `errc::forbidden` for a plain publication while `ctxstore.require-tls` is
+/// true; `errc::storage_down` if the port cannot be opened.
+///
+/// Only this storage is reachable through the port, only by the requests of
+/// its protocol (messages/protocol.hpp); see the README, "Remote access".
+caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
+                                uint16_t port, const publish_options& opts);
+
+/// `publish(sys, st, port, publish_options{address})`: read and write.
 caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
                                 uint16_t port,
                                 const std::string& address = "127.0.0.1");
@@ -41,6 +82,10 @@ caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
 /// Connects to a storage that another node published on `host`:`port`. The
 /// handle works with `blocking_client` and `async_client` like a local one.
 /// Nothing listening, or a lost connection later, is `errc::storage_down`.
+/// TLS as for `publish`: with options of the `openssl` group set the
+/// connection is mutual TLS (a server whose certificate does not chain to our CA, or a
+/// plain server, is `errc::storage_down`); `errc::bad_request` and
+/// `errc::forbidden` as there.
 caf::expected<storage> connect(caf::actor_system& sys, const std::string& host,
                                uint16_t port);
 

@@ -23,6 +23,8 @@ class backend;
 /// | `ctxstore.backend`     | string   | none    | `backend` (opened: see `open_backend`) |
 /// | `ctxstore.idle-timeout` | timespan | `0s`   | `idle_timeout` |
 /// | `ctxstore.max-resident` | integer | `0`     | `max_resident` |
+/// | `ctxstore.max-value-bytes` | integer | `0`  | `max_value_bytes` |
+/// | `ctxstore.require-tls` | boolean  | `false` | (read by `publish`, `connect`) |
 ///
 /// `spawn_storage(sys)` and `default_storage(sys)` use them. (CAF 0.17's
 /// command line treats a boolean as a flag that can only be set to true:
@@ -69,6 +71,13 @@ struct storage_options {
   /// kept on average, not at every instant). Zero: no bound. Without a
   /// backend it has no effect.
   std::size_t max_resident = 0;
+
+  /// Most bytes a value sent by another node (through `publish`) may take on
+  /// the wire; a store, commit or release with a larger one fails with
+  /// `errc::bad_request` and changes nothing. Zero: no limit. Values stored
+  /// in this process are not measured. (CAF has read the whole message by
+  /// then: this limits what is kept, not what a peer makes CAF read.)
+  std::size_t max_value_bytes = 0;
 };
 
 /// Declares the `ctxstore` option group on `cfg`, so that the command line

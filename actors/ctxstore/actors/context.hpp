@@ -46,6 +46,7 @@ struct context_defaults {
   bool fast_path = true;              // storage_options::local_fast_path
   std::shared_ptr<counters> stats = std::make_shared<counters>();
   std::shared_ptr<ctxstore::backend> backend; // storage_options::backend
+  size_t max_value_bytes = 0; // storage_options::max_value_bytes
 };
 
 /// One entry of a context's queue: an acquire, store or erase waiting for

@@ -358,6 +358,7 @@ spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
   context_defaults defaults;
   defaults.lease = options.lease;
   defaults.max_waiters = options.max_waiters;
+  defaults.max_value_bytes = options.max_value_bytes;
   // With a backend every change is made durable by the owner first: a
   // message costs little beside an fsync.
   defaults.fast_path = options.local_fast_path && !options.backend;

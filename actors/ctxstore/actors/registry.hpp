@@ -11,9 +11,16 @@
 
 namespace ctxstore::actors {
 
-/// The name under which the default storage's registry is kept in the actor
-/// system's registry of named actors.
+/// The name of the marker actor that tells which actor system the default
+/// storage of a table entry belongs to (see default_storage). Not the
+/// storage's registry itself: CAF 0.17's middleman delivers messages from any
+/// connected node to any named actor (BASP's named receivers), which would
+/// let a peer of any publication reach the default storage directly. The
+/// marker drops everything.
 constexpr caf::atom_value default_storage_name = caf::atom("ctxstore");
+
+/// True if `registry` is the registry of `sys`'s default storage.
+bool is_default_storage(caf::actor_system& sys, const caf::actor& registry);
 
 /// A new storage: its registry and its board of contexts.
 struct spawned_storage {

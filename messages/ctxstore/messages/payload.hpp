@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <type_traits>
 
 #include <caf/deserializer.hpp>
@@ -15,6 +16,9 @@ namespace ctxstore::messages {
 struct payload {
   /// One element of a registered context type, or empty.
   caf::message value;
+  /// The bytes the value took on the wire when it came from another node
+  /// (set by load_payload; not sent); zero for a value made in this process.
+  size_t wire_bytes = 0;
 };
 
 /// Writes `x` for another node: a value of a registered context type in the

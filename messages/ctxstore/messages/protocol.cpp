@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/binary_deserializer.hpp>
 #include <caf/message.hpp>
 
 #include "ctxstore/actors/peer_limits.hpp"
@@ -70,6 +71,7 @@ caf::error save_payload(caf::serializer& sink, const payload& x) {
 
 caf::error load_payload(caf::deserializer& source, payload& x) {
   uint8_t form = 0;
+  x.wire_bytes = 0;
   if (auto err = source(form))
     return err;
   switch (form) {
@@ -82,13 +84,21 @@ caf::error load_payload(caf::deserializer& source, payload& x) {
     done_with_guard guard{bytes};
     if (auto err = source(name, bytes))
       return err;
+    x.wire_bytes = bytes.size();
     auto codec = detail::context_codec_of(name);
     if (codec == nullptr)
       return caf::sec::unknown_type;
     return codec->load(bytes.data(), bytes.size(), x.value);
   }
-  case caf_form:
-    return source(x.value);
+  case caf_form: {
+    // Measured where CAF reads a node's messages (binary_deserializer).
+    auto binary = dynamic_cast<caf::binary_deserializer*>(&source);
+    auto before = binary != nullptr ? binary->remaining() : 0;
+    auto err = source(x.value);
+    if (binary != nullptr)
+      x.wire_bytes = before - binary->remaining();
+    return err;
+  }
   default:
     return caf::sec::invalid_argument;
   }
