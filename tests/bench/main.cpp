@@ -9,9 +9,11 @@
 //                  [--source-dir DIR] [CAF options, e.g.
 //                  --scheduler.policy=sharing --middleman.workers=0]
 // Groups: caf mutex snapshot cycle contention held store durable scale remote
-// python redis, and resident (only when named: --scale durable contexts on
-// disk, about 1 GiB and 2 minutes for the default million). CAF options
-// apply to both processes of the remote group.
+// tls python redis, and resident (only when named: --scale durable contexts
+// on disk, about 1 GiB and 4 minutes for the default million). CAF options
+// apply to both processes of the remote group. tls: remote snapshots and
+// cycles over mutual TLS against plain, alternating in the same run
+// (certificates made by tests/tls/make-certs.sh).
 
 #include <sys/utsname.h>
 
@@ -47,7 +49,8 @@ const char* usage
     "         [--source-dir DIR] [CAF options such as "
     "--scheduler.policy=sharing]\n"
     "groups: caf mutex snapshot cycle contention held store durable scale "
-    "remote python redis resident (resident: only when named)\n"
+    "remote tls python redis resident (resident: only when named)
+"
     "--rows TEXT: of those groups, only the rows whose key contains TEXT\n";
 
 std::vector<std::string> split(const std::string& text) {
@@ -123,7 +126,7 @@ bool parse(int argc, char** argv, options& opts, bool& serve) {
       opts.scale = 2000;
     if (opts.only.empty())
       opts.only = split("caf,mutex,snapshot,cycle,contention,held,store,"
-                        "durable,scale,remote");
+                        "durable,scale,remote,tls");
   }
   return true;
 }
@@ -190,6 +193,7 @@ std::unique_ptr<caf::actor_system_config> make_config(const options& opts,
     // Both processes of the remote group: what publish/connect users get
     // from the examples; CAF options on the command line override it.
     ctxstore::apply_remote_defaults(*cfg);
+    ctxstore::load_tls(*cfg); // TLS with --openssl.* options (group tls)
   }
   if (auto err = cfg->parse(opts.caf_args)) {
     std::cerr << "bad CAF options: " << caf::to_string(err) << std::endl;
@@ -283,6 +287,8 @@ int main(int argc, char** argv) {
   }
   if (opts.wants("remote"))
     bench::run_remote(opts);
+  if (opts.wants("tls"))
+    bench::run_tls(opts);
   if (opts.wants("python"))
     bench::run_python(opts);
   if (opts.wants("redis"))

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -176,7 +177,132 @@ void measure_remote(const options& opts, caf::actor_system& sys,
           });
 }
 
+/// A temporary directory of test certificates (tests/tls/make-certs.sh);
+/// empty if they could not be made. Removed by the destructor.
+struct cert_dir {
+  std::string path;
+  cert_dir() {
+    char tmpl[] = "/tmp/ctxstore-bench-tls.XXXXXX";
+    if (mkdtemp(tmpl) == nullptr)
+      return;
+    auto cmd = std::string{"sh '"} + CTXSTORE_SOURCE_DIR
+               + "/tests/tls/make-certs.sh' '" + tmpl + "' >/dev/null";
+    if (std::system(cmd.c_str()) == 0)
+      path = tmpl;
+    else
+      std::system((std::string{"rm -rf '"} + tmpl + "'").c_str());
+  }
+  ~cert_dir() {
+    if (!path.empty())
+      std::system(("rm -rf '" + path + "'").c_str());
+  }
+  std::vector<std::string> args(const std::string& who) const {
+    return {"--openssl.certificate=" + path + "/" + who + ".pem",
+            "--openssl.key=" + path + "/" + who + ".key",
+            "--openssl.cafile=" + path + "/ca.pem"};
+  }
+};
+
+/// A serving child and a connection to its storage from `sys`.
+struct served {
+  child srv;
+  uint16_t port = 0;
+  uint16_t echo_port = 0;
+  bool ok = false;
+
+  explicit served(const options& opts) : srv(spawn_server(opts)) {
+    ok = srv.pid > 0 && read_ports(srv, port, echo_port);
+  }
+
+  ~served() {
+    if (srv.pid > 0)
+      stop_server(srv);
+  }
+};
+
 } // namespace
+
+void run_tls(const options& opts) {
+  cert_dir certs;
+  if (certs.path.empty()) {
+    std::cout << "error: tls: cannot make certificates (openssl CLI?)"
+              << std::endl;
+    return;
+  }
+  auto tls_opts = opts;
+  auto server_args = certs.args("server");
+  tls_opts.caf_args.insert(tls_opts.caf_args.end(), server_args.begin(),
+                           server_args.end());
+  served plain_srv{opts};
+  served tls_srv{tls_opts};
+  if (!plain_srv.ok || !tls_srv.ok) {
+    std::cout << "error: tls: a serving child printed no ports" << std::endl;
+    return;
+  }
+  auto client_opts = opts;
+  auto client_args = certs.args("client");
+  client_opts.caf_args.insert(client_opts.caf_args.end(), client_args.begin(),
+                              client_args.end());
+  auto plain_cfg = make_config(opts, true);
+  auto tls_cfg = make_config(client_opts, true);
+  if (!plain_cfg || !tls_cfg)
+    return;
+  caf::actor_system plain_sys{*plain_cfg};
+  caf::actor_system tls_sys{*tls_cfg};
+  auto plain = ctxstore::connect(plain_sys, "127.0.0.1", plain_srv.port);
+  auto tls = ctxstore::connect(tls_sys, "127.0.0.1", tls_srv.port);
+  if (!plain || !tls) {
+    std::cout << "error: tls: cannot connect: "
+              << ctxstore::describe(!plain ? plain.error() : tls.error())
+              << std::endl;
+    return;
+  }
+  auto lim = limits_of(opts);
+  auto plain_key = one_key(fill(plain_sys, *plain, 1, 31)->front());
+  auto tls_key = one_key(fill(tls_sys, *tls, 1, 31)->front());
+  // Alternating repetitions: both in the same minute of the same machine.
+  measure_alternating(
+    opts, "tls.plain.snapshot.blocking.1",
+    "tls: plain remote snapshot, blocking",
+    [&] {
+      return run_blocking(plain_sys, *plain, 1, lim,
+                          blocking_snapshot(plain_key));
+    },
+    "tls.tls.snapshot.blocking.1", "tls: TLS remote snapshot, blocking",
+    [&] {
+      return run_blocking(tls_sys, *tls, 1, lim, blocking_snapshot(tls_key));
+    });
+  measure_alternating(
+    opts, "tls.plain.snapshot.async.64",
+    "tls: plain remote snapshot, async, 64 in flight",
+    [&] {
+      return run_async(plain_sys, *plain, 1, 64, lim,
+                       async_snapshot(plain_key));
+    },
+    "tls.tls.snapshot.async.64",
+    "tls: TLS remote snapshot, async, 64 in flight",
+    [&] {
+      return run_async(tls_sys, *tls, 1, 64, lim, async_snapshot(tls_key));
+    });
+  measure_alternating(
+    opts, "tls.plain.cycle.blocking.1",
+    "tls: plain remote session cycle, blocking",
+    [&] {
+      return run_blocking(plain_sys, *plain, 1, lim, blocking_cycle(plain_key));
+    },
+    "tls.tls.cycle.blocking.1", "tls: TLS remote session cycle, blocking",
+    [&] {
+      return run_blocking(tls_sys, *tls, 1, lim, blocking_cycle(tls_key));
+    });
+  measure_alternating(
+    opts, "tls.plain.cycle.async.1",
+    "tls: plain remote session cycle, async, 1 actor",
+    [&] {
+      return run_async(plain_sys, *plain, 1, 1, lim, async_cycle(plain_key));
+    },
+    "tls.tls.cycle.async.1", "tls: TLS remote session cycle, async, 1 actor",
+    [&] { return run_async(tls_sys, *tls, 1, 1, lim, async_cycle(tls_key)); });
+}
 
 void run_remote(const options& opts) {
   auto srv = spawn_server(opts);

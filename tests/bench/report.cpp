@@ -354,6 +354,16 @@ int print_targets(const options& opts) {
           "remote.cycle.blocking.1", "remote.caf.blocking.1", 2, 2.5);
   time_vs("remote cycle, async <= 2.5 x two bare remote round trips",
           "remote.cycle.async.1", "remote.caf.async.1", 2, 2.5);
+  // Issue 23: mutual TLS costs at most 1.3 x plain (same run, alternating).
+  time_vs("TLS remote snapshot, blocking <= 1.3 x plain",
+          "tls.tls.snapshot.blocking.1", "tls.plain.snapshot.blocking.1", 1,
+          1.3);
+  time_vs("TLS remote snapshot, async 64 in flight <= 1.3 x plain",
+          "tls.tls.snapshot.async.64", "tls.plain.snapshot.async.64", 1, 1.3);
+  time_vs("TLS remote cycle, blocking <= 1.3 x plain",
+          "tls.tls.cycle.blocking.1", "tls.plain.cycle.blocking.1", 1, 1.3);
+  time_vs("TLS remote cycle, async <= 1.3 x plain", "tls.tls.cycle.async.1",
+          "tls.plain.cycle.async.1", 1, 1.3);
   rate_abs("scale: create >= 250,000 contexts per second, async",
            "scale.create", 250000);
   rate_abs("scale: create >= 250,000 contexts per second, blocking",

@@ -41,6 +41,11 @@ void run_durable_resident(const options& opts, caf::actor_system& sys);
 /// Scenario 6 and the remote round trips, against a child process.
 void run_remote(const options& opts);
 
+/// Group tls: remote snapshots and session cycles over mutual TLS and plain,
+/// alternating, each against its own serving child (certificates made at
+/// run time by tests/tls/make-certs.sh in a temporary directory).
+void run_tls(const options& opts);
+
 /// The child's side of `run_remote` (`--serve`): publishes a storage and an
 /// echo actor, prints their ports, serves until stdin closes.
 int serve_main(const options& opts);
