@@ -49,8 +49,7 @@ const char* usage
     "         [--source-dir DIR] [CAF options such as "
     "--scheduler.policy=sharing]\n"
     "groups: caf mutex snapshot cycle contention held store durable scale "
-    "remote tls python redis resident (resident: only when named)
-"
+    "remote tls python redis resident (resident: only when named)\n"
     "--rows TEXT: of those groups, only the rows whose key contains TEXT\n";
 
 std::vector<std::string> split(const std::string& text) {
