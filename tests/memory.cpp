@@ -1,12 +1,8 @@
 #include "fixture.hpp"
 
-#include <malloc.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <future>
 #include <iostream>
 #include <thread>
@@ -15,6 +11,7 @@
 
 #include "ctxstore/detail/memory_limits.hpp"
 #include "ctxstore/detail/recycled_value.hpp"
+#include "resident_memory.hpp"
 
 // Memory that a large value leaves behind. Buffers and spare values that a
 // thread keeps for reuse (the value codec's buffers on the middleman's
@@ -36,26 +33,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool check_rss = false;
-constexpr size_t large_bytes = size_t{8} << 20;
-#else
-constexpr bool check_rss = true;
-constexpr size_t large_bytes = size_t{64} << 20;
-#endif
+constexpr bool check_rss = resident_memory::meaningful;
+constexpr size_t large_bytes = size_t{check_rss ? 64 : 8} << 20;
 
 /// Allowed growth over the baseline: a quarter of the value.
 constexpr int64_t margin_bytes = static_cast<int64_t>(large_bytes / 4);
-
-/// This process's resident memory, after giving freed heap memory back.
-int64_t resident_bytes() {
-  malloc_trim(0);
-  std::ifstream statm{"/proc/self/statm"};
-  int64_t size = 0;
-  int64_t resident = 0;
-  statm >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
 
 double mib(int64_t bytes) {
   return static_cast<double>(bytes) / (1 << 20);
@@ -66,10 +48,10 @@ double mib(int64_t bytes) {
 /// buffers on the middleman's thread, later: there is nothing to await.
 int64_t resident_at_most(int64_t limit, std::chrono::milliseconds bound) {
   auto deadline = std::chrono::steady_clock::now() + bound;
-  auto rss = resident_bytes();
+  auto rss = resident_memory::bytes();
   while (rss > limit && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
-    rss = resident_bytes();
+    rss = resident_memory::bytes();
   }
   return rss;
 }
@@ -166,7 +148,7 @@ SCENARIO("a large value leaves no memory behind once it is gone",
     auto st = spawn_storage(sys, with_test_fast_path({}));
     auto client = std::make_unique<blocking_client>(sys, st);
     warm_up(*client);
-    auto baseline = resident_bytes();
+    auto baseline = resident_memory::bytes();
     WHEN("a large value is stored, snapshotted, updated and erased") {
       soak(*client, new_id());
       client.reset();
@@ -207,7 +189,7 @@ SCENARIO("a large value from another node leaves no memory behind",
     reader.store<cart>(small, cart{"bob", {{"pear", 1}}, {}, 1});
     warm_up(*client);
     warm_up(reader);
-    auto baseline = resident_bytes();
+    auto baseline = resident_memory::bytes();
     WHEN("the client node stores, snapshots, updates and erases a large value "
          "while the second one reads a small context, and then goes away") {
       // Small snapshots on the other connection, timed, while the large

@@ -467,15 +467,6 @@ void redis_rows(const options& opts, caf::actor_system& sys,
   }
 }
 
-/// Resident memory of this process in bytes (/proc/self/statm).
-int64_t rss_now() {
-  std::ifstream in{"/proc/self/statm"};
-  int64_t size = 0;
-  int64_t resident = 0;
-  in >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
 /// Writes `ids` with `value` at version 1 straight through `b`'s write API,
 /// 20,000 in flight at a time (one group commit for each).
 void fill_backend(ctxstore::backend& b, const std::vector<context_id>& ids,
@@ -528,17 +519,17 @@ void run_durable_resident(const options& opts, caf::actor_system& sys) {
     // What one value takes in memory, decoded: the bound's "value" (its wire
     // size is a fifth of it).
     malloc_trim(0);
-    auto no_copies = rss_now();
+    auto no_copies = rss_bytes();
     auto in_memory = static_cast<int64_t>(value.size());
     {
       std::vector<session_ctx> copies(max_resident, make_ctx());
-      in_memory = (rss_now() - no_copies) / static_cast<int64_t>(max_resident);
+      in_memory = (rss_bytes() - no_copies) / static_cast<int64_t>(max_resident);
     }
     auto fill_start = bench_clock::now();
     fill_backend(**backend, ids, value);
     std::chrono::duration<double> fill_time = bench_clock::now() - fill_start;
     malloc_trim(0);
-    auto before = rss_now();
+    auto before = rss_bytes();
     ctxstore::storage_options sopts;
     sopts.backend = *backend;
     sopts.max_resident = max_resident;
@@ -550,7 +541,7 @@ void run_durable_resident(const options& opts, caf::actor_system& sys) {
     auto snap = [&](blocking_ctx& c, uint64_t) {
       auto k = next.fetch_add(1);
       if (k % 8192 == 0) {
-        auto now = rss_now();
+        auto now = rss_bytes();
         auto seen = peak.load();
         while (now > seen && !peak.compare_exchange_weak(seen, now)) {
           // retry
@@ -566,9 +557,9 @@ void run_durable_resident(const options& opts, caf::actor_system& sys) {
     };
     limits lim{n, std::chrono::minutes(10), true};
     auto s = run_blocking(sys, st, 2, lim, snap);
-    auto after = rss_now();
+    auto after = rss_bytes();
     malloc_trim(0); // what the allocator kept but nothing uses
-    auto trimmed = rss_now();
+    auto trimmed = rss_bytes();
     auto resident = ctxstore::blocking_client{sys, st}.stats().contexts;
     stop_storage(sys, st);
     std::vector<rep_sample> one{without_fairness(s)};

@@ -276,17 +276,6 @@ void store_group(const options& opts, caf::actor_system& sys) {
   }
 }
 
-// -- scale
-// ---------------------------------------------------------------------
-
-int64_t rss_bytes() {
-  std::ifstream in{"/proc/self/statm"};
-  int64_t size = 0;
-  int64_t resident = 0;
-  in >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
 } // namespace
 
 void run_local(const options& opts, caf::actor_system& sys) {
@@ -301,6 +290,9 @@ void run_local(const options& opts, caf::actor_system& sys) {
   if (opts.wants("store"))
     store_group(opts, sys);
 }
+
+// -- scale
+// ---------------------------------------------------------------------
 
 namespace {
 

@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace bench {
 
@@ -45,6 +48,15 @@ struct options {
     return rows.empty() || key.find(rows) != std::string::npos;
   }
 };
+
+/// Resident memory of this process in bytes (/proc/self/statm).
+inline int64_t rss_bytes() {
+  std::ifstream in{"/proc/self/statm"};
+  int64_t size = 0;
+  int64_t resident = 0;
+  in >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
 
 /// One repetition of one scenario.
 struct rep_sample {
