@@ -364,6 +364,52 @@ SCENARIO("a Redis backend that lost its lease can no longer write",
   }
 }
 
+SCENARIO("a Redis backend whose lease ran out while nobody took over takes "
+         "it back",
+         "[backend][redis]") {
+  redis_server server;
+  auto a = open_on(server, "shop");
+  auto id = fresh_id();
+  REQUIRE(!write_now(*a, put(id, 1, 0, bytes_of("a1"))));
+  GIVEN("a second open that was refused (the prefix was held)") {
+    REQUIRE(!open_redis("127.0.0.1", server.port(), "shop"));
+    THEN("the epoch counter still names the holder") {
+      auto counter = server.command({"GET", "shop:epoch"});
+      REQUIRE(counter);
+      REQUIRE(counter->type == REDIS_REPLY_STRING);
+      CHECK(std::string(counter->str, counter->len)
+            == std::to_string(as_redis(*a).epoch()));
+    }
+    AND_GIVEN("the holder stalls until its lease ran out") {
+      as_redis(*a).suspend_renewals();
+      REQUIRE(load_now(*a, id)); // a tick began after the suspension
+      auto del = server.command({"DEL", "shop:lease"});
+      REQUIRE(del);
+      REQUIRE(del->integer == 1);
+      WHEN("it writes, then renews again") {
+        auto err = write_now(*a, put(id, 2, 1, bytes_of("a2")));
+        THEN("that write fails with backend_failure (not conflict), and "
+             "the next one lands") {
+          CHECK(to_errc(err) == errc::backend_failure);
+          CHECK_THAT(describe(err), Catch::Contains("lease ran out"));
+          CHECK(!as_redis(*a).fenced());
+          as_redis(*a).resume_renewals();
+          CHECK(!write_now(*a, put(id, 2, 1, bytes_of("a2"))));
+          auto got = load_now(*a, id);
+          REQUIRE(got);
+          REQUIRE(got->has_value());
+          CHECK((*got)->version == 2);
+          auto lease = server.command({"GET", "shop:lease"});
+          REQUIRE(lease);
+          REQUIRE(lease->type == REDIS_REPLY_STRING);
+          CHECK(std::string(lease->str, lease->len)
+                == std::to_string(as_redis(*a).epoch()));
+        }
+      }
+    }
+  }
+}
+
 SCENARIO("a Redis backend fails while its server is gone and resumes when it "
          "is back",
          "[backend][redis]") {

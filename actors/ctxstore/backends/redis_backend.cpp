@@ -59,6 +59,21 @@ end
 return 0
 )lua";
 
+// Open: KEYS = lease, epoch counter; ARGV = lease ms. Takes the next epoch
+// and the lease in one step, only if nobody holds the lease: a refused open
+// leaves the counter alone, so the holder can still take its own lease
+// again after it ran out (renew_script). Returns {'ok', epoch} or
+// {'held', the holder's epoch}.
+constexpr const char* open_script = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  return {'held', holder}
+end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], epoch, 'PX', ARGV[1])
+return {'ok', tostring(epoch)}
+)lua";
+
 // Clean close: KEYS = lease; ARGV = our epoch. Deletes the lease only if it
 // is still ours (compare-and-delete).
 constexpr const char* release_script = R"lua(
@@ -193,31 +208,28 @@ redis_backend::open(const std::string& host, uint16_t port,
   auto sha = load_write_script(c, error);
   if (!sha)
     return fail(error);
-  // A new epoch first, then the lease: a storage that opened the prefix
-  // earlier can tell from the counter that someone came after it.
-  auto incr = command(c, {"INCR", prefix + ":epoch"});
-  if (!incr)
+  // The next epoch and the lease, in one script: a storage that opened the
+  // prefix earlier can tell from the counter that someone came after it.
+  auto took = command(c, {"EVAL", open_script, "2", prefix + ":lease",
+                          prefix + ":epoch",
+                          std::to_string(lease_duration.count())});
+  if (!took)
     return lost();
-  uint64_t epoch = 0;
-  if (incr->type != REDIS_REPLY_INTEGER || !parse_u64(*incr, epoch))
-    return fail("INCR " + prefix + ":epoch failed: "
-                + (incr->type == REDIS_REPLY_ERROR ? text_of(*incr)
-                                                   : "unexpected reply"));
-  auto set = command(c, {"SET", prefix + ":lease", std::to_string(epoch), "NX",
-                         "PX", std::to_string(lease_duration.count())});
-  if (!set)
-    return lost();
-  if (set->type == REDIS_REPLY_ERROR)
-    return fail("SET " + prefix + ":lease failed: " + text_of(*set));
-  if (set->type == REDIS_REPLY_NIL) {
-    std::string holder = "unknown";
-    if (auto get = command(c, {"GET", prefix + ":lease"});
-        get && get->type == REDIS_REPLY_STRING)
-      holder = text_of(*get);
-    return fail("the prefix is held by another storage (epoch " + holder
+  if (took->type == REDIS_REPLY_ERROR)
+    return fail("taking " + prefix + ":lease failed: " + text_of(*took));
+  if (took->type != REDIS_REPLY_ARRAY || took->elements != 2
+      || took->element[0]->type != REDIS_REPLY_STRING
+      || took->element[1]->type != REDIS_REPLY_STRING)
+    return fail("taking " + prefix + ":lease: unexpected reply");
+  auto tag = text_of(*took->element[0]);
+  if (tag == "held")
+    return fail("the prefix is held by another storage (epoch "
+                + text_of(*took->element[1])
                 + "); it is free once that storage closes or its lease ("
                 + std::to_string(lease_duration.count()) + " ms) runs out");
-  }
+  uint64_t epoch = 0;
+  if (tag != "ok" || !parse_u64(*took->element[1], epoch))
+    return fail("taking " + prefix + ":lease: unexpected reply " + tag);
   // The backend owns the connection from here; it starts its worker.
   return std::shared_ptr<redis_backend>{new redis_backend(
     host, port, prefix, guard.release(), epoch, std::move(*sha))};
@@ -432,7 +444,18 @@ void redis_backend::write_batch(const std::vector<backend_write>& batch,
                    : std::string{};
       if (tag == "ok")
         continue;
-      if (tag == "lease") {
+      if (tag == "lease" && arg.empty()) {
+        // The lease ran out and nobody took it: this worker stalled longer
+        // than the lease (a long batch, a paused process). Not applied; the
+        // next tick takes the lease back if the epoch counter is still ours
+        // (renew_script), else we are fenced.
+        last_renewal_ = std::chrono::steady_clock::time_point{};
+        results[i] = failure(
+          "the lease ran out before the write (the storage stalled for more "
+          "than "
+          + std::to_string(lease_duration.count())
+          + " ms); it is taken back unless another storage opened the prefix");
+      } else if (tag == "lease") {
         fenced_ = true;
         results[i] = make_error(
           errc::conflict,
@@ -440,7 +463,7 @@ void redis_backend::write_batch(const std::vector<backend_write>& batch,
             + ": this storage lost the prefix to another "
               "storage (it held epoch "
             + epoch_text_ + ", the lease now holds "
-            + (arg.empty() ? std::string{"nothing"} : "epoch " + arg) + ")");
+            + "epoch " + arg + ")");
       } else if (tag == "version") {
         results[i] = make_error(
           errc::conflict, name() + ": " + w.type + " "

@@ -29,7 +29,11 @@ namespace ctxstore::backends {
 /// Every write is one Lua script that checks the lease and the context's
 /// version before it changes anything, so a backend that lost its lease
 /// never overwrites (`errc::conflict`); all writes of a batch go out in one
-/// pipeline. The one hiredis connection is used by the worker thread only
+/// pipeline. A lease that ran out while nobody took the prefix (the worker
+/// stalled longer than the lease) fails the writes that find it gone
+/// (`errc::backend_failure`) and is taken back at the next tick, since the
+/// epoch counter shows that nobody opened the prefix since (an open that
+/// finds the prefix held changes nothing). The one hiredis connection is used by the worker thread only
 /// (and by the opening thread before the worker starts). A broken connection
 /// fails the operations of its batch (`errc::backend_failure`); the next
 /// batch or tick reconnects.
@@ -85,6 +89,11 @@ public:
   /// Takes effect for every tick that starts after the call.
   void suspend_renewals() noexcept {
     renewals_suspended_ = true;
+  }
+
+  /// Test only: renewals go on (after suspend_renewals).
+  void resume_renewals() noexcept {
+    renewals_suspended_ = false;
   }
 
 protected:
