@@ -388,6 +388,60 @@ SCENARIO("writes that wait together commit in one transaction",
   }
 }
 
+SCENARIO("a write that fails on its own fails alone in its batch",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto b = open_or_fail(dir.file("store.db"));
+  b->limit_value_length_for_test(1000);
+  GIVEN("a small write, a value over sqlite's length limit and another small "
+        "write, queued while the worker is busy, so that they share a batch") {
+    std::promise<void> queued;
+    auto go = queued.get_future().share();
+    auto entered = std::make_shared<std::promise<void>>();
+    auto in_answer = entered->get_future();
+    auto blocker = std::make_shared<std::promise<caf::error>>();
+    auto blocker_done = blocker->get_future();
+    // Its answer runs on the worker: the worker takes its next batch only
+    // when everything below is queued.
+    b->write(write_of(id_of(1), 1, 0, bytes_of("first")),
+             [blocker, entered, go](const caf::error& err) {
+               entered->set_value();
+               go.wait();
+               blocker->set_value(err);
+             });
+    REQUIRE(in_answer.wait_for(std::chrono::seconds{5})
+            == std::future_status::ready);
+    auto small1 = submit(*b, write_of(id_of(2), 1, 0, bytes_of("small")));
+    auto huge = submit(*b, write_of(id_of(3), 1, 0, std::vector<char>(2000, 'x')));
+    auto small2 = submit(*b, write_of(id_of(4), 1, 0, bytes_of("small too")));
+    auto batches_before = b->batches();
+    queued.set_value();
+    REQUIRE_FALSE(await(blocker_done));
+    WHEN("the batch commits") {
+      auto err_small1 = await(small1);
+      auto err_huge = await(huge);
+      auto err_small2 = await(small2);
+      THEN("only the value over the limit fails; the others are durable") {
+        CHECK(b->batches() - batches_before == 1);
+        CHECK(to_errc(err_huge) == errc::backend_failure);
+        INFO(describe(err_huge));
+        CHECK(contains(describe(err_huge), "writing"));
+        CHECK_FALSE(err_small1);
+        CHECK_FALSE(err_small2);
+        auto none = load_now(*b, id_of(3));
+        REQUIRE(none);
+        CHECK_FALSE(none->has_value());
+        for (auto n : {2, 4}) {
+          auto loaded = load_now(*b, id_of(static_cast<uint8_t>(n)));
+          REQUIRE(loaded);
+          REQUIRE(loaded->has_value());
+          CHECK((*loaded)->version == 1);
+        }
+      }
+    }
+  }
+}
+
 SCENARIO("a file is held by one backend at a time", "[backend][sqlite]") {
   temp_dir dir;
   auto path = dir.file("store.db");

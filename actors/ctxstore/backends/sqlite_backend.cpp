@@ -327,6 +327,8 @@ void sqlite_backend::write_batch(const std::vector<backend_write>& batch,
     // max_page_count never goes below the file's size: 1 means "as now".
     sqlite3_exec(db_, "PRAGMA max_page_count=1", nullptr, nullptr, nullptr);
   }
+  if (auto limit = length_limit_requested_.exchange(0); limit > 0)
+    sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, limit);
   // Every write that is not a conflict fails with `err`: nothing of the
   // batch committed.
   auto fail_all = [&](const caf::error& err) {
@@ -363,8 +365,14 @@ void sqlite_backend::write_batch(const std::vector<backend_write>& batch,
       continue;
     }
     if (auto err = apply(w)) {
-      roll_back();
-      fail_all(err);
+      // Sqlite undid this statement only (a value over its length limit,
+      // say) and the transaction goes on: the others of the batch do not
+      // pay for one write's failure.
+      if (sqlite3_get_autocommit(db_) == 0) {
+        results[i] = std::move(err);
+        continue;
+      }
+      fail_all(err); // the whole transaction is gone (SQLITE_FULL, IOERR...)
       return;
     }
   }

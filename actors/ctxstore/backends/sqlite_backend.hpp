@@ -51,6 +51,13 @@ public:
     cap_requested_ = true;
   }
 
+  /// Test hook only: from the next batch on, values longer than `bytes`
+  /// fail (sqlite's SQLITE_LIMIT_LENGTH), as one over sqlite's own limit
+  /// (1,000,000,000 bytes) would. Not part of any installed API.
+  void limit_value_length_for_test(int bytes) noexcept {
+    length_limit_requested_ = bytes;
+  }
+
 protected:
   caf::expected<std::optional<stored_value>>
   read(const std::string& type, const context_id& id) override;
@@ -90,6 +97,7 @@ private:
   sqlite3_stmt* rollback_ = nullptr;
   std::atomic<uint64_t> batches_{0};
   std::atomic<bool> cap_requested_{false};
+  std::atomic<int> length_limit_requested_{0};
 };
 
 } // namespace ctxstore::backends
