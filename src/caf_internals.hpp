@@ -8,7 +8,10 @@
 // members, hand-built mailbox elements, response handlers without a request.
 // Each may change with CAF's version; nothing else in ctxstore goes behind
 // CAF's back, so this file (and caf_internals.cpp) is what a CAF upgrade
-// checks first.
+// checks first. Two more files go deeper, each for one concern: the guarded
+// plain port (guarded_port.cpp: CAF's doorman, scribe and acceptor replaced,
+// the BASP framing read as it passes) and the bounds on a peer's pending
+// bytes (actors/ctxstore/actors/peer_limits.cpp).
 
 namespace ctxstore::detail {
 

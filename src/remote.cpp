@@ -14,6 +14,7 @@
 #include "ctxstore/actors/peer_limits.hpp"
 #include "ctxstore/actors/registry.hpp"
 #include "caf_internals.hpp"
+#include "guarded_port.hpp"
 #include "remote_guard.hpp"
 #include "ctxstore/error.hpp"
 
@@ -172,15 +173,27 @@ caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
     return make_error(errc::bad_request,
                       "publish a storage from spawn_storage, not the default "
                       "storage");
+  auto& address = opts.address;
+  if (!*tls && !detail::is_loopback(address) && !opts.allow_plain_remote
+      && !caf::get_or(sys.config(), "ctxstore.allow-plain-remote", false))
+    return make_error(errc::forbidden,
+                      "a plain publication on " + address
+                        + " is refused: it is reachable from other machines "
+                          "without TLS (set the openssl.* options, or allow it "
+                          "with publish_options::allow_plain_remote or "
+                          "ctxstore.allow-plain-remote)");
   actors::gateway_options limits;
   limits.read_only = opts.read_only;
   if (st.board())
     limits.max_value_bytes = st.board()->defaults().max_value_bytes;
   auto gateway = actors::spawn_gateway(sys, st.registry(), st.board(), limits);
-  auto& address = opts.address;
+  // A plain port is guarded against unauthenticated peers (guarded_port.hpp);
+  // a TLS port lets nobody without a certificate reach BASP.
   auto result
     = *tls ? caf::openssl::publish(gateway, port, address.c_str(), true)
-           : sys.middleman().publish(gateway, port, address.c_str(), true);
+           : detail::publish_guarded(
+             sys, gateway, port, address,
+             detail::port_limits_from(sys, limits.max_value_bytes));
   if (!result) {
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
     return make_error(errc::storage_down,
@@ -200,8 +213,14 @@ caf::expected<storage> connect(caf::actor_system& sys, const std::string& host,
   auto tls = use_tls(sys, "connect");
   if (!tls)
     return std::move(tls.error());
-  auto result = *tls ? caf::openssl::remote_actor(sys, host, port)
-                     : sys.middleman().remote_actor(host, port);
+  auto max_value = caf::get_or(sys.config(), "ctxstore.max-value-bytes",
+                               int64_t{0});
+  auto result
+    = *tls ? caf::openssl::remote_actor(sys, host, port)
+           : detail::connect_guarded(
+             sys, host, port,
+             detail::port_limits_from(
+               sys, max_value > 0 ? static_cast<size_t>(max_value) : 0));
   if (!result)
     return make_error(errc::storage_down, "cannot connect to " + host + ":"
                                             + std::to_string(port)

@@ -44,7 +44,15 @@ void add_storage_options(caf::actor_system_config& cfg) {
     .add<int64_t>("max-value-bytes", "most bytes a value from another node "
                                      "may take (0: no limit)")
     .add<bool>("require-tls", "publish and connect refuse to work without "
-                              "TLS (openssl.* options)");
+                              "TLS (openssl.* options)")
+    .add<bool>("allow-plain-remote", "allow a plain (not TLS) publication "
+                                     "on an address other than loopback")
+    .add<caf::timespan>("handshake-timeout",
+                        "a plain port closes a connection that has not "
+                        "finished its handshake after this long (10s)")
+    .add<int64_t>("max-connections", "most connections of a plain "
+                                     "publication at a time (256; 0: no "
+                                     "bound)");
 }
 
 storage_options storage_options_from(const caf::actor_system_config& cfg) {

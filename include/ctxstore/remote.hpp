@@ -55,6 +55,11 @@ struct publish_options {
   /// acquire, store, update, commit, release and erase fails with
   /// `errc::forbidden` and changes nothing.
   bool read_only = false;
+  /// Allows a plain (not TLS) publication on an address other than loopback
+  /// (also: the CAF option `ctxstore.allow-plain-remote`). Without it such
+  /// a publication fails with `errc::forbidden`: anyone who reaches the
+  /// port reads and changes every context (README, "Remote access").
+  bool allow_plain_remote = false;
 };
 
 /// Makes `st` reachable from other CAF nodes on `opts.address`:`port`
@@ -67,7 +72,16 @@ struct publish_options {
 /// `errc::bad_request` if those options are incomplete (certificate, key
 /// and a CA are all needed), do not load, or `load_tls` was not called;
 /// `errc::forbidden` for a plain publication while `ctxstore.require-tls` is
-/// true; `errc::storage_down` if the port cannot be opened.
+/// true, or on an address other than loopback unless allowed (see
+/// `publish_options::allow_plain_remote`); `errc::storage_down` if the port
+/// cannot be opened.
+///
+/// A plain port bounds what an unauthenticated peer costs the node: BASP
+/// messages of at most 64 KiB before the peer's handshake and
+/// `max_value_bytes` + 64 MiB after it (no bound without max_value_bytes),
+/// a handshake within `ctxstore.handshake-timeout`, at most
+/// `ctxstore.max-connections` connections, no busy loop when the process
+/// runs out of file descriptors.
 ///
 /// Only this storage is reachable through the port, only by the requests of
 /// its protocol (messages/protocol.hpp); see the README, "Remote access".

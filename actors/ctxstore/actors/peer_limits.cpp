@@ -54,7 +54,7 @@ struct sweeper_state {
 
 caf::behavior sweeper(caf::stateful_actor<sweeper_state>* self,
                       caf::actor_addr registry) {
-  self->set_down_handler([self](caf::down_msg&) {
+  auto sweep = [self] {
     auto done = std::make_shared<std::promise<void>>();
     auto result = done->get_future();
     auto& sys = self->system();
@@ -69,9 +69,16 @@ caf::behavior sweeper(caf::stateful_actor<sweeper_state>* self,
     result.wait_for(std::chrono::seconds{1});
     self->state.keep_alive = nullptr;
     self->quit();
-  });
-  self->monitor(registry);
+  };
+  self->set_down_handler([sweep](caf::down_msg&) { sweep(); });
   self->state.keep_alive = caf::actor_cast<caf::actor>(self);
+  // CAF's monitor(actor_addr) uses the address's object without checking
+  // that it still lives: a registry that stopped before this actor started
+  // was an abstract_actor in destruction ("pure virtual method called").
+  if (auto alive = caf::actor_cast<caf::strong_actor_ptr>(registry))
+    self->monitor(alive);
+  else
+    sweep();
   return {[](caf::unit_t) {}};
 }
 

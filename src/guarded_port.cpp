@@ -1,0 +1,442 @@
+#include "guarded_port.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <utility>
+
+#include <caf/all.hpp>
+#include <caf/io/basp/header.hpp>
+#include <caf/io/basp_broker.hpp>
+#include <caf/io/doorman.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/network/acceptor.hpp>
+#include <caf/io/network/default_multiplexer.hpp>
+#include <caf/io/network/native_socket.hpp>
+#include <caf/io/network/scribe_impl.hpp>
+
+namespace ctxstore::detail {
+
+namespace {
+
+namespace net = caf::io::network;
+using clock_type = std::chrono::steady_clock;
+
+/// How long a doorman that ran out of descriptors (and of its spare) stops
+/// accepting.
+constexpr auto accept_pause = std::chrono::milliseconds{100};
+
+int open_spare() {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/// The connections of one publication (or one outgoing connection) and
+/// their handshake deadlines. Shared by the doorman, its scribes (on the
+/// multiplexer's thread) and the watchdog (any thread), hence the mutex. A
+/// scribe leaves the census in its destructor, before its socket is closed:
+/// a socket found here is still open, and shutting it down is safe.
+class census {
+public:
+  explicit census(const port_limits& limits) : limits(limits) {
+    // nop
+  }
+
+  ~census() {
+    if (spare_ >= 0)
+      ::close(spare_);
+  }
+
+  const port_limits limits;
+
+  bool full() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return limits.max_connections > 0
+           && live_.size() >= limits.max_connections;
+  }
+
+  void enter(const void* who, net::native_socket fd) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    live_.emplace(who, entry{fd, clock_type::now() + limits.handshake_timeout,
+                             true});
+  }
+
+  void leave(const void* who) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    live_.erase(who);
+  }
+
+  void handshake_done(const void* who) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto i = live_.find(who); i != live_.end())
+      i->second.pending = false;
+  }
+
+  /// Shuts down the connections whose handshake is overdue (`all`: every
+  /// connection still in its handshake). CAF then sees them fail and closes
+  /// them.
+  void sweep(bool all) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto now = clock_type::now();
+    for (auto& [who, e] : live_)
+      if (e.pending && (all || e.deadline <= now)) {
+        ::shutdown(e.fd, SHUT_RDWR);
+        e.pending = false;
+      }
+  }
+
+  /// Out of descriptors: accepts the next connection of `listener` with
+  /// the spare descriptor and closes it, so that the listening socket does
+  /// not stay readable. False if there is no spare to use.
+  bool refuse_with_spare(net::native_socket listener) {
+    // Only on the multiplexer's thread: no lock for the spare.
+    if (spare_ < 0)
+      spare_ = open_spare();
+    if (spare_ < 0)
+      return false;
+    ::close(spare_);
+    auto fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    auto accept_errno = errno;
+    if (fd >= 0)
+      ::close(fd);
+    spare_ = open_spare();
+    return fd >= 0 || accept_errno == EAGAIN || accept_errno == EWOULDBLOCK;
+  }
+
+  /// A doorman that stopped accepting, to resume at `when`.
+  void pause(caf::io::doorman_ptr who) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    paused_ = std::move(who);
+    resume_at_ = clock_type::now() + accept_pause;
+  }
+
+  /// The paused doorman if its pause is over.
+  caf::io::doorman_ptr due_to_resume() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (paused_ == nullptr || clock_type::now() < resume_at_)
+      return nullptr;
+    return std::move(paused_);
+  }
+
+private:
+  struct entry {
+    net::native_socket fd;
+    clock_type::time_point deadline;
+    bool pending; // still in its handshake
+  };
+
+  std::mutex mtx_;
+  std::unordered_map<const void*, entry> live_;
+  caf::io::doorman_ptr paused_;
+  clock_type::time_point resume_at_;
+  int spare_ = open_spare();
+};
+
+using census_ptr = std::shared_ptr<census>;
+
+/// CAF's scribe, reading the BASP framing that passes through it: BASP asks
+/// for a header (32 bytes), then for its payload if it has one, then for a
+/// header again.
+class guarded_scribe : public net::scribe_impl {
+public:
+  guarded_scribe(net::default_multiplexer& mx, net::native_socket fd,
+                 census_ptr peers)
+      : scribe_impl(mx, fd), census_(std::move(peers)) {
+    census_->enter(this, fd);
+  }
+
+  ~guarded_scribe() override {
+    census_->leave(this);
+  }
+
+  bool consume(caf::execution_unit* ctx, const void* buf,
+               size_t num_bytes) override {
+    if (!at_header_) {
+      at_header_ = true;
+      auto result = scribe::consume(ctx, buf, num_bytes);
+      if (result && !handshaken_ && is_handshake(operation_)) {
+        handshaken_ = true;
+        census_->handshake_done(this);
+      }
+      return result;
+    }
+    if (num_bytes == caf::io::basp::header_size) {
+      // `buf` is the read buffer (scribe::consume hands that to BASP).
+      auto bytes = reinterpret_cast<unsigned char*>(rd_buf().data());
+      operation_ = bytes[0];
+      uint32_t payload = (uint32_t{bytes[4]} << 24) | (uint32_t{bytes[5]} << 16)
+                         | (uint32_t{bytes[6]} << 8) | uint32_t{bytes[7]};
+      if (!acceptable(payload))
+        bytes[0] = invalid_operation; // BASP drops the connection
+      else if (payload > 0)
+        at_header_ = false;
+    }
+    return scribe::consume(ctx, buf, num_bytes);
+  }
+
+  void configure_read(caf::io::receive_policy::config config) override {
+    // Never reached for BASP (its headers are checked above); a last line
+    // against a buffer of any size.
+    if (config.second > ceiling()) {
+      ::shutdown(stream_.fd(), SHUT_RDWR);
+      config = caf::io::receive_policy::at_most(1);
+    }
+    scribe_impl::configure_read(config);
+  }
+
+private:
+  static constexpr unsigned char invalid_operation = 0xFF;
+
+  // caf::io::basp::message_type: server_handshake 0, client_handshake 1.
+  static bool is_handshake(unsigned char operation) {
+    return operation <= 1;
+  }
+
+  uint64_t ceiling() const {
+    auto& limits = census_->limits;
+    if (!handshaken_)
+      return limits.max_handshake_bytes;
+    return limits.max_message_bytes > 0 ? limits.max_message_bytes
+                                        : uint64_t{UINT32_MAX};
+  }
+
+  bool acceptable(uint32_t payload) const {
+    // A handshake without payload makes CAF 0.17.6's BASP read a payload
+    // that is not there (a null pointer).
+    if (is_handshake(operation_) && payload == 0)
+      return false;
+    if (is_handshake(operation_) || !handshaken_)
+      return payload <= census_->limits.max_handshake_bytes;
+    return payload <= ceiling();
+  }
+
+  census_ptr census_;
+  bool at_header_ = true; // the next read is a BASP header
+  unsigned char operation_ = 0;
+  bool handshaken_ = false;
+};
+
+class guarded_doorman;
+
+/// CAF's TCP acceptor, minus its busy loop when accept() fails.
+class guarded_acceptor : public net::acceptor {
+public:
+  guarded_acceptor(net::default_multiplexer& mx, net::native_socket fd,
+                   guarded_doorman* owner)
+      : acceptor(mx, fd), owner_(owner) {
+    // nop
+  }
+
+  void handle_event(net::operation op) override;
+
+private:
+  guarded_doorman* owner_;
+};
+
+/// CAF's doorman (caf/io/network/doorman_impl.hpp) with a census.
+class guarded_doorman : public caf::io::doorman {
+public:
+  guarded_doorman(net::default_multiplexer& mx, net::native_socket fd,
+                  census_ptr peers)
+      : doorman(net::accept_hdl_from_socket(fd)),
+        acceptor_(mx, fd, this),
+        census_(std::move(peers)) {
+    // nop
+  }
+
+  bool new_connection() override {
+    auto fd = acceptor_.accepted_socket();
+    acceptor_.accepted_socket() = net::invalid_native_socket;
+    if (detached()) {
+      net::close_socket(fd);
+      return false;
+    }
+    if (census_->full()) {
+      net::close_socket(fd); // over the cap: refused at once
+      return true;
+    }
+    auto& mx = acceptor_.backend();
+    net::keepalive(fd, true); // as CAF's default_multiplexer::new_scribe
+    caf::io::scribe_ptr ptr{new guarded_scribe(mx, fd, census_), false};
+    auto hdl = ptr->hdl();
+    parent()->add_scribe(std::move(ptr));
+    return doorman::new_connection(&mx, hdl);
+  }
+
+  /// accept() failed with no descriptor left.
+  void out_of_descriptors() {
+    if (census_->refuse_with_spare(acceptor_.fd()))
+      return;
+    remove_from_loop(); // the watchdog resumes it (census::pause)
+    census_->pause(caf::io::doorman_ptr{this});
+  }
+
+  void graceful_shutdown() override {
+    acceptor_.graceful_shutdown();
+    detach(&acceptor_.backend(), false);
+  }
+
+  void launch() override {
+    acceptor_.start(this);
+  }
+
+  std::string addr() const override {
+    auto x = net::local_addr_of_fd(acceptor_.fd());
+    return x ? std::move(*x) : std::string{};
+  }
+
+  uint16_t port() const override {
+    auto x = net::local_port_of_fd(acceptor_.fd());
+    return x ? *x : uint16_t{0};
+  }
+
+  void add_to_loop() override {
+    acceptor_.activate(this);
+  }
+
+  void remove_from_loop() override {
+    acceptor_.passivate();
+  }
+
+private:
+  guarded_acceptor acceptor_;
+  census_ptr census_;
+};
+
+void guarded_acceptor::handle_event(net::operation op) {
+  if (op != net::operation::read)
+    return;
+  auto fd = ::accept4(this->fd(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) {
+    accepted_socket() = fd;
+    owner_->new_connection();
+    return;
+  }
+  if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
+      || errno == ENOMEM)
+    owner_->out_of_descriptors();
+  // Anything else (EAGAIN, a connection reset while queued) has nothing to
+  // do with the listening socket.
+}
+
+/// Times out handshakes and resumes a paused doorman, until `gateway`
+/// stops.
+caf::behavior watchdog(caf::event_based_actor* self, census_ptr peers,
+                       caf::actor gateway) {
+  using namespace std::chrono;
+  auto period = std::clamp(duration_cast<milliseconds>(
+                             peers->limits.handshake_timeout / 4),
+                           milliseconds{10}, milliseconds{100});
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  self->monitor(gateway);
+  self->delayed_send(self, period, caf::tick_atom_v);
+  return {
+    [self, peers, period](caf::tick_atom) {
+      peers->sweep(false);
+      if (auto paused = peers->due_to_resume())
+        self->system().middleman().backend().dispatch([paused] {
+          if (!paused->detached())
+            paused->add_to_loop();
+        });
+      self->delayed_send(self, period, caf::tick_atom_v);
+    },
+  };
+}
+
+caf::actor basp_broker_of(caf::actor_system& sys) {
+  return sys.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+}
+
+} // namespace
+
+port_limits port_limits_from(const caf::actor_system& sys,
+                             size_t max_value_bytes) {
+  port_limits result;
+  auto& cfg = sys.config();
+  result.handshake_timeout = caf::get_or(cfg, "ctxstore.handshake-timeout",
+                                         result.handshake_timeout);
+  auto max_connections = caf::get_or(cfg, "ctxstore.max-connections",
+                                     int64_t{256});
+  result.max_connections
+    = max_connections > 0 ? static_cast<size_t>(max_connections) : 0;
+  if (max_value_bytes > 0)
+    result.max_message_bytes = max_value_bytes + message_overhead_bytes;
+  return result;
+}
+
+caf::expected<uint16_t> publish_guarded(caf::actor_system& sys,
+                                        const caf::actor& whom, uint16_t port,
+                                        const std::string& address,
+                                        const port_limits& limits) {
+  auto mx = dynamic_cast<net::default_multiplexer*>(&sys.middleman().backend());
+  if (mx == nullptr) // a test multiplexer: no sockets to guard
+    return sys.middleman().publish(whom, port, address.c_str(), true);
+  auto fd = net::new_tcp_acceptor_impl(
+    port, address.empty() ? nullptr : address.c_str(), true);
+  if (!fd)
+    return std::move(fd.error());
+  auto peers = std::make_shared<census>(limits);
+  caf::io::doorman_ptr doorman{new guarded_doorman(*mx, *fd, peers), false};
+  auto actual_port = doorman->port();
+  // What CAF's middleman actor sends the broker for a publish.
+  caf::anon_send(basp_broker_of(sys), caf::publish_atom_v, std::move(doorman),
+                 actual_port, caf::actor_cast<caf::strong_actor_ptr>(whom),
+                 std::set<std::string>{});
+  sys.spawn<caf::hidden>(watchdog, peers, whom);
+  return actual_port;
+}
+
+caf::expected<caf::actor> connect_guarded(caf::actor_system& sys,
+                                          const std::string& host,
+                                          uint16_t port,
+                                          const port_limits& limits) {
+  auto mx = dynamic_cast<net::default_multiplexer*>(&sys.middleman().backend());
+  if (mx == nullptr)
+    return sys.middleman().remote_actor(host, port);
+  auto fd = net::new_tcp_connection(host, port);
+  if (!fd)
+    return std::move(fd.error());
+  net::keepalive(*fd, true);
+  auto peers = std::make_shared<census>(limits);
+  caf::io::scribe_ptr scribe{new guarded_scribe(*mx, *fd, peers), false};
+  caf::expected<caf::actor> result{caf::sec::request_timeout};
+  caf::scoped_actor self{sys};
+  // What CAF's middleman actor asks the broker for a remote_actor.
+  self
+    ->request(basp_broker_of(sys), limits.handshake_timeout,
+              caf::connect_atom_v, std::move(scribe), port)
+    .receive(
+      [&](caf::node_id&, caf::strong_actor_ptr& ptr,
+          std::set<std::string>&) {
+        if (ptr)
+          result = caf::actor_cast<caf::actor>(std::move(ptr));
+        else
+          result = caf::make_error(caf::sec::no_actor_published_at_port,
+                                   port);
+      },
+      [&](caf::error& err) { result = std::move(err); });
+  if (!result)
+    peers->sweep(true); // no handshake in time: give up the connection
+  return result;
+}
+
+bool is_loopback(const std::string& address) {
+  if (address == "localhost")
+    return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, address.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, address.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+} // namespace ctxstore::detail

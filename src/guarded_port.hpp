@@ -1,0 +1,82 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+#include <caf/timespan.hpp>
+
+// Plain (not TLS) BASP connections that an unauthenticated peer cannot use
+// to exhaust the node, or a client that connects to a malicious node.
+// CAF 0.17's BASP believes the payload length of every header it reads and
+// makes the connection's buffer that large at once (a 32-byte header
+// announcing 0xFFFFFFFF bytes: 4 GiB, zero-filled), and its acceptor neither
+// times out a connection that never finishes the handshake, nor bounds how
+// many there are, nor survives running out of file descriptors (accept()
+// fails, the listening socket stays readable: the I/O thread spins).
+//
+// The guarded publication and connection replace CAF's default doorman and
+// scribe (caf/io/network/doorman_impl.hpp, scribe_impl.hpp) with subclasses
+// that the BASP broker is handed exactly as the middleman actor hands it
+// its own (publish_atom / connect_atom messages). They read the BASP
+// framing as it goes by:
+// - a header whose payload is over the limit (below) is made invalid (its
+//   operation byte) before BASP sees it: BASP drops the connection as
+//   malformed and allocates nothing;
+// - a connection that has not finished its handshake within
+//   `handshake_timeout` is shut down;
+// - a publication accepts at most `max_connections` at a time (beyond:
+//   accepted and closed at once);
+// - out of file descriptors, the doorman accepts and closes with a spare
+//   descriptor kept for that, or stops accepting for a short while: never a
+//   busy loop.
+// Everything here leans on CAF 0.17.6's internals: see caf_internals.hpp.
+
+namespace ctxstore::detail {
+
+/// The bounds of a guarded publication or connection.
+struct port_limits {
+  /// Most payload bytes of a BASP message before the peer's handshake (and
+  /// of the handshake itself). CAF's handshakes take a few hundred bytes.
+  uint32_t max_handshake_bytes = 64 * 1024;
+  /// Most payload bytes of a BASP message after the handshake; 0: BASP's
+  /// own limit (4 GiB).
+  uint64_t max_message_bytes = 0;
+  /// How long a peer may take from the TCP connection to its handshake.
+  caf::timespan handshake_timeout = std::chrono::seconds{10};
+  /// Most connections of a publication at a time (0: no bound).
+  size_t max_connections = 256;
+};
+
+/// The limits from the CAF options `ctxstore.handshake-timeout` and
+/// `ctxstore.max-connections`; messages may take `max_value_bytes` (0: no
+/// bound) plus 64 MiB.
+port_limits port_limits_from(const caf::actor_system& sys,
+                             size_t max_value_bytes);
+
+/// Payload bytes a message may take beyond the largest allowed value.
+inline constexpr uint64_t message_overhead_bytes = uint64_t{64} << 20;
+
+/// Publishes `whom` on `address`:`port` (plain BASP) through a guarded
+/// doorman. Returns the port.
+caf::expected<uint16_t> publish_guarded(caf::actor_system& sys,
+                                        const caf::actor& whom, uint16_t port,
+                                        const std::string& address,
+                                        const port_limits& limits);
+
+/// Connects to the actor published at `host`:`port` (plain BASP) through a
+/// guarded scribe; fails after `limits.handshake_timeout` without a
+/// handshake.
+caf::expected<caf::actor> connect_guarded(caf::actor_system& sys,
+                                          const std::string& host,
+                                          uint16_t port,
+                                          const port_limits& limits);
+
+/// True if `address` names this machine only (127.0.0.0/8, ::1,
+/// localhost).
+bool is_loopback(const std::string& address);
+
+} // namespace ctxstore::detail
