@@ -7,9 +7,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -21,7 +24,12 @@
 #include <caf/io/network/acceptor.hpp>
 #include <caf/io/network/default_multiplexer.hpp>
 #include <caf/io/network/native_socket.hpp>
-#include <caf/io/network/scribe_impl.hpp>
+#include <caf/io/network/stream_impl.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/openssl/remote_actor.hpp>
+#include <caf/openssl/session.hpp>
+#include <caf/policy/tcp.hpp>
+#include <openssl/err.h>
 
 namespace ctxstore::detail {
 
@@ -33,6 +41,22 @@ using clock_type = std::chrono::steady_clock;
 /// How long a doorman that ran out of descriptors (and of its spare) stops
 /// accepting.
 constexpr auto accept_pause = std::chrono::milliseconds{100};
+
+/// A TLS session for `fd` (caf::openssl::make_session), or nullptr. CAF's
+/// session loads the certificate files for every connection and throws when
+/// it cannot (out of file descriptors: a flood of connections), which would
+/// end the process from the middleman's thread.
+caf::openssl::session_ptr tls_session(caf::actor_system& sys,
+                                      net::native_socket fd, bool accepted) {
+  try {
+    if (auto session = caf::openssl::make_session(sys, fd, accepted))
+      return session;
+  } catch (const std::exception&) {
+    // below
+  }
+  ERR_clear_error();
+  return nullptr;
+}
 
 int open_spare() {
   return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -141,19 +165,87 @@ private:
 
 using census_ptr = std::shared_ptr<census>;
 
-/// CAF's scribe, reading the BASP framing that passes through it: BASP asks
+/// Whether a TLS connection finished its TLS handshake, and whether BASP
+/// asked to send meanwhile.
+struct tls_progress {
+  bool established = false;
+  bool flush_pending = false;
+  std::function<void()> flush; // sends what BASP asked to send
+};
+
+/// The stream policy of a TLS connection: caf::openssl's (its
+/// middleman_actor.cpp; its scribe and doorman are not in its headers), and
+/// a fix. CAF's session reports "success, 0 bytes" from a write while the
+/// TLS handshake waits for the peer, so CAF keeps the connection in the
+/// write set: the I/O thread spins until the peer answers or the connection
+/// closes (a silent peer: a core). Here nothing is written (the scribe
+/// holds BASP's flush back) before the handshake is done; reads drive it.
+class tls_policy {
+public:
+  tls_policy(caf::openssl::session_ptr session, tls_progress* progress)
+      : session_(std::move(session)), progress_(progress) {
+    // nop
+  }
+
+  net::rw_state read_some(size_t& result, net::native_socket fd, void* buf,
+                          size_t len) {
+    auto state = session_->read_some(result, fd, buf, len);
+    if (!progress_->established && state != net::rw_state::failure) {
+      // With nothing to read, CAF 0.17.6's session answers "indeterminate"
+      // once the handshake is done, and "success" while it goes on.
+      size_t none = 0;
+      if (session_->read_some(none, fd, nullptr, 0)
+          == net::rw_state::indeterminate) {
+        progress_->established = true;
+        if (progress_->flush_pending) {
+          progress_->flush_pending = false;
+          progress_->flush();
+        }
+      }
+    }
+    return state;
+  }
+
+  net::rw_state write_some(size_t& result, net::native_socket fd,
+                           const void* buf, size_t len) {
+    return session_->write_some(result, fd, buf, len);
+  }
+
+  bool must_read_more(net::native_socket fd, size_t threshold) {
+    return session_->must_read_more(fd, threshold);
+  }
+
+private:
+  caf::openssl::session_ptr session_;
+  tls_progress* progress_;
+};
+
+/// CAF's scribe (caf/io/network/scribe_impl.hpp; caf::openssl's for
+/// `tls_policy`), reading the BASP framing that passes through it: BASP asks
 /// for a header (32 bytes), then for its payload if it has one, then for a
 /// header again.
-class guarded_scribe : public net::scribe_impl {
+template <class Policy>
+class guarded_scribe : public caf::io::scribe {
 public:
   guarded_scribe(net::default_multiplexer& mx, net::native_socket fd,
                  census_ptr peers)
-      : scribe_impl(mx, fd), census_(std::move(peers)) {
+      : scribe(net::conn_hdl_from_socket(fd)),
+        stream_(mx, fd),
+        census_(std::move(peers)) {
+    census_->enter(this, fd);
+  }
+
+  guarded_scribe(net::default_multiplexer& mx, net::native_socket fd,
+                 census_ptr peers, caf::openssl::session_ptr session)
+      : scribe(net::conn_hdl_from_socket(fd)),
+        stream_(mx, fd, std::move(session), &tls_),
+        census_(std::move(peers)) {
+    tls_.flush = [this] { stream_.flush(this); };
     census_->enter(this, fd);
   }
 
   ~guarded_scribe() override {
-    census_->leave(this);
+    census_->leave(this); // before stream_ closes the socket
   }
 
   bool consume(caf::execution_unit* ctx, const void* buf,
@@ -188,11 +280,66 @@ public:
       ::shutdown(stream_.fd(), SHUT_RDWR);
       config = caf::io::receive_policy::at_most(1);
     }
-    scribe_impl::configure_read(config);
+    stream_.configure_read(config);
+    if (!launched_)
+      launch();
+  }
+
+  void ack_writes(bool enable) override {
+    stream_.ack_writes(enable);
+  }
+
+  std::vector<char>& wr_buf() override {
+    return stream_.wr_buf();
+  }
+
+  std::vector<char>& rd_buf() override {
+    return stream_.rd_buf();
+  }
+
+  void graceful_shutdown() override {
+    stream_.graceful_shutdown();
+    detach(&stream_.backend(), false);
+  }
+
+  void flush() override {
+    if constexpr (std::is_same_v<Policy, tls_policy>)
+      if (!tls_.established) {
+        tls_.flush_pending = true; // see tls_policy
+        return;
+      }
+    stream_.flush(this);
+  }
+
+  std::string addr() const override {
+    auto x = net::remote_addr_of_fd(stream_.fd());
+    return x ? std::move(*x) : std::string{};
+  }
+
+  uint16_t port() const override {
+    auto x = net::remote_port_of_fd(stream_.fd());
+    return x ? *x : uint16_t{0};
+  }
+
+  void add_to_loop() override {
+    stream_.activate(this);
+  }
+
+  void remove_from_loop() override {
+    stream_.passivate();
   }
 
 private:
   static constexpr unsigned char invalid_operation = 0xFF;
+
+  void launch() {
+    launched_ = true;
+    // caf::openssl's scribe also forces an empty write here, to drive the
+    // TLS handshake; that write would send BASP's handshake too, before
+    // the TLS one is done: the busy loop of tls_policy. The session sent
+    // its first handshake message when it was made; reads drive the rest.
+    stream_.start(this);
+  }
 
   // caf::io::basp::message_type: server_handshake 0, client_handshake 1.
   static bool is_handshake(unsigned char operation) {
@@ -217,11 +364,17 @@ private:
     return payload <= ceiling();
   }
 
+  tls_progress tls_; // TLS only
+  net::stream_impl<Policy> stream_;
   census_ptr census_;
+  bool launched_ = false;
   bool at_header_ = true; // the next read is a BASP header
   unsigned char operation_ = 0;
   bool handshaken_ = false;
 };
+
+using plain_scribe = guarded_scribe<caf::policy::tcp>;
+using tls_scribe = guarded_scribe<tls_policy>;
 
 class guarded_doorman;
 
@@ -244,10 +397,11 @@ private:
 class guarded_doorman : public caf::io::doorman {
 public:
   guarded_doorman(net::default_multiplexer& mx, net::native_socket fd,
-                  census_ptr peers)
+                  census_ptr peers, bool tls)
       : doorman(net::accept_hdl_from_socket(fd)),
         acceptor_(mx, fd, this),
-        census_(std::move(peers)) {
+        census_(std::move(peers)),
+        tls_(tls) {
     // nop
   }
 
@@ -263,8 +417,20 @@ public:
       return true;
     }
     auto& mx = acceptor_.backend();
-    net::keepalive(fd, true); // as CAF's default_multiplexer::new_scribe
-    caf::io::scribe_ptr ptr{new guarded_scribe(mx, fd, census_), false};
+    caf::io::scribe_ptr ptr;
+    if (tls_) {
+      // As caf::openssl's doorman: the TLS handshake starts at once.
+      net::nonblocking(fd, true);
+      auto session = tls_session(parent()->system(), fd, true);
+      if (session == nullptr) {
+        net::close_socket(fd);
+        return true;
+      }
+      ptr.reset(new tls_scribe(mx, fd, census_, std::move(session)), false);
+    } else {
+      net::keepalive(fd, true); // as CAF's default_multiplexer::new_scribe
+      ptr.reset(new plain_scribe(mx, fd, census_), false);
+    }
     auto hdl = ptr->hdl();
     parent()->add_scribe(std::move(ptr));
     return doorman::new_connection(&mx, hdl);
@@ -308,6 +474,7 @@ public:
 private:
   guarded_acceptor acceptor_;
   census_ptr census_;
+  bool tls_;
 };
 
 void guarded_acceptor::handle_event(net::operation op) {
@@ -374,16 +541,18 @@ port_limits port_limits_from(const caf::actor_system& sys,
 caf::expected<uint16_t> publish_guarded(caf::actor_system& sys,
                                         const caf::actor& whom, uint16_t port,
                                         const std::string& address,
-                                        const port_limits& limits) {
+                                        const port_limits& limits, bool tls) {
   auto mx = dynamic_cast<net::default_multiplexer*>(&sys.middleman().backend());
   if (mx == nullptr) // a test multiplexer: no sockets to guard
-    return sys.middleman().publish(whom, port, address.c_str(), true);
+    return tls ? caf::openssl::publish(whom, port, address.c_str(), true)
+               : sys.middleman().publish(whom, port, address.c_str(), true);
   auto fd = net::new_tcp_acceptor_impl(
     port, address.empty() ? nullptr : address.c_str(), true);
   if (!fd)
     return std::move(fd.error());
   auto peers = std::make_shared<census>(limits);
-  caf::io::doorman_ptr doorman{new guarded_doorman(*mx, *fd, peers), false};
+  caf::io::doorman_ptr doorman{new guarded_doorman(*mx, *fd, peers, tls),
+                               false};
   auto actual_port = doorman->port();
   // What CAF's middleman actor sends the broker for a publish.
   caf::anon_send(basp_broker_of(sys), caf::publish_atom_v, std::move(doorman),
@@ -396,16 +565,29 @@ caf::expected<uint16_t> publish_guarded(caf::actor_system& sys,
 caf::expected<caf::actor> connect_guarded(caf::actor_system& sys,
                                           const std::string& host,
                                           uint16_t port,
-                                          const port_limits& limits) {
+                                          const port_limits& limits, bool tls) {
   auto mx = dynamic_cast<net::default_multiplexer*>(&sys.middleman().backend());
   if (mx == nullptr)
-    return sys.middleman().remote_actor(host, port);
+    return tls ? caf::openssl::remote_actor(sys, host, port)
+               : sys.middleman().remote_actor(host, port);
   auto fd = net::new_tcp_connection(host, port);
   if (!fd)
     return std::move(fd.error());
-  net::keepalive(*fd, true);
   auto peers = std::make_shared<census>(limits);
-  caf::io::scribe_ptr scribe{new guarded_scribe(*mx, *fd, peers), false};
+  caf::io::scribe_ptr scribe;
+  if (tls) {
+    // As caf::openssl's middleman actor.
+    net::nonblocking(*fd, true);
+    auto session = tls_session(sys, *fd, false);
+    if (session == nullptr) {
+      net::close_socket(*fd);
+      return caf::make_error(caf::sec::cannot_connect_to_node);
+    }
+    scribe.reset(new tls_scribe(*mx, *fd, peers, std::move(session)), false);
+  } else {
+    net::keepalive(*fd, true);
+    scribe.reset(new plain_scribe(*mx, *fd, peers), false);
+  }
   caf::expected<caf::actor> result{caf::sec::request_timeout};
   caf::scoped_actor self{sys};
   // What CAF's middleman actor asks the broker for a remote_actor.

@@ -9,8 +9,8 @@
 #include <caf/expected.hpp>
 #include <caf/timespan.hpp>
 
-// Plain (not TLS) BASP connections that an unauthenticated peer cannot use
-// to exhaust the node, or a client that connects to a malicious node.
+// BASP connections (plain or TLS) that an unauthenticated peer cannot use to
+// exhaust the node, or a client that connects to a malicious node.
 // CAF 0.17's BASP believes the payload length of every header it reads and
 // makes the connection's buffer that large at once (a 32-byte header
 // announcing 0xFFFFFFFF bytes: 4 GiB, zero-filled), and its acceptor neither
@@ -19,7 +19,8 @@
 // fails, the listening socket stays readable: the I/O thread spins).
 //
 // The guarded publication and connection replace CAF's default doorman and
-// scribe (caf/io/network/doorman_impl.hpp, scribe_impl.hpp) with subclasses
+// scribe (caf/io/network/doorman_impl.hpp, scribe_impl.hpp; for TLS those of
+// caf::openssl, whose TLS session, caf/openssl/session.hpp, they use) with ones
 // that the BASP broker is handed exactly as the middleman actor hands it
 // its own (publish_atom / connect_atom messages). They read the BASP
 // framing as it goes by:
@@ -60,20 +61,20 @@ port_limits port_limits_from(const caf::actor_system& sys,
 /// Payload bytes a message may take beyond the largest allowed value.
 inline constexpr uint64_t message_overhead_bytes = uint64_t{64} << 20;
 
-/// Publishes `whom` on `address`:`port` (plain BASP) through a guarded
-/// doorman. Returns the port.
+/// Publishes `whom` on `address`:`port` through a guarded doorman, plain
+/// BASP or (`tls`) BASP over caf::openssl's TLS sessions. Returns the port.
 caf::expected<uint16_t> publish_guarded(caf::actor_system& sys,
                                         const caf::actor& whom, uint16_t port,
                                         const std::string& address,
-                                        const port_limits& limits);
+                                        const port_limits& limits, bool tls);
 
-/// Connects to the actor published at `host`:`port` (plain BASP) through a
-/// guarded scribe; fails after `limits.handshake_timeout` without a
-/// handshake.
+/// Connects to the actor published at `host`:`port` through a guarded
+/// scribe (`tls`: over a caf::openssl TLS session); fails after
+/// `limits.handshake_timeout` without a handshake.
 caf::expected<caf::actor> connect_guarded(caf::actor_system& sys,
                                           const std::string& host,
                                           uint16_t port,
-                                          const port_limits& limits);
+                                          const port_limits& limits, bool tls);
 
 /// True if `address` names this machine only (127.0.0.0/8, ::1,
 /// localhost).

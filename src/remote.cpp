@@ -5,8 +5,6 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
-#include <caf/openssl/publish.hpp>
-#include <caf/openssl/remote_actor.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -187,13 +185,11 @@ caf::expected<uint16_t> publish(caf::actor_system& sys, const storage& st,
   if (st.board())
     limits.max_value_bytes = st.board()->defaults().max_value_bytes;
   auto gateway = actors::spawn_gateway(sys, st.registry(), st.board(), limits);
-  // A plain port is guarded against unauthenticated peers (guarded_port.hpp);
-  // a TLS port lets nobody without a certificate reach BASP.
-  auto result
-    = *tls ? caf::openssl::publish(gateway, port, address.c_str(), true)
-           : detail::publish_guarded(
-             sys, gateway, port, address,
-             detail::port_limits_from(sys, limits.max_value_bytes));
+  // Guarded against unauthenticated peers (guarded_port.hpp); a TLS port
+  // also lets nobody without a certificate reach BASP.
+  auto result = detail::publish_guarded(
+    sys, gateway, port, address,
+    detail::port_limits_from(sys, limits.max_value_bytes), *tls);
   if (!result) {
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
     return make_error(errc::storage_down,
@@ -215,12 +211,11 @@ caf::expected<storage> connect(caf::actor_system& sys, const std::string& host,
     return std::move(tls.error());
   auto max_value = caf::get_or(sys.config(), "ctxstore.max-value-bytes",
                                int64_t{0});
-  auto result
-    = *tls ? caf::openssl::remote_actor(sys, host, port)
-           : detail::connect_guarded(
-             sys, host, port,
-             detail::port_limits_from(
-               sys, max_value > 0 ? static_cast<size_t>(max_value) : 0));
+  auto result = detail::connect_guarded(
+    sys, host, port,
+    detail::port_limits_from(
+      sys, max_value > 0 ? static_cast<size_t>(max_value) : 0),
+    *tls);
   if (!result)
     return make_error(errc::storage_down, "cannot connect to " + host + ":"
                                             + std::to_string(port)

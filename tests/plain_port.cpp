@@ -7,7 +7,9 @@
 // payload) to hurt. Each ends with: the intruder was dropped, the node
 // allocated nothing for it, every context is intact, and a new client is
 // served within a second. The same bytes against a TLS port:
-// intruders.cpp ("bytes that are not TLS are dropped by a TLS port").
+// intruders.cpp ("bytes that are not TLS are dropped by a TLS port"); the
+// handshake timeout, the connection cap and the descriptor flood also
+// against a TLS port (tls_certs.hpp), here.
 
 #ifdef CTXSTORE_NODE_BINARY
 
@@ -26,6 +28,7 @@
 #include <caf/node_id.hpp>
 
 #include "child_process.hpp"
+#include "tls_certs.hpp"
 
 using namespace ctxstore;
 using namespace child_processes;
@@ -71,10 +74,11 @@ long open_descriptors(pid_t pid) {
   return n;
 }
 
-/// The node program, plain, with `options` (CAF options).
+/// The node program, plain (or with mutual TLS: `tls`), with `options` (CAF
+/// options).
 struct plain_node {
-  explicit plain_node(std::vector<std::string> options)
-      : proc(CTXSTORE_NODE_BINARY, with_port(std::move(options))) {
+  explicit plain_node(std::vector<std::string> options, bool tls = false)
+      : proc(CTXSTORE_NODE_BINARY, arguments(std::move(options), tls)) {
     std::string prefix = "node: listening on 127.0.0.1:";
     auto line = proc.read_line(prefix, bound);
     INFO("node output: " << proc.output());
@@ -82,7 +86,12 @@ struct plain_node {
     port = static_cast<uint16_t>(std::stoi(line->substr(prefix.size())));
   }
 
-  static std::vector<std::string> with_port(std::vector<std::string> args) {
+  static std::vector<std::string> arguments(std::vector<std::string> options,
+                                            bool tls) {
+    std::vector<std::string> args;
+    if (tls)
+      args = tls_certs::options("server");
+    args.insert(args.end(), options.begin(), options.end());
     args.insert(args.end(), {"--port", "0"});
     return args;
   }
@@ -100,16 +109,19 @@ struct plain_node {
 };
 
 struct client_config : test_config {
-  explicit client_config(caf::timespan handshake_timeout) {
+  client_config(caf::timespan handshake_timeout, bool tls) {
     load<caf::io::middleman>();
     set("ctxstore.handshake-timeout", handshake_timeout);
+    if (tls)
+      tls_certs::use(*this, "client", "ca");
   }
 };
 
 /// An actor system of this process as a client of a node.
 struct client {
-  explicit client(caf::timespan handshake_timeout = caf::timespan{bound})
-      : cfg(handshake_timeout), sys(cfg) {
+  explicit client(caf::timespan handshake_timeout = caf::timespan{bound},
+                  bool tls = false)
+      : cfg(handshake_timeout, tls), sys(cfg) {
     // nop
   }
 
@@ -221,7 +233,8 @@ std::vector<uint8_t> forged_client_handshake(caf::actor_system& sys) {
 
 /// A plain node with a legitimate client that stored one cart.
 struct attacked_node {
-  explicit attacked_node(std::vector<std::string> options) : n(options) {
+  explicit attacked_node(std::vector<std::string> options, bool tls = false)
+      : n(options, tls), tls(tls), legit(caf::timespan{bound}, tls) {
     REQUIRE_FALSE(legit.connect_to(n.port));
     legit.blocking->store<cart>(id, cart{"ann", {{"apple", 2}}, {}, 7});
     peak_before = n.peak_rss_kb();
@@ -242,13 +255,14 @@ struct attacked_node {
     CHECK(legit.blocking->stats().contexts == 1);
     legit.blocking->update<cart>(id, [](cart& c) { c.total += 1; });
     auto start = clock_type::now();
-    client fresh;
+    client fresh{caf::timespan{bound}, tls};
     REQUIRE_FALSE(fresh.connect_to(n.port));
     CHECK(fresh.blocking->snapshot<cart>(id).total == 8);
     CHECK(clock_type::now() - start < 1s);
   }
 
   plain_node n;
+  bool tls;
   client legit;
   context_id id = new_id();
   long peak_before = 0;
@@ -379,82 +393,101 @@ SCENARIO("a client that connects to a malicious node allocates nothing",
   }
 }
 
+namespace {
+
+/// A node with a 500 ms handshake timeout, at most 8 connections and a
+/// client: 7 silent connections fill the cap, an 8th comes.
+void check_timeout_and_cap(bool tls) {
+  attacked_node g{{"--ctxstore.handshake-timeout=500ms",
+                   "--ctxstore.max-connections=8"},
+                  tls};
+  auto start = clock_type::now();
+  std::vector<std::unique_ptr<raw_socket>> silent;
+  for (int i = 0; i < 7; ++i)
+    silent.emplace_back(std::make_unique<raw_socket>(g.n.port));
+  raw_socket extra{g.n.port};
+  // The eighth is closed at once, the others at their timeout, and clients
+  // are served again.
+  CHECK(extra.closed_by_peer(400ms));
+  for (auto& s : silent)
+    CHECK(s->closed_by_peer(2s));
+  auto took = clock_type::now() - start;
+  CHECK(took >= 450ms);
+  CHECK(took < 1500ms);
+  g.check_unharmed();
+}
+
+} // namespace
+
 SCENARIO("a plain port closes connections that do not finish their "
          "handshake, and takes at most ctxstore.max-connections",
          "[multiprocess][plain_port][hardening][intruders]") {
-  GIVEN("a plain node with a 500 ms handshake timeout, at most 8 "
-        "connections, and a client") {
-    attacked_node g{{"--ctxstore.handshake-timeout=500ms",
-                     "--ctxstore.max-connections=8"}};
-    WHEN("seven silent connections fill the cap, and an eighth comes") {
-      auto start = clock_type::now();
-      std::vector<std::unique_ptr<raw_socket>> silent;
-      for (int i = 0; i < 7; ++i)
-        silent.emplace_back(std::make_unique<raw_socket>(g.n.port));
-      raw_socket extra{g.n.port};
-      THEN("the eighth is closed at once, the others at their timeout, and "
-           "clients are served again") {
-        CHECK(extra.closed_by_peer(400ms));
-        for (auto& s : silent)
-          CHECK(s->closed_by_peer(2s));
-        auto took = clock_type::now() - start;
-        CHECK(took >= 450ms);
-        CHECK(took < 1500ms);
-        g.check_unharmed();
-      }
-    }
-  }
+  check_timeout_and_cap(false);
 }
+
+SCENARIO("a TLS port closes connections that do not finish their "
+         "handshake, and takes at most ctxstore.max-connections",
+         "[multiprocess][plain_port][hardening][intruders][tls]") {
+  check_timeout_and_cap(true);
+}
+
+namespace {
+
+/// A node without a connection cap, a client, and a descriptor limit a few
+/// above what the node has open; 64 connections flood the port.
+void check_descriptor_flood(bool tls) {
+  attacked_node g{{"--ctxstore.max-connections=0",
+                   "--ctxstore.handshake-timeout=20s"},
+                  tls};
+  auto pid = g.n.proc.pid();
+  rlimit limit{};
+  REQUIRE(::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) == 0);
+  limit.rlim_cur = static_cast<rlim_t>(open_descriptors(pid) + 4);
+  REQUIRE(::prlimit(pid, RLIMIT_NOFILE, &limit, nullptr) == 0);
+  std::vector<std::unique_ptr<raw_socket>> flood;
+  for (int i = 0; i < 64; ++i)
+    flood.emplace_back(std::make_unique<raw_socket>(g.n.port));
+  // The node takes what it can and refuses the rest: wait until it has
+  // dealt with every one of them (closed or kept).
+  auto deadline = clock_type::now() + 2s;
+  size_t closed = 0;
+  for (auto& s : flood)
+    if (s->closed_by_peer(std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::max(deadline - clock_type::now(), clock_type::duration{50ms}))))
+      ++closed;
+  INFO(closed << " of 64 connections refused at the limit");
+  CHECK(closed >= 56);
+  // Its I/O thread idles (CPU time over a second), the client is served.
+  auto before = cpu_ticks(pid);
+  std::this_thread::sleep_for(1s);
+  auto used = cpu_ticks(pid) - before;
+  INFO("node CPU over 1 s: " << used << " ticks of " << sysconf(_SC_CLK_TCK));
+  CHECK(used < sysconf(_SC_CLK_TCK) / 5);
+  CHECK(g.legit.blocking->snapshot<cart>(g.id).total == 7);
+  flood.clear(); // the flood stops
+  auto stopped = clock_type::now();
+  // A client that came before the node saw the flood's connections close
+  // would still find it out of descriptors (and be refused).
+  while (open_descriptors(pid) >= static_cast<long>(limit.rlim_cur)
+         && clock_type::now() - stopped < 1s)
+    std::this_thread::sleep_for(5ms);
+  // A new client is served within a second after the flood stops.
+  g.check_unharmed();
+  CHECK(clock_type::now() - stopped < 1s);
+}
+
+} // namespace
 
 SCENARIO("out of file descriptors, a plain port neither spins nor locks "
          "clients out once the flood stops",
          "[multiprocess][plain_port][hardening][intruders]") {
-  GIVEN("a plain node without a connection cap, a client, and a "
-        "descriptor limit a few above what the node has open") {
-    attacked_node g{{"--ctxstore.max-connections=0",
-                     "--ctxstore.handshake-timeout=20s"}};
-    auto pid = g.n.proc.pid();
-    rlimit limit{};
-    REQUIRE(::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) == 0);
-    limit.rlim_cur = static_cast<rlim_t>(open_descriptors(pid) + 4);
-    REQUIRE(::prlimit(pid, RLIMIT_NOFILE, &limit, nullptr) == 0);
-    WHEN("64 connections flood the port") {
-      std::vector<std::unique_ptr<raw_socket>> flood;
-      for (int i = 0; i < 64; ++i)
-        flood.emplace_back(std::make_unique<raw_socket>(g.n.port));
-      // The node takes what it can and refuses the rest: wait until it has
-      // dealt with every one of them (closed or kept).
-      auto deadline = clock_type::now() + 2s;
-      size_t closed = 0;
-      for (auto& s : flood)
-        if (s->closed_by_peer(std::chrono::duration_cast<
-                              std::chrono::milliseconds>(
-              std::max(deadline - clock_type::now(),
-                       clock_type::duration{50ms}))))
-          ++closed;
-      THEN("its I/O thread idles, the client is served, and a new client is "
-           "served within a second after the flood stops") {
-        INFO(closed << " of 64 connections refused at the limit");
-        CHECK(closed >= 56);
-        auto before = cpu_ticks(pid);
-        std::this_thread::sleep_for(1s); // CPU time over a second
-        auto used = cpu_ticks(pid) - before;
-        INFO("node CPU over 1 s: " << used << " ticks of "
-                                   << sysconf(_SC_CLK_TCK));
-        CHECK(used < sysconf(_SC_CLK_TCK) / 5);
-        CHECK(g.legit.blocking->snapshot<cart>(g.id).total == 7);
-        flood.clear(); // the flood stops
-        auto stopped = clock_type::now();
-        // A client that came before the node saw the flood's connections
-        // close would still find it out of descriptors (and be refused).
-        while (open_descriptors(pid) >= static_cast<long>(limit.rlim_cur)
-               && clock_type::now() - stopped < 1s)
-          std::this_thread::sleep_for(5ms);
-        g.check_unharmed();
-        CHECK(clock_type::now() - stopped < 1s);
-      }
-    }
-  }
+  check_descriptor_flood(false);
+}
+
+SCENARIO("out of file descriptors, a TLS port neither spins nor locks "
+         "clients out once the flood stops",
+         "[multiprocess][plain_port][hardening][intruders][tls]") {
+  check_descriptor_flood(true);
 }
 
 SCENARIO("a plain publication on an address other than loopback is refused "

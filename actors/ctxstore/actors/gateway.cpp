@@ -99,7 +99,12 @@ caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
   self->set_down_handler([=](caf::down_msg&) { self->quit(); });
   // A stray error sent as a plain message must not stop the gateway.
   self->set_error_handler([](caf::error&) {});
-  self->monitor(registry);
+  // CAF's monitor(actor_addr) uses the object without checking that it still
+  // lives (a registry already gone: "pure virtual method called").
+  if (auto alive = caf::actor_cast<caf::strong_actor_ptr>(registry))
+    self->monitor(alive);
+  else
+    self->quit();
   return {[](caf::unit_t) {}}; // everything goes to the default handler
 }
 
