@@ -49,7 +49,8 @@ bool tls_configured(const caf::actor_system& sys);
 /// How `publish` makes a storage reachable.
 struct publish_options {
   /// The address to listen on: "127.0.0.1" (this machine only), "0.0.0.0"
-  /// (every interface) or one interface's address.
+  /// (every interface) or one interface's address. A plain publication on
+  /// anything but loopback needs `allow_plain_remote`.
   std::string address = "127.0.0.1";
   /// Peers may take snapshots, views and stats, and nothing else: every
   /// acquire, store, update, commit, release and erase fails with
