@@ -121,8 +121,7 @@ public:
   /// not stay readable. False if there is no spare to use.
   bool refuse_with_spare(net::native_socket listener) {
     // Only on the multiplexer's thread: no lock for the spare.
-    if (spare_ < 0)
-      spare_ = open_spare();
+    keep_spare();
     if (spare_ < 0)
       return false;
     ::close(spare_);
@@ -134,7 +133,13 @@ public:
     return fd >= 0 || accept_errno == EAGAIN || accept_errno == EWOULDBLOCK;
   }
 
-  /// A doorman that stopped accepting, to resume at `when`.
+  /// Keeps a spare descriptor for `refuse_with_spare` (a publication's).
+  void keep_spare() {
+    if (spare_ < 0)
+      spare_ = open_spare();
+  }
+
+  /// A doorman that stopped accepting, to resume after `accept_pause`.
   void pause(caf::io::doorman_ptr who) {
     std::lock_guard<std::mutex> guard{mtx_};
     paused_ = std::move(who);
@@ -149,6 +154,12 @@ public:
     return std::move(paused_);
   }
 
+  /// Drops the paused doorman (it holds this census: a cycle).
+  void forget_paused() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    paused_ = nullptr;
+  }
+
 private:
   struct entry {
     net::native_socket fd;
@@ -160,7 +171,7 @@ private:
   std::unordered_map<const void*, entry> live_;
   caf::io::doorman_ptr paused_;
   clock_type::time_point resume_at_;
-  int spare_ = open_spare();
+  int spare_ = -1;
 };
 
 using census_ptr = std::shared_ptr<census>;
@@ -501,7 +512,10 @@ caf::behavior watchdog(caf::event_based_actor* self, census_ptr peers,
   auto period = std::clamp(duration_cast<milliseconds>(
                              peers->limits.handshake_timeout / 4),
                            milliseconds{10}, milliseconds{100});
-  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  self->set_down_handler([self, peers](caf::down_msg&) {
+    peers->forget_paused();
+    self->quit();
+  });
   self->monitor(gateway);
   self->delayed_send(self, period, caf::tick_atom_v);
   return {
@@ -551,6 +565,7 @@ caf::expected<uint16_t> publish_guarded(caf::actor_system& sys,
   if (!fd)
     return std::move(fd.error());
   auto peers = std::make_shared<census>(limits);
+  peers->keep_spare();
   caf::io::doorman_ptr doorman{new guarded_doorman(*mx, *fd, peers, tls),
                                false};
   auto actual_port = doorman->port();
