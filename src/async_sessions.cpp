@@ -222,6 +222,7 @@ std::shared_ptr<async_held> open_direct(caf::event_based_actor* self,
   effects fx;
   auto held = std::make_shared<async_held>();
   waiter w{waiter::kind::actor, waiter::request::acquire};
+  w.requester = actors::actor_party(self->ctrl());
   cell->acquire_direct(w, fx);
   held->token = w.token;
   held->version = w.version;
@@ -275,10 +276,12 @@ acquire_route direct_acquire(caf::event_based_actor* self,
     // whoever grants it the session sends it the turn.
     auto w = std::make_shared<actor_waiter>(
       cell, caf::strong_actor_ptr{self->ctrl()}, new_response_id(self));
-    if (!cell->enqueue(*w)) {
+    w->requester = actors::actor_party(self->ctrl());
+    auto err = actors::queue_acquire(*cell, *w,
+                                     actors::actor_name(self->address()));
+    if (err) { // overloaded, or a deadlock
       w->taken = true; // never queued: nothing to give up
-      result.waiter_error = make_error(
-        errc::overloaded, "too many requests queued on this context");
+      result.waiter_error = std::move(err);
       return result;
     }
     result.waiter = std::move(w);

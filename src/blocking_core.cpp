@@ -91,8 +91,9 @@ std::unique_lock<std::mutex> lock_open(const held_session& held,
 void wait_in_cell(context& cell, std::unique_lock<std::mutex>& guard,
                   held_session& held, int64_t wait_ms) {
   actors::thread_waiter w;
-  if (!cell.enqueue(w))
-    throw error{errc::overloaded, "too many requests queued on this context"};
+  w.requester = actors::this_thread_party();
+  if (auto err = actors::queue_acquire(cell, w, actors::this_thread_name()))
+    throw_error(err); // overloaded, or a deadlock
   auto done = [&w] { return w.result != waiter::outcome::waiting; };
   if (wait_ms < 0) {
     w.cv.wait(guard, done);
@@ -183,6 +184,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
       direct = true;
     } else if (direct) {
       waiter w{waiter::kind::thread, waiter::request::acquire};
+      w.requester = actors::this_thread_party();
       cell->acquire_direct(w, fx);
       held->token = w.token;
       held->version = w.version;

@@ -10,7 +10,8 @@ namespace ctxstore::actors {
 // -- waiters ------------------------------------------------------------------
 
 waiter::~waiter() {
-  // nop
+  if (graph != nullptr) // gone without leaving the queue (a stopped owner)
+    graph->forget(*this);
 }
 
 void waiter::wake() noexcept {
@@ -37,6 +38,7 @@ context::context(messages::context_key key, const std::type_info* type,
     : key(std::move(key)), type(type), lease(defaults.lease),
       max_waiters(defaults.max_waiters), fast_path(defaults.fast_path),
       stats(defaults.stats), durable(defaults.backend != nullptr),
+      waits(defaults.waits),
       committed_(std::move(initial)) {
   // Every token issued so far belongs to a session of an earlier context of
   // this key (or another key): stale here.
@@ -92,7 +94,7 @@ void context::set_present(bool value) noexcept {
 }
 
 uint64_t context::open_session(bool direct, const caf::actor_addr& who,
-                               effects& fx) {
+                               party by, effects& fx) {
   // Tokens are unique in the whole storage: a context erased and created
   // again is a new context, and a holder of the old one must not mistake the
   // new session for its own.
@@ -100,6 +102,7 @@ uint64_t context::open_session(bool direct, const caf::actor_addr& who,
   last_token_ = token_;
   direct_ = direct;
   holder_ = direct ? caf::actor_addr{} : who;
+  holder_party_.store(by, std::memory_order_relaxed);
   stats->sessions += 1;
   if (lease.count() > 0)
     fx.lease = token_;
@@ -112,11 +115,14 @@ void context::close_session() noexcept {
   token_ = 0;
   direct_ = false;
   holder_ = caf::actor_addr{};
+  holder_party_.store(0, std::memory_order_relaxed);
   stats->sessions -= 1;
 }
 
 void context::grant(waiter& w, effects& fx) {
-  w.token = open_session(w.how != waiter::kind::parked, w.client, fx);
+  auto parked = w.how == waiter::kind::parked;
+  w.token = open_session(!parked, w.client,
+                         parked ? actor_party(w.client.get()) : w.requester, fx);
   w.version = version_;
   w.value = committed_.value;
   w.result = waiter::outcome::granted;
@@ -128,7 +134,8 @@ void context::acquire_direct(waiter& w, effects& fx) {
 
 void context::acquire_by(const caf::actor_addr& who, waiter& w, effects& fx) {
   // Free: a new session; else the re-entry of `who`'s own session.
-  w.token = token_ == 0 ? open_session(false, who, fx) : token_;
+  w.token = token_ == 0 ? open_session(false, who, actor_party(who.get()), fx)
+                         : token_;
   w.client = who;
   w.version = version_;
   w.value = committed_.value;
@@ -161,6 +168,8 @@ bool context::remove(waiter& w) noexcept {
     w.next_ = nullptr;
     --length_;
     stats->waiters -= 1;
+    if (w.graph != nullptr)
+      w.graph->forget(w);
     return true;
   }
   return false;

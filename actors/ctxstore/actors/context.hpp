@@ -15,6 +15,8 @@
 #include <caf/message.hpp>
 
 #include "ctxstore/actors/counters.hpp"
+#include "ctxstore/actors/party.hpp"
+#include "ctxstore/actors/wait_graph.hpp"
 #include "ctxstore/backend.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
@@ -47,6 +49,8 @@ struct context_defaults {
   std::shared_ptr<counters> stats = std::make_shared<counters>();
   std::shared_ptr<ctxstore::backend> backend; // storage_options::backend
   size_t max_value_bytes = 0; // storage_options::max_value_bytes
+  /// Who waits for what (deadlock detection).
+  std::shared_ptr<wait_graph> waits = std::make_shared<wait_graph>();
 };
 
 /// One entry of a context's queue: an acquire, store or erase waiting for
@@ -85,6 +89,7 @@ public:
 
   messages::payload input; // store: the value
   caf::actor_addr client;  // parked: the sender (holds the session it gets)
+  party requester = 0;     // thread or actor: who acquires (wait_graph.hpp)
 
   // -- output (set when the wait ends) ------------------------------------------
 
@@ -99,6 +104,9 @@ public:
   waiter* next() const noexcept {
     return next_;
   }
+
+  /// Set while the wait is in the wait-for graph.
+  wait_graph* graph = nullptr;
 
 private:
   friend class context;
@@ -176,6 +184,8 @@ public:
   /// True with a backend: every change is made durable (by the owner)
   /// before it becomes visible, one at a time.
   const bool durable;
+  /// The storage's wait-for graph.
+  const std::shared_ptr<wait_graph> waits;
 
   /// Requests of this process on their way to the owner (counted by
   /// detail::inbound_ticket): while there are any, nobody takes the context
@@ -255,6 +265,12 @@ public:
   /// the owner (a thread, or an actor on the fast path).
   bool direct() const noexcept {
     return direct_;
+  }
+
+  /// Who holds the open session (0: nobody); read without the lock by the
+  /// wait-for graph.
+  party holder_party() const noexcept {
+    return holder_party_.load(std::memory_order_relaxed);
   }
 
   /// The actor that holds a session the owner granted; none otherwise.
@@ -432,7 +448,8 @@ public:
 private:
   void set_present(bool value) noexcept;
   void drop_value() noexcept;
-  uint64_t open_session(bool direct, const caf::actor_addr& who, effects& fx);
+  uint64_t open_session(bool direct, const caf::actor_addr& who, party by,
+                        effects& fx);
   void close_session() noexcept;
   void grant(waiter& w, effects& fx);
 
@@ -448,6 +465,7 @@ private:
   uint64_t last_token_ = 0; // highest token issued here or before we existed
   bool direct_ = false;     // the session was taken without the owner
   caf::actor_addr holder_;  // the holder of an owner-granted session
+  std::atomic<party> holder_party_{0}; // who holds the session (any kind)
 
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;

@@ -235,7 +235,13 @@ caf::response_promise park(owner_ptr self, context& ctx, waiter::request what,
   auto w = std::make_unique<parked_request>(what, ++st.next_seq, rp);
   w->client = std::move(who);
   w->input = std::move(value);
-  if (!ctx.enqueue(*w)) { // threads and actors queued count too
+  if (what == waiter::request::acquire) { // a wait that may close a cycle
+    w->requester = actor_party(w->client.get());
+    if (auto err = queue_acquire(ctx, *w, actor_name(w->client))) {
+      rp.deliver(std::move(err));
+      return rp;
+    }
+  } else if (!ctx.enqueue(*w)) { // threads and actors queued count too
     rp.deliver(
       make_error(errc::overloaded, "too many requests queued on this context"));
     return rp;
