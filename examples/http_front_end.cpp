@@ -2,6 +2,7 @@
 // 127.0.0.1, JSON in and out. This file is the server; the routes are in
 // http_routes.hpp, the JSON (nlohmann/json) in http_json.hpp.
 //   GET  /contexts/cart/<uuid>         the last committed cart (a snapshot)
+//   GET  /metrics                      the storage's metrics (Prometheus)
 //   PUT  /contexts/cart/<uuid>         {"owner":"ann","total":0} stores a cart
 //   POST /contexts/cart/<uuid>/update  {"sku":"pear","qty":2} adds in a session
 //   POST /shutdown                     stops accepting; once the connections

@@ -44,10 +44,30 @@ inline response fail(http::status status, const std::string& code,
   return reply(status, error_json(code, message));
 }
 
+/// GET /metrics: the storage's metrics for Prometheus (text format 0.0.4).
+inline response metrics(ctxstore::blocking_client& client, const request& req) {
+  if (req.method() != http::verb::get)
+    return fail(http::status::method_not_allowed, "method_not_allowed",
+                std::string{req.method_string()} + " /metrics");
+  try {
+    response res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    res.keep_alive(false);
+    res.body() = client.metrics();
+    res.prepare_payload();
+    return res;
+  } catch (const ctxstore::error& e) {
+    return fail(http::status::service_unavailable, ctxstore::to_string(e.code()),
+                e.what());
+  }
+}
+
 /// The answer to `req` (any route but POST /shutdown, which is the server's).
 inline response handle(ctxstore::blocking_client& client, const request& req) {
   std::vector<std::string> parts; // "/contexts/cart/<uuid>[/update]"
   std::string target{req.target()};
+  if (target == "/metrics")
+    return metrics(client, req);
   for (size_t pos = 0; pos != std::string::npos;) {
     auto next = target.find('/', pos + 1);
     parts.push_back(target.substr(pos + 1, next - pos - 1));

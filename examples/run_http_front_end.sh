@@ -21,11 +21,14 @@
 #     connections: it reports it cannot accept, uses less than 0.2 s of CPU in
 #     2 s, and once the 60 are closed answers a request within 1 s.
 #  8. POST /shutdown from 127.0.0.1 stops each server: exit code 0.
-# Usage: run_http_front_end.sh <http_front_end> [curl]
+#  GET /metrics after 1.: Prometheus text with the carts' counts (checked with
+#  `promtool check metrics` when PROMTOOL is given).
+# Usage: run_http_front_end.sh <http_front_end> [curl [promtool]]
 # Last line: "example_http_front_end: ok" or "example_http_front_end: FAILED".
 set -u
 server_bin=${1:?usage: $0 <http_front_end> [curl]}
 curl_bin=${2:-curl}
+promtool_bin=${3:-}
 dir=$(mktemp -d) || exit 1
 started=() # every process this script started, killed at exit
 fail() {
@@ -159,6 +162,16 @@ echo "bulk: $ok of 1000 updates answered 200 in $ms ms"
 [ "$ok" -eq 1000 ] || fail "bulk: only $ok updates answered 200"
 call bulk_get GET "$bulk"
 expect bulk_get 200 '"version":1001,' '"total":1000,'
+
+# The metrics count those updates (1008 sessions of type cart).
+call metrics GET /metrics
+expect metrics 200 '# TYPE ctxstore_operations_total counter' \
+  'ctxstore_operations_total{type="cart",kind="acquire",result="ok"} 1008'
+if [ -n "$promtool_bin" ]; then
+  "$promtool_bin" check metrics <"$dir/metrics" >"$dir/promtool.out" 2>&1 \
+    || fail "promtool check metrics: $(cat "$dir/promtool.out")"
+  echo "metrics: promtool check metrics passed"
+fi
 
 # -- 2. bodies -----------------------------------------------------------------
 

@@ -290,6 +290,25 @@ void async_core::erase(const context_key& key,
     erase_atom::value, key, token);
 }
 
+void async_core::info(const context_key& key,
+                      std::function<void(context_info&)> on_info,
+                      error_callback on_err) const {
+  const caf::actor& dest = home_->registry();
+  if (!dest)
+    return fail(on_err, errc::storage_down, "no storage behind this handle");
+  request_then(self_, dest, std::move(on_info),
+               error_forwarder{std::move(on_err)}, info_atom::value, key);
+}
+
+void async_core::metrics(std::function<void(std::string&)> on_text,
+                         error_callback on_err) const {
+  const caf::actor& dest = home_->registry();
+  if (!dest)
+    return fail(on_err, errc::storage_down, "no storage behind this handle");
+  request_then(self_, dest, std::move(on_text),
+               error_forwarder{std::move(on_err)}, metrics_atom::value);
+}
+
 void async_core::stats(std::function<void(storage_stats&)> on_stats,
                        error_callback on_err) const {
   const caf::actor& dest = home_->registry();

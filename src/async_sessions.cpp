@@ -223,6 +223,7 @@ std::shared_ptr<async_held> open_direct(caf::event_based_actor* self,
   auto held = std::make_shared<async_held>();
   waiter w{waiter::kind::actor, waiter::request::acquire};
   w.requester = actors::actor_party(self->ctrl());
+  w.requester_id = self->id();
   cell->acquire_direct(w, fx);
   held->token = w.token;
   held->version = w.version;
@@ -277,6 +278,7 @@ acquire_route direct_acquire(caf::event_based_actor* self,
     auto w = std::make_shared<actor_waiter>(
       cell, caf::strong_actor_ptr{self->ctrl()}, new_response_id(self));
     w->requester = actors::actor_party(self->ctrl());
+    w->requester_id = self->id();
     auto err = actors::queue_acquire(*cell, *w,
                                      actors::actor_name(self->address()));
     if (err) { // overloaded, or a deadlock

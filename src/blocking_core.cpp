@@ -99,6 +99,7 @@ void wait_in_cell(context& cell, std::unique_lock<std::mutex>& guard,
     w.cv.wait(guard, done);
   } else if (!w.cv.wait_for(guard, std::chrono::milliseconds{wait_ms}, done)) {
     cell.remove(w); // never granted later
+    cell.metrics->acquire_timeout.fetch_add(1, std::memory_order_relaxed);
     throw error{errc::timeout, "gave up waiting for the context"};
   }
   if (w.result == waiter::outcome::failed)
@@ -160,6 +161,15 @@ bool blocking_core::erase(const context_key& key) {
                              uint64_t{0});
 }
 
+context_info blocking_core::info(const context_key& key) {
+  return call_via_pool<context_info>(*this, caf::actor{}, info_atom::value,
+                                     key);
+}
+
+std::string blocking_core::metrics() {
+  return call_via_pool<std::string>(*this, caf::actor{}, metrics_atom::value);
+}
+
 storage_stats blocking_core::stats() {
   return call_via_pool<storage_stats>(*this, caf::actor{}, stats_atom::value);
 }
@@ -177,8 +187,10 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
     if (!direct && cell->may_queue_direct()) {
       // Held by someone else: wait in the queue, like a futex waiter (whoever
       // grants it the session arms its lease).
-      if (wait_ms == 0)
+      if (wait_ms == 0) {
+        cell->metrics->acquire_timeout.fetch_add(1, std::memory_order_relaxed);
         throw error{errc::timeout, "the context is held"};
+      }
       wait_in_cell(*cell, guard, *held, wait_ms);
       guard.unlock();
       direct = true;

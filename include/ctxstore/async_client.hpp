@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <typeinfo>
 #include <utility>
 
@@ -193,6 +194,30 @@ public:
     return pending<storage_stats>{[core](auto on_ok, auto on_err) {
       core.stats([on_ok = std::move(on_ok)](storage_stats& x) { on_ok(x); },
                  std::move(on_err));
+    }};
+  }
+
+  /// Who holds the context `id` of type T and who waits for it (see
+  /// blocking_client::info); no_such_context if there is none.
+  template <class T>
+  pending<context_info> info(const context_id& id) {
+    auto core = core_;
+    return pending<context_info>{[core, id](auto on_ok, auto on_err) {
+      auto key = core.template key_of<T>(id, on_err);
+      if (key.type.empty())
+        return;
+      core.info(
+        key, [on_ok = std::move(on_ok)](context_info& x) { on_ok(x); },
+        std::move(on_err));
+    }};
+  }
+
+  /// The storage's metrics in the Prometheus text format 0.0.4.
+  pending<std::string> metrics() {
+    auto core = core_;
+    return pending<std::string>{[core](auto on_ok, auto on_err) {
+      core.metrics([on_ok = std::move(on_ok)](std::string& x) { on_ok(x); },
+                   std::move(on_err));
     }};
   }
 

@@ -130,6 +130,21 @@ public:
     return core_->stats();
   }
 
+  /// Who holds the context `id` of type T and who waits for it (holder:
+  /// "thread 1234", "actor 42", "actor 42 on NODE"). Throws
+  /// error{no_such_context} if there is none. A read: allowed through a
+  /// read-only publication.
+  template <class T>
+  context_info info(const context_id& id) {
+    return core_->info(key_of<T>(id));
+  }
+
+  /// The storage's metrics in the Prometheus text format 0.0.4 (of the
+  /// storage node, for a remote storage).
+  std::string metrics() {
+    return core_->metrics();
+  }
+
   /// The storage this client talks to.
   const storage& target() const noexcept {
     return core_->target();

@@ -1,5 +1,6 @@
 #include "ctxstore/actors/context.hpp"
 
+#include <string>
 #include <utility>
 
 #include "ctxstore/error.hpp"
@@ -39,10 +40,13 @@ context::context(messages::context_key key, const std::type_info* type,
       max_waiters(defaults.max_waiters), fast_path(defaults.fast_path),
       stats(defaults.stats), durable(defaults.backend != nullptr),
       waits(defaults.waits),
+      metrics(defaults.metrics, defaults.metrics->of(this->key.type)),
       committed_(std::move(initial)) {
   // Every token issued so far belongs to a session of an earlier context of
   // this key (or another key): stale here.
   last_token_ = stats->last_token.load();
+  if (!committed_.value.empty()) // created by a store
+    metrics->written.fetch_add(1, std::memory_order_relaxed);
 }
 
 context::context(messages::context_key key, const std::type_info* type,
@@ -103,7 +107,11 @@ uint64_t context::open_session(bool direct, const caf::actor_addr& who,
   direct_ = direct;
   holder_ = direct ? caf::actor_addr{} : who;
   holder_party_.store(by, std::memory_order_relaxed);
+  holder_id_ = 0;
+  granted_at_ = steady_ns();
   stats->sessions += 1;
+  metrics->acquired.fetch_add(1, std::memory_order_relaxed);
+  metrics->sessions.fetch_add(1, std::memory_order_relaxed);
   if (lease.count() > 0)
     fx.lease = token_;
   return token_;
@@ -117,12 +125,17 @@ void context::close_session() noexcept {
   holder_ = caf::actor_addr{};
   holder_party_.store(0, std::memory_order_relaxed);
   stats->sessions -= 1;
+  metrics->sessions.fetch_sub(1, std::memory_order_relaxed);
+  metrics->session_hold.observe(steady_ns() - granted_at_);
 }
 
 void context::grant(waiter& w, effects& fx) {
   auto parked = w.how == waiter::kind::parked;
   w.token = open_session(!parked, w.client,
                          parked ? actor_party(w.client.get()) : w.requester, fx);
+  holder_id_ = w.requester_id;
+  if (w.since != 0) // it waited in the queue
+    metrics->acquire_wait.observe(granted_at_ - w.since);
   w.version = version_;
   w.value = committed_.value;
   w.result = waiter::outcome::granted;
@@ -154,6 +167,8 @@ bool context::enqueue(waiter& w) {
   tail_ = &w;
   ++length_;
   stats->waiters += 1;
+  metrics->waiters.fetch_add(1, std::memory_order_relaxed);
+  w.since = steady_ns();
   return true;
 }
 
@@ -168,6 +183,7 @@ bool context::remove(waiter& w) noexcept {
     w.next_ = nullptr;
     --length_;
     stats->waiters -= 1;
+    metrics->waiters.fetch_sub(1, std::memory_order_relaxed);
     if (w.graph != nullptr)
       w.graph->forget(w);
     return true;
@@ -186,6 +202,7 @@ uint64_t context::store(messages::payload value, effects& fx) {
   fx.replaced = std::move(committed_.value);
   committed_ = std::move(value);
   set_present(true);
+  metrics->written.fetch_add(1, std::memory_order_relaxed);
   return ++version_;
 }
 
@@ -196,6 +213,7 @@ void context::end_session(effects& fx, bool by_owner) {
 
 bool context::erase(effects& fx, bool by_owner) {
   auto existed = present_;
+  metrics->erased.fetch_add(1, std::memory_order_relaxed);
   drop_value();
   close_session();
   run_queue(fx, by_owner);
@@ -203,8 +221,10 @@ bool context::erase(effects& fx, bool by_owner) {
 }
 
 void context::lease_expired(uint64_t token, effects& fx) {
-  if (token != 0 && token_ == token)
+  if (token != 0 && token_ == token) {
+    metrics->lease_revocations.fetch_add(1, std::memory_order_relaxed);
     end_session(fx, true);
+  }
 }
 
 void context::holder_gone(const caf::actor_addr& who, effects& fx) {
@@ -240,6 +260,7 @@ void context::run_queue(effects& fx, bool by_owner) {
         break;
       case waiter::request::erase:
         w.existed = present_;
+        metrics->erased.fetch_add(1, std::memory_order_relaxed);
         drop_value();
         w.result = waiter::outcome::done;
         break;
@@ -268,6 +289,26 @@ void context::stop(const caf::error& reason, effects& fx, bool by_owner) {
     persisting_ = false;
   }
   stopped_ = true; // a direct holder's release: storage_down
+}
+
+context_info context::info(int64_t now) const {
+  context_info result;
+  result.version = version_;
+  result.held = token_ != 0;
+  if (result.held) {
+    auto by = holder_party();
+    if (!direct_)
+      result.holder = actor_name(holder_);
+    else if (by % 2 == 1)
+      result.holder = "thread " + std::to_string(by / 2);
+    else
+      result.holder = "actor " + std::to_string(holder_id_);
+    result.held_for = std::chrono::nanoseconds{now - granted_at_};
+  }
+  result.waiters = length_;
+  if (head_ != nullptr)
+    result.oldest_wait = std::chrono::nanoseconds{now - head_->since};
+  return result;
 }
 
 void context::wake(effects& fx) noexcept {

@@ -15,9 +15,11 @@
 #include <caf/message.hpp>
 
 #include "ctxstore/actors/counters.hpp"
+#include "ctxstore/actors/metrics.hpp"
 #include "ctxstore/actors/party.hpp"
 #include "ctxstore/actors/wait_graph.hpp"
 #include "ctxstore/backend.hpp"
+#include "ctxstore/context_info.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
 
@@ -51,6 +53,9 @@ struct context_defaults {
   size_t max_value_bytes = 0; // storage_options::max_value_bytes
   /// Who waits for what (deadlock detection).
   std::shared_ptr<wait_graph> waits = std::make_shared<wait_graph>();
+  /// Counts by context type (blocking_client::metrics).
+  std::shared_ptr<metrics_registry> metrics
+    = std::make_shared<metrics_registry>();
 };
 
 /// One entry of a context's queue: an acquire, store or erase waiting for
@@ -90,6 +95,8 @@ public:
   messages::payload input; // store: the value
   caf::actor_addr client;  // parked: the sender (holds the session it gets)
   party requester = 0;     // thread or actor: who acquires (wait_graph.hpp)
+  uint64_t requester_id = 0; // actor: its id (context::info names it)
+  int64_t since = 0;       // when it was queued (steady ns)
 
   // -- output (set when the wait ends) ------------------------------------------
 
@@ -186,6 +193,8 @@ public:
   const bool durable;
   /// The storage's wait-for graph.
   const std::shared_ptr<wait_graph> waits;
+  /// The counts of this context's type (keeps the storage's registry alive).
+  const std::shared_ptr<type_metrics> metrics;
 
   /// Requests of this process on their way to the owner (counted by
   /// detail::inbound_ticket): while there are any, nobody takes the context
@@ -350,6 +359,9 @@ public:
            && head_ == nullptr;
   }
 
+  /// Who holds the context and who waits, as of `now` (steady ns).
+  context_info info(int64_t now) const;
+
   // -- transitions (the caller holds mtx) ---------------------------------------
 
   /// Opens a session for a client of this process that found the context
@@ -466,6 +478,8 @@ private:
   bool direct_ = false;     // the session was taken without the owner
   caf::actor_addr holder_;  // the holder of an owner-granted session
   std::atomic<party> holder_party_{0}; // who holds the session (any kind)
+  uint64_t holder_id_ = 0;  // an actor holding a direct session: its id
+  int64_t granted_at_ = 0;  // when the session opened (steady ns)
 
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;

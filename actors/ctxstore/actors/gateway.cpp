@@ -33,6 +33,8 @@ caf::error refusal(const caf::type_erased_tuple& msg,
   switch (static_cast<uint64_t>(msg.get_as<caf::atom_value>(0))) {
   case snapshot_atom::uint_value():
   case stats_atom::uint_value():
+  case info_atom::uint_value():
+  case metrics_atom::uint_value():
     return caf::none;
   case acquire_atom::uint_value():
   case store_atom::uint_value():
@@ -66,6 +68,9 @@ caf::behavior gateway_behavior(caf::stateful_actor<gateway_state>* self,
     [registry, board, opts](caf::scheduled_actor* ptr,
                             caf::message_view& x) -> caf::result<caf::message> {
       auto& msg = x.content();
+      if (board)
+        board->defaults().metrics->remote_requests.fetch_add(
+          1, std::memory_order_relaxed);
       if (auto err = refusal(msg, opts)) {
         // A client ends its session when its release fails: so does the
         // storage (a plain abort from the holder, answered with nothing), or

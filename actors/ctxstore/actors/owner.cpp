@@ -334,8 +334,10 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         ctx.acquire_by(who, w, s.fx);
         return grant_of(self, w);
       }
-      if (wait_ms == 0)
+      if (wait_ms == 0) {
+        ctx.metrics->acquire_timeout.fetch_add(1, std::memory_order_relaxed);
         return make_error(errc::timeout, "the context is held");
+      }
       auto rp = park(self, ctx, waiter::request::acquire);
       if (wait_ms > 0 && rp.pending())
         self->delayed_send(self, std::chrono::milliseconds{wait_ms},
@@ -461,6 +463,7 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         return;
       auto w = std::move(i->second);
       st.parked.erase(i);
+      s.ctx().metrics->acquire_timeout.fetch_add(1, std::memory_order_relaxed);
       w->promise.deliver(
         make_error(errc::timeout, "gave up waiting for the context"));
       unwatch(self, w->client);

@@ -294,6 +294,21 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return caf::delegated<uint64_t>{};
       return make_error(errc::session_expired, "abort: no such session");
     },
+    [=](info_atom, const context_key& key) -> caf::result<context_info> {
+      if (auto err = validate_key(key))
+        return err;
+      auto cell = self->state.board->find_cell(key);
+      if (!cell)
+        return missing_context(key);
+      std::lock_guard<std::mutex> guard{cell->mtx};
+      if (!cell->present() && !cell->loading())
+        return missing_context(key);
+      return cell->info(steady_ns());
+    },
+    [=](metrics_atom) {
+      auto& defaults = self->state.board->defaults();
+      return defaults.metrics->render(*defaults.stats);
+    },
     [=](stats_atom) {
       auto& c = self->state.stats();
       auto get = [](const std::atomic<int64_t>& x) {

@@ -123,13 +123,17 @@ void wait_graph::forget(waiter& w) noexcept {
 }
 
 caf::error queue_acquire(context& ctx, waiter& w, std::string who) {
-  if (ctx.queue_full())
+  if (ctx.queue_full()) {
+    ctx.metrics->acquire_overloaded.fetch_add(1, std::memory_order_relaxed);
     return make_error(errc::overloaded,
                       "too many requests queued on this context");
+  }
   if (ctx.waits) {
     auto cycle = ctx.waits->wait_for(w, ctx, std::move(who));
-    if (!cycle.empty())
+    if (!cycle.empty()) {
+      ctx.metrics->acquire_deadlock.fetch_add(1, std::memory_order_relaxed);
       return make_error(errc::deadlock, std::move(cycle));
+    }
   }
   ctx.enqueue(w); // not full: checked above, under the same lock
   return caf::none;

@@ -4,12 +4,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <typeinfo>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/message.hpp>
 
 #include "ctxstore/context_id.hpp"
+#include "ctxstore/context_info.hpp"
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/context_key.hpp"
@@ -77,6 +79,15 @@ public:
   /// The storage's counts.
   void stats(std::function<void(storage_stats&)> on_stats,
              error_callback on_err) const;
+
+  /// Who holds the context and who waits.
+  void info(const messages::context_key& key,
+            std::function<void(context_info&)> on_info,
+            error_callback on_err) const;
+
+  /// The storage's metrics (Prometheus text).
+  void metrics(std::function<void(std::string&)> on_text,
+               error_callback on_err) const;
 
   /// The storage this core talks to.
   const storage& target() const noexcept {

@@ -3,12 +3,14 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/message.hpp>
 
+#include "ctxstore/context_info.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/grant.hpp"
@@ -69,6 +71,8 @@ public:
   uint64_t store(const messages::context_key& key, caf::message value);
   bool erase(const messages::context_key& key);
   storage_stats stats();
+  context_info info(const messages::context_key& key);
+  std::string metrics();
 
   /// Opens a session and registers it as this thread's.
   std::shared_ptr<held_session> acquire(const messages::context_key& key,

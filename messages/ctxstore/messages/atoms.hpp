@@ -21,6 +21,10 @@ using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
 /// Asks a storage for its counts (answer: `storage_stats`).
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+/// Asks who holds a context and who waits (answer: `context_info`).
+using info_atom = caf::atom_constant<caf::atom("info")>;
+/// Asks a storage for its metrics (answer: Prometheus text, a string).
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 
 /// Internal: an owner of an erased context with nothing left to do asks the
 /// registry to forget it. The registry answers `retire_check_atom`; the owner

@@ -127,6 +127,7 @@ void add_protocol_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<grant>("ctxstore.grant");
   cfg.add_message_type<versioned_value>("ctxstore.versioned");
   cfg.add_message_type<storage_stats>("ctxstore.stats");
+  cfg.add_message_type<context_info>("ctxstore.info");
   cfg.add_error_category(
     error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
       auto text = "ctxstore::" + to_string(static_cast<errc>(code));

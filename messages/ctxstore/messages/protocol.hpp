@@ -2,6 +2,7 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "ctxstore/context_info.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/atoms.hpp"
 #include "ctxstore/messages/context_key.hpp"
@@ -20,6 +21,8 @@
 //        token: the caller's session token, 0 if it holds none
 //   (erase_atom, context_key, uint64 token)           -> bool existed
 //   (stats_atom)                                      -> storage_stats
+//   (info_atom, context_key)                          -> context_info
+//   (metrics_atom)                                    -> string (Prometheus)
 // Session requests go straight to `grant::owner`, or to the storage, which
 // forwards them, when the grant has no owner (remote holders):
 //   (commit_atom, context_key, uint64 token, payload)  -> uint64 version

@@ -1,0 +1,197 @@
+#include "async_fixture.hpp"
+#include "fixture.hpp"
+#include "tls_certs.hpp"
+#include "waiting.hpp"
+
+#include <future>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <caf/io/middleman.hpp>
+
+// Who holds what: info<T>(id) names the holder (a thread by its OS thread id,
+// an actor by its id, a holder of another node with its node), how long it
+// has held the context, and how many wait and for how long.
+
+using namespace ctxstore;
+using namespace waiting;
+using async_fixture::spawn_counter_holder;
+
+namespace {
+
+ctxstore::storage fast_path_storage(caf::actor_system& sys) {
+  storage_options opts;
+  opts.local_fast_path = true;
+  return spawn_storage(sys, opts);
+}
+
+std::string this_thread_name() {
+  return "thread " + std::to_string(::syscall(SYS_gettid));
+}
+
+struct node_config : test_config {
+  explicit node_config(const char* role) {
+    load<caf::io::middleman>();
+    if (tls_certs::remote_over_tls())
+      tls_certs::use(*this, role);
+  }
+};
+
+struct two_nodes {
+  explicit two_nodes(publish_options popts = {})
+      : server_sys(server_cfg), client_sys(client_cfg) {
+    local = spawn_storage(server_sys, storage_options{});
+    auto port = publish(server_sys, local, 0, popts);
+    REQUIRE(port);
+    auto handle = connect(client_sys, "127.0.0.1", *port);
+    REQUIRE(handle);
+    remote = *handle;
+    local_client = std::make_unique<blocking_client>(server_sys, local);
+    remote_client = std::make_unique<blocking_client>(client_sys, remote);
+  }
+
+  ~two_nodes() {
+    local_client.reset();
+    remote_client.reset();
+    local = storage{};
+    remote = storage{};
+  }
+
+  node_config server_cfg{"server"};
+  node_config client_cfg{"client"};
+  caf::actor_system server_sys;
+  caf::actor_system client_sys;
+  storage local;
+  storage remote;
+  std::unique_ptr<blocking_client> local_client;
+  std::unique_ptr<blocking_client> remote_client;
+};
+
+} // namespace
+
+SCENARIO("info of a free context", "[info]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  f.client->store<counter>(id, counter{2});
+  auto x = f.client->info<counter>(id);
+  CHECK(x.version == 2);
+  CHECK_FALSE(x.held);
+  CHECK(x.holder.empty());
+  CHECK(x.held_for.count() == 0);
+  CHECK(x.waiters == 0);
+  CHECK(x.oldest_wait.count() == 0);
+}
+
+SCENARIO("info of an unknown context is no_such_context", "[info]") {
+  fixture f;
+  CHECK(error_code_of([&] { f.client->info<counter>(new_id()); })
+        == errc::no_such_context);
+  auto id = new_id();
+  f.client->store<counter>(id, counter{1});
+  f.client->erase<counter>(id);
+  CHECK(error_code_of([&] { f.client->info<counter>(id); })
+        == errc::no_such_context);
+}
+
+SCENARIO("info names the holding thread and the waiters", "[info]") {
+  fixture f{{}, fast_path_storage};
+  auto& c = *f.client;
+  auto id = new_id();
+  c.store<counter>(id, counter{0});
+  auto s = c.acquire<counter>(id);
+  auto first = c.info<counter>(id);
+  CHECK(first.held);
+  CHECK(first.holder == this_thread_name());
+  CHECK(first.held_for.count() > 0);
+  CHECK(first.waiters == 0);
+  GIVEN("another thread waiting for it") {
+    blocking_client other = c;
+    task<int64_t> waiter{f, [other, id]() mutable {
+                           auto s2 = other.acquire<counter>(id);
+                           auto v = s2->value;
+                           s2.release();
+                           return v;
+                         }};
+    wait_for_waiters(f, 1);
+    auto x = c.info<counter>(id);
+    CHECK(x.waiters == 1);
+    CHECK(x.oldest_wait.count() > 0);
+    CHECK(x.held_for >= first.held_for);
+    auto later = c.info<counter>(id);
+    CHECK(later.oldest_wait >= x.oldest_wait);
+    s->value = 7;
+    s.release();
+    CHECK(waiter.get("the waiting thread") == 7);
+    auto after = c.info<counter>(id);
+    CHECK_FALSE(after.held);
+    CHECK(after.waiters == 0);
+    CHECK(after.version == 3);
+  }
+}
+
+SCENARIO("info names a holding actor; async_client::info", "[info]") {
+  fixture f;
+  auto id = new_id();
+  f.client->store<counter>(id, counter{0});
+  actor_reaper reaper;
+  caf::actor x;
+  auto granted = spawn_counter_holder(
+    f, reaper, id, 1,
+    [](int, caf::event_based_actor*, async_fixture::client_ptr,
+       async_session<counter>&) {},
+    x);
+  await(f, granted, "the actor's acquire");
+  auto seen = f.client->info<counter>(id);
+  CHECK(seen.held);
+  CHECK(seen.holder == "actor " + std::to_string(x.id()));
+  auto from_actor = async_fixture::run_in_actor<std::string>(
+    f, [id](caf::event_based_actor*, async_fixture::client_ptr ac,
+            auto done) {
+      ac->info<counter>(id).then(
+        [done](context_info i) { done(i.holder); },
+        [done](caf::error& e) { done(describe(e)); });
+    });
+  CHECK(from_actor == seen.holder);
+  auto missing = async_fixture::run_in_actor<std::string>(
+    f, [](caf::event_based_actor*, async_fixture::client_ptr ac, auto done) {
+      ac->info<counter>(new_id()).then(
+        [done](context_info) { done("found"); },
+        [done](caf::error& e) { done(to_string(to_errc(e))); });
+    });
+  CHECK(missing == "no_such_context");
+}
+
+SCENARIO("info over publish and connect, also read-only", "[info][remote]") {
+  GIVEN("a context held by a client of another node") {
+    two_nodes n;
+    auto id = new_id();
+    n.local_client->store<counter>(id, counter{0});
+    auto s = n.remote_client->acquire<counter>(id);
+    THEN("both sides see the remote holder with its node") {
+      auto here = n.local_client->info<counter>(id);
+      CHECK(here.held);
+      CHECK(here.holder.rfind("actor ", 0) == 0);
+      CHECK(here.holder.find(" on ") != std::string::npos);
+      auto there = n.remote_client->info<counter>(id);
+      CHECK(there.holder == here.holder);
+      CHECK(error_code_of([&] { n.remote_client->info<counter>(new_id()); })
+            == errc::no_such_context);
+      s.release();
+      CHECK_FALSE(n.remote_client->info<counter>(id).held);
+    }
+  }
+  GIVEN("a read-only publication") {
+    publish_options read_only;
+    read_only.read_only = true;
+    two_nodes n{read_only};
+    auto id = new_id();
+    n.local_client->store<counter>(id, counter{0});
+    THEN("info and metrics are reads: they pass") {
+      CHECK(n.remote_client->info<counter>(id).version == 1);
+      CHECK(n.remote_client->metrics().find("ctxstore_remote_requests_total")
+            != std::string::npos);
+    }
+  }
+}
