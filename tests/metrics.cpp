@@ -151,3 +151,30 @@ SCENARIO("type names are escaped as Prometheus label values require",
   }
   st = storage{};
 }
+
+SCENARIO("with a backend, metrics time the durable commits", "[metrics]") {
+  char tmpl[] = "/tmp/ctxstore-metrics-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl;
+  {
+    auto db = open_sqlite(dir + "/contexts.db");
+    REQUIRE(db);
+    storage_options opts;
+    opts.backend = *db;
+    fixture f{opts};
+    auto id = new_id();
+    f.client->store<counter>(id, counter{1});
+    f.client->update<counter>(id, [](counter& x) { x.value += 1; });
+    auto text = f.client->metrics();
+    std::string bad;
+    CHECK(well_formed(text, bad));
+    INFO(bad);
+    CHECK(sample(text,
+                 R"(ctxstore_durable_commit_seconds_count{type="counter"})")
+          == 2);
+    CHECK(sample(text, R"(ctxstore_durable_commit_seconds_sum{type="counter"})")
+          > 0);
+  }
+  std::string cmd = "rm -rf '" + dir + "'";
+  CHECK(std::system(cmd.c_str()) == 0);
+}

@@ -165,6 +165,10 @@ std::string metrics_registry::render(const counters& totals) const {
          "How long sessions were held.");
   for (auto& [name, m] : types_)
     m->session_hold.render(out, "ctxstore_session_hold_seconds", label(*m));
+  header(out, "ctxstore_durable_commit_seconds", "histogram",
+         "How long the backend took to make a change durable.");
+  for (auto& [name, m] : types_)
+    m->durable_commit.render(out, "ctxstore_durable_commit_seconds", label(*m));
   header(out, "ctxstore_resident_contexts", "gauge",
          "Contexts in memory.");
   sample(out, "ctxstore_resident_contexts", "", load(totals.contexts));

@@ -55,6 +55,7 @@ struct type_metrics {
   std::atomic<int64_t> waiters{0};
   duration_histogram acquire_wait; // of acquires that waited in a queue
   duration_histogram session_hold;
+  duration_histogram durable_commit; // backend writes (with a backend)
 };
 
 /// Every type's metrics of one storage.

@@ -79,7 +79,11 @@ void persist(owner_ptr self, std::optional<caf::expected<backend_write>> w,
   auto me = self->address(); // weak: the backend may outlive us
   auto slot = std::make_shared<handoff<caf::error>>();
   st.written = slot;
-  auto answer = [me, seq, slot](const caf::error& err) {
+  auto counts = st.ctx->metrics; // the backend may answer on its own thread
+  auto started = w && *w ? steady_ns() : 0; // 0: nothing to write
+  auto answer = [me, seq, slot, counts, started](const caf::error& err) {
+    if (started != 0 && !err)
+      counts->durable_commit.observe(steady_ns() - started);
     slot->put(err);
     if (auto owner = caf::actor_cast<caf::actor>(me))
       caf::anon_send(owner, persisted_atom::value, seq);
