@@ -43,6 +43,8 @@ void add_storage_options(caf::actor_system_config& cfg) {
                   "more than this many bytes unread (0: no bound)")
     .add<int64_t>("max-value-bytes", "most bytes a value from another node "
                                      "may take (0: no limit)")
+    .add<int64_t>("watch-buffer", "changes a watcher may fall behind before "
+                                  "it gets the newest with `skipped`")
     .add<bool>("require-tls", "publish and connect refuse to work without "
                               "TLS (openssl.* options)")
     .add<bool>("allow-plain-remote", "allow a plain (not TLS) publication "
@@ -84,6 +86,10 @@ storage_options storage_options_from(const caf::actor_system_config& cfg) {
     throw std::invalid_argument{
       "ctxstore.max-value-bytes must not be negative"};
   result.max_value_bytes = static_cast<std::size_t>(max_value);
+  auto watch_buffer = caf::get_or(cfg, "ctxstore.watch-buffer", int64_t{1024});
+  if (watch_buffer < 0)
+    throw std::invalid_argument{"ctxstore.watch-buffer must not be negative"};
+  result.watch_buffer = static_cast<std::size_t>(watch_buffer);
   auto uri = caf::get_or(cfg, "ctxstore.backend", std::string{});
   if (!uri.empty()) {
     auto opened = open_backend(uri);

@@ -10,6 +10,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "ctxstore/async_session.hpp"
+#include "ctxstore/change.hpp"
 #include "ctxstore/context_id.hpp"
 #include "ctxstore/detail/async_core.hpp"
 #include "ctxstore/pending.hpp"
@@ -17,6 +18,7 @@
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_stats.hpp"
 #include "ctxstore/versioned.hpp"
+#include "ctxstore/watch_handle.hpp"
 
 namespace ctxstore {
 
@@ -188,6 +190,42 @@ public:
     }};
   }
 
+  /// Watches the context: `on_change(change<T>&)` runs in this actor, through
+  /// its mailbox, for each of its changes, in version order (see
+  /// `blocking_client::watch` for `after_version` and what a change holds).
+  /// `on_error(caf::error&)` runs once if the watch ends with an error:
+  /// `bad_request` (nil id), `unknown_type`, `type_mismatch` (the context
+  /// holds another type), `storage_down`. The watch runs until the returned
+  /// handle is stopped or destroyed (keep it in the actor's state), or the
+  /// actor ends.
+  template <class T, class OnChange, class OnError>
+  watch_handle watch(const context_id& id, uint64_t after_version,
+                     OnChange on_change, OnError on_error) {
+    detail::error_callback on_err{std::move(on_error)};
+    auto key = core_.template key_of<T>(id, on_err);
+    if (key.type.empty())
+      return watch_handle{};
+    return watch_handle{core_.watch(key, false, after_version, typeid(T),
+                                    unpack_changes<T>(std::move(on_change),
+                                                      on_err),
+                                    on_err)};
+  }
+
+  /// Watches every context of type T, from now on (see
+  /// `blocking_client::watch_all`); otherwise like `watch`.
+  template <class T, class OnChange, class OnError>
+  watch_handle watch_all(uint64_t after_version, OnChange on_change,
+                         OnError on_error) {
+    detail::error_callback on_err{std::move(on_error)};
+    auto key = core_.template key_of<T>(context_id{}, on_err);
+    if (key.type.empty())
+      return watch_handle{};
+    return watch_handle{core_.watch(key, true, after_version, typeid(T),
+                                    unpack_changes<T>(std::move(on_change),
+                                                      on_err),
+                                    on_err)};
+  }
+
   /// Counts of the storage.
   pending<storage_stats> stats() {
     auto core = core_;
@@ -227,6 +265,26 @@ public:
   }
 
 private:
+  template <class T, class OnChange>
+  static detail::async_core::change_handler
+  unpack_changes(OnChange on_change, detail::error_callback on_err) {
+    return [on_change = std::move(on_change),
+            on_err = std::move(on_err)](detail::raw_change& raw) mutable {
+      change<T> result{raw.id, raw.version, std::nullopt, raw.skipped};
+      if (!raw.value.empty()) {
+        if (!raw.value.template match_elements<T>()) {
+          auto err = make_error(errc::type_mismatch,
+                                "the watched context holds another type");
+          on_err(err);
+          return false;
+        }
+        result.value = raw.value.template get_as<T>(0);
+      }
+      on_change(result);
+      return true;
+    };
+  }
+
   detail::async_core core_;
 };
 

@@ -8,6 +8,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/message.hpp>
 
+#include "ctxstore/change.hpp"
 #include "ctxstore/context_id.hpp"
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/detail/blocking_core.hpp"
@@ -18,6 +19,7 @@
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_stats.hpp"
 #include "ctxstore/versioned.hpp"
+#include "ctxstore/watcher.hpp"
 
 namespace ctxstore {
 
@@ -123,6 +125,31 @@ public:
     if (auto held = detail::find_held(*core_, key))
       return core_->erase_held(*held);
     return core_->erase(key);
+  }
+
+  /// Watches the context: `next` yields its changes (commits, and erases as
+  /// a change without a value), in version order, from any thread that
+  /// commits them, local or remote. The context need not exist yet (its
+  /// first store is a change). `after_version` 0 starts with the current
+  /// value (if any); otherwise the changes after that version are replayed
+  /// as far as the storage retains them (the last few per watched context),
+  /// the rest announced by `change::skipped`. Throws `bad_request` (nil id),
+  /// `unknown_type`, `type_mismatch` (the context holds another type; if it
+  /// does not exist yet, the first `next` that meets one throws it).
+  template <class T>
+  watcher<T> watch(const context_id& id, uint64_t after_version = 0) {
+    return watcher<T>{core_->watch(key_of<T>(id), false, after_version,
+                                   typeid(T))};
+  }
+
+  /// Watches every context of type T: their changes from now on (each
+  /// context's in version order). `after_version` > 0 also replays, for the
+  /// contexts whose last changes the storage retains (those watched now),
+  /// the retained changes after that version.
+  template <class T>
+  watcher<T> watch_all(uint64_t after_version = 0) {
+    return watcher<T>{core_->watch(key_of<T>(context_id{}), true,
+                                   after_version, typeid(T))};
   }
 
   /// Counts of the storage, reflecting every call this thread completed.

@@ -78,6 +78,12 @@ struct storage_options {
   /// in this process are not measured. (CAF has read the whole message by
   /// then: this limits what is kept, not what a peer makes CAF read.)
   std::size_t max_value_bytes = 0;
+
+  /// How many changes a watcher (`watch`, `watch_all`) may fall behind: past
+  /// it, a context's queued changes give way to its newest, which counts
+  /// them in `change::skipped`. Also the bound of what a context retains for
+  /// watchers that resume from a version (at most 64 changes). Zero: 1.
+  std::size_t watch_buffer = 1024;
 };
 
 /// Declares the `ctxstore` option group on `cfg`, so that the command line

@@ -16,13 +16,15 @@ struct storage_stats {
   uint64_t waiters = 0;
   /// Owner actors alive, including those of erased contexts still retiring.
   uint64_t owners = 0;
+  /// Watches (`watch`, `watch_all`) registered, of this node and of others.
+  uint64_t watchers = 0;
 };
 
 /// Lets CAF serialize `storage_stats` (it travels as a reply).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, storage_stats& x) {
   return f(caf::meta::type_name("ctxstore.stats"), x.contexts, x.sessions,
-           x.waiters, x.owners);
+           x.waiters, x.owners, x.watchers);
 }
 
 } // namespace ctxstore

@@ -38,8 +38,8 @@ context::context(messages::context_key key, const std::type_info* type,
                  messages::payload initial, const context_defaults& defaults)
     : key(std::move(key)), type(type), lease(defaults.lease),
       max_waiters(defaults.max_waiters), fast_path(defaults.fast_path),
-      stats(defaults.stats), durable(defaults.backend != nullptr),
-      waits(defaults.waits),
+      stats(defaults.stats), changes(defaults.changes),
+      durable(defaults.backend != nullptr), waits(defaults.waits),
       metrics(defaults.metrics, defaults.metrics->of(this->key.type)),
       committed_(std::move(initial)) {
   // Every token issued so far belongs to a session of an earlier context of
@@ -83,7 +83,9 @@ void context::evict() noexcept {
   evicted_ = true;
 }
 
-void context::drop_value() noexcept {
+void context::drop_value() {
+  if (present_ && changes->active()) // nobody watches: one relaxed load
+    changes->publish(key, version_ + 1, caf::message{});
   // Created again, it starts at version 1, whether or not its owner retired
   // in between (and whether or not a backend kept it).
   committed_ = messages::payload{};
@@ -203,7 +205,10 @@ uint64_t context::store(messages::payload value, effects& fx) {
   committed_ = std::move(value);
   set_present(true);
   metrics->written.fetch_add(1, std::memory_order_relaxed);
-  return ++version_;
+  ++version_;
+  if (changes->active()) // nobody watches: one relaxed load
+    changes->publish(key, version_, committed_.value);
+  return version_;
 }
 
 void context::end_session(effects& fx, bool by_owner) {

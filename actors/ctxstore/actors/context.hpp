@@ -15,6 +15,7 @@
 #include <caf/message.hpp>
 
 #include "ctxstore/actors/counters.hpp"
+#include "ctxstore/actors/feed.hpp"
 #include "ctxstore/actors/metrics.hpp"
 #include "ctxstore/actors/party.hpp"
 #include "ctxstore/actors/wait_graph.hpp"
@@ -56,6 +57,8 @@ struct context_defaults {
   /// Counts by context type (blocking_client::metrics).
   std::shared_ptr<metrics_registry> metrics
     = std::make_shared<metrics_registry>();
+  /// The storage's change feed (storage_options::watch_buffer).
+  std::shared_ptr<feed> changes = std::make_shared<feed>(1024);
 };
 
 /// One entry of a context's queue: an acquire, store or erase waiting for
@@ -188,6 +191,8 @@ public:
   const size_t max_waiters;              // 0: no bound
   const bool fast_path;                  // storage_options::local_fast_path
   const std::shared_ptr<counters> stats;
+  /// Where commits and erases go while somebody watches (feed.hpp).
+  const std::shared_ptr<feed> changes;
   /// True with a backend: every change is made durable (by the owner)
   /// before it becomes visible, one at a time.
   const bool durable;
@@ -459,7 +464,7 @@ public:
 
 private:
   void set_present(bool value) noexcept;
-  void drop_value() noexcept;
+  void drop_value();
   uint64_t open_session(bool direct, const caf::actor_addr& who, party by,
                         effects& fx);
   void close_session() noexcept;

@@ -54,6 +54,10 @@ public:
                                                   defaults_);
     s.entries.emplace(key, cell);
     defaults_.stats->contexts += 1;
+    // Under the shard's lock: nobody can find the new context before its
+    // watchers learn of it.
+    if (defaults_.changes->active())
+      defaults_.changes->publish(key, 1, cell->committed().value);
     return {std::move(cell), true};
   }
 
@@ -148,6 +152,7 @@ public:
       s.entries.clear();
     }
     auto down = make_error(errc::storage_down, "storage stopped");
+    defaults_.changes->close(down);
     for (auto& cell : cells) { // shard locks released: see the lock order
       effects fx;
       std::lock_guard<std::mutex> guard{cell->mtx};

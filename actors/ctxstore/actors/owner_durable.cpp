@@ -249,6 +249,8 @@ bool reactivate(owner_ptr self) {
 void passivate(owner_ptr self, context& ctx) {
   if (!self->state.backend || !ctx.present() || !ctx.quiet() || ctx.retiring)
     return;
+  if (ctx.changes->watched(ctx.key))
+    return; // its watchers keep it in memory
   ctx.evict();
   self->state.cfg.stats->passivations += 1;
 }

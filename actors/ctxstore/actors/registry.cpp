@@ -315,7 +315,8 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return static_cast<uint64_t>(std::max<int64_t>(0, x.load()));
       };
       return storage_stats{get(c.contexts), get(c.sessions), get(c.waiters),
-                           get(c.owners)};
+                           get(c.owners),
+                           self->state.board->defaults().changes->watchers()};
     },
     // Retirement of an owner whose context was erased and that has nothing
     // left to do. Requests may still be on their way to it: forwarded by us
@@ -378,6 +379,7 @@ spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
   // message costs little beside an fsync.
   defaults.fast_path = options.local_fast_path && !options.backend;
   defaults.backend = options.backend;
+  defaults.changes = std::make_shared<feed>(options.watch_buffer);
   auto board = std::make_shared<actors::context_index>(std::move(defaults));
   if (hide)
     return {sys.spawn<caf::hidden>(registry_behavior, options, true, board),

@@ -13,12 +13,14 @@
 #include "ctxstore/context_id.hpp"
 #include "ctxstore/context_info.hpp"
 #include "ctxstore/context_types.hpp"
+#include "ctxstore/detail/watch_core.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/versioned_value.hpp"
 #include "ctxstore/pending.hpp"
 #include "ctxstore/storage.hpp"
 #include "ctxstore/storage_stats.hpp"
+#include "ctxstore/watch_handle.hpp"
 
 namespace ctxstore::detail {
 
@@ -75,6 +77,18 @@ public:
   /// Removes the context: whether it existed.
   void erase(const messages::context_key& key,
              std::function<void(bool)> on_erased, error_callback on_err) const;
+
+  /// A change for `watch`'s handler; false ends the watch.
+  using change_handler = std::function<bool(raw_change&)>;
+
+  /// Starts watching `key` (`all`: every context of `key.type`) for values
+  /// of `type`: `on_change` runs in the actor for each change, in order;
+  /// `on_err` once if the watch ends with an error (src/feed_clients.cpp).
+  std::shared_ptr<async_watch> watch(const messages::context_key& key,
+                                     bool all, uint64_t after,
+                                     const std::type_info& type,
+                                     change_handler on_change,
+                                     error_callback on_err) const;
 
   /// The storage's counts.
   void stats(std::function<void(storage_stats&)> on_stats,

@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -11,6 +12,7 @@
 #include <caf/message.hpp>
 
 #include "ctxstore/context_info.hpp"
+#include "ctxstore/detail/watch_core.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/grant.hpp"
@@ -82,6 +84,11 @@ public:
   uint64_t release(held_session& held, caf::message value);
   void abort(held_session& held);
   bool erase_held(held_session& held);
+
+  /// Starts watching `key` (`all`: every context of `key.type`) for values
+  /// of `type` (src/feed_clients.cpp).
+  std::unique_ptr<watch_core> watch(const messages::context_key& key, bool all,
+                                    uint64_t after, const std::type_info& type);
 
   requester_ptr take_requester();
   void give_back(requester* ptr) noexcept;
