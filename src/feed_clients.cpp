@@ -10,9 +10,11 @@
 #include "caf_internals.hpp"
 #include "ctxstore/actors/context_index.hpp"
 #include "ctxstore/actors/feed.hpp"
+#include "ctxstore/actors/feed_remote.hpp"
 #include "ctxstore/async_client.hpp"
 #include "ctxstore/blocking_client.hpp"
 #include "ctxstore/messages/protocol.hpp"
+#include "requester.hpp"
 
 // The clients' side of the change feed (issue 22): a watch registers a sink
 // in the storage's feed (actors/.../feed.hpp), settles where it starts
@@ -99,12 +101,21 @@ std::unique_ptr<watch_core> blocking_core::watch(const context_key& key,
   if (auto err = check_watch_key(key, all))
     throw_error(err);
   auto changes = local_feed(storage_);
-  if (!changes)
-    throw error{errc::bad_request,
-                "watch: only a storage of this process can be watched"};
   std::optional<context_id> id;
   if (!all)
     id = key.id;
+  if (!changes) { // on another node: its changes come to a receiver here
+    auto sink = std::make_shared<feed_sink>(key.type, id,
+                                            storage_options{}.watch_buffer);
+    auto r = actors::spawn_feed_receiver(sys_, sink, storage_.registry());
+    auto core = std::make_unique<watch_core>(sink, [r, sink] {
+      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+      sink->close();
+    });
+    call_via_pool<caf::ok_atom>(*this, caf::actor{}, watch_atom::value, key,
+                                all, after, r);
+    return core;
+  }
   auto sink = std::make_shared<feed_sink>(key.type, id, changes->buffer());
   auto core = std::make_unique<watch_core>(sink, [changes, sink] {
     changes->remove(sink.get());
@@ -170,6 +181,7 @@ struct async_watch {
   async_core::change_handler on_change;
   error_callback on_err;
   caf::attachable* guard = nullptr; // ends the watch when the actor ends
+  caf::actor receiver; // a storage on another node: its changes come here
   bool stopped = false;
 };
 
@@ -183,6 +195,8 @@ void end_watch(async_watch& w, bool detach) noexcept {
   w.stopped = true;
   if (w.changes)
     w.changes->remove(w.sink.get());
+  if (w.receiver)
+    caf::anon_send_exit(w.receiver, caf::exit_reason::user_shutdown);
   w.sink->close(); // the response it waits for still comes: it sees `stopped`
   if (detach && w.guard != nullptr)
     w.self->detach(
@@ -261,23 +275,33 @@ std::shared_ptr<async_watch> async_core::watch(const context_key& key, bool all,
     return nullptr;
   }
   auto changes = local_feed(*home_);
-  if (!changes) {
-    auto err = make_error(errc::bad_request,
-                          "watch: only a storage of this process can be "
-                          "watched");
-    answer_later([on_err, err]() mutable { on_err(err); });
-    return nullptr;
-  }
   std::optional<context_id> id;
   if (!all)
     id = key.id;
   auto sink = std::make_shared<actor_sink>(
-    key.type, id, changes->buffer(), caf::actor_cast<caf::actor_addr>(self_));
+    key.type, id, changes ? changes->buffer() : storage_options{}.watch_buffer,
+    caf::actor_cast<caf::actor_addr>(self_));
   auto w = std::make_shared<async_watch>(
-    async_watch{self_, sink, changes, std::move(on_change), on_err});
+    async_watch{self_, sink, changes, std::move(on_change), on_err, nullptr,
+                caf::actor{}, false});
   auto guard = std::make_unique<watch_guard>(w);
   w->guard = guard.get();
   self_->attach(std::move(guard));
+  if (!changes) { // on another node: its changes come to a receiver here
+    w->receiver
+      = actors::spawn_feed_receiver(self_->system(), sink, home_->registry());
+    arm(w);
+    std::weak_ptr<actor_sink> weak = sink;
+    self_
+      ->request(home_->registry(), caf::infinite, watch_atom::value, key, all,
+                after, w->receiver)
+      .then([](caf::ok_atom) {},
+            [weak](caf::error& err) {
+              if (auto s = weak.lock())
+                s->fail(err);
+            });
+    return w;
+  }
   auto settled = changes->add(sink, after);
   arm(w);
   if (settled)

@@ -35,6 +35,7 @@ caf::error refusal(const caf::type_erased_tuple& msg,
   case stats_atom::uint_value():
   case info_atom::uint_value():
   case metrics_atom::uint_value():
+  case watch_atom::uint_value(): // reads, like a snapshot
     return caf::none;
   case acquire_atom::uint_value():
   case store_atom::uint_value():

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/actors/counters.hpp"
+#include "ctxstore/actors/feed_remote.hpp"
 #include "ctxstore/actors/owner.hpp"
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/messages/protocol.hpp"
@@ -308,6 +309,10 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
     [=](metrics_atom) {
       auto& defaults = self->state.board->defaults();
       return defaults.metrics->render(*defaults.stats);
+    },
+    [=](watch_atom, const context_key& key, bool all, uint64_t after,
+        const caf::actor& sink) -> caf::result<caf::ok_atom> {
+      return start_forwarder(self, self->state.board, key, all, after, sink);
     },
     [=](stats_atom) {
       auto& c = self->state.stats();

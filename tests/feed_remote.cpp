@@ -1,0 +1,166 @@
+// The change feed across nodes (issue 22): a watcher on another node gets
+// the same changes as a local one, also through a read-only publication,
+// and a watcher that goes away leaves nothing behind on the storage's node.
+
+#include <future>
+#include <thread>
+
+#include <caf/io/middleman.hpp>
+
+#include "fixture.hpp"
+#include "tls_certs.hpp"
+
+using namespace ctxstore;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct node_config : test_config {
+  explicit node_config(const char* role) {
+    load<caf::io::middleman>();
+    if (tls_certs::remote_over_tls())
+      tls_certs::use(*this, role);
+  }
+};
+
+/// A storage node and a client node connected to it over 127.0.0.1.
+struct feed_nodes {
+  explicit feed_nodes(publish_options popts = {})
+      : server_sys(server_cfg), client_sys(client_cfg) {
+    local = spawn_storage(server_sys, storage_options{});
+    auto port = publish(server_sys, local, 0, popts);
+    REQUIRE(port);
+    auto handle = connect(client_sys, "127.0.0.1", *port);
+    REQUIRE(handle);
+    remote = *handle;
+    local_client = std::make_unique<blocking_client>(server_sys, local);
+    remote_client = std::make_unique<blocking_client>(client_sys, remote);
+  }
+
+  ~feed_nodes() {
+    local_client.reset();
+    remote_client.reset();
+    local = storage{};
+    remote = storage{};
+  }
+
+  node_config server_cfg{"server"};
+  node_config client_cfg{"client"};
+  caf::actor_system server_sys;
+  caf::actor_system client_sys;
+  storage local;
+  storage remote;
+  std::unique_ptr<blocking_client> local_client;
+  std::unique_ptr<blocking_client> remote_client;
+};
+
+/// Waits (bounded) until `pred()` holds, for what another node does.
+template <class Pred>
+bool eventually(Pred pred) {
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until)
+      return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+} // namespace
+
+SCENARIO("a watcher on another node gets every change in order",
+         "[feed][remote]") {
+  feed_nodes n;
+  auto id = new_id();
+  n.local_client->store(id, counter{1});
+  {
+    auto w = n.remote_client->watch<counter>(id);
+    auto first = w.next(10s);
+    REQUIRE(first);
+    CHECK(first->version == 1);
+    CHECK(first->value->value == 1);
+    CHECK(n.local_client->stats().watchers == 1);
+    for (int i = 2; i <= 20; ++i)
+      (i % 2 == 0 ? n.local_client : n.remote_client)->store(id, counter{i});
+    CHECK(n.remote_client->erase<counter>(id));
+    for (uint64_t v = 2; v <= 20; ++v) {
+      auto x = w.next(10s);
+      REQUIRE(x);
+      CHECK(x->version == v);
+      CHECK(x->skipped == 0);
+      CHECK(x->value->value == static_cast<int64_t>(v));
+    }
+    auto erased = w.next(10s);
+    REQUIRE(erased);
+    CHECK(!erased->value);
+  }
+  THEN("its end leaves nothing behind on the storage's node") {
+    CHECK(eventually([&] { return n.local_client->stats().watchers == 0; }));
+  }
+}
+
+SCENARIO("watch_all works across nodes and bad watches are refused",
+         "[feed][remote]") {
+  feed_nodes n;
+  auto w = n.remote_client->watch_all<counter>();
+  REQUIRE(eventually([&] { return n.local_client->stats().watchers == 1; }));
+  auto a = new_id();
+  auto b = new_id();
+  n.local_client->store(a, counter{1});
+  n.local_client->store(b, counter{2});
+  auto x = w.next(10s);
+  auto y = w.next(10s);
+  REQUIRE(x);
+  REQUIRE(y);
+  CHECK(x->id == a);
+  CHECK(y->id == b);
+  CHECK(error_code_of([&] { n.remote_client->watch<counter>(context_id{}); })
+        == errc::bad_request);
+}
+
+SCENARIO("a read-only publication lets watches through", "[feed][remote]") {
+  publish_options popts;
+  popts.read_only = true;
+  feed_nodes n{popts};
+  auto id = new_id();
+  auto w = n.remote_client->watch<counter>(id);
+  REQUIRE(eventually([&] { return n.local_client->stats().watchers == 1; }));
+  CHECK(error_code_of([&] { n.remote_client->store(id, counter{1}); })
+        == errc::forbidden);
+  n.local_client->store(id, counter{7});
+  auto x = w.next(10s);
+  REQUIRE(x);
+  CHECK(x->version == 1);
+  CHECK(x->value->value == 7);
+}
+
+SCENARIO("an actor on another node watches, and its end is noticed",
+         "[feed][remote][async]") {
+  feed_nodes n;
+  auto id = new_id();
+  std::promise<std::vector<uint64_t>> result;
+  auto fut = result.get_future();
+  auto st = n.remote;
+  auto seen = std::make_shared<std::vector<uint64_t>>();
+  auto actor = n.client_sys.spawn([&, st, seen](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, st);
+    auto handle = std::make_shared<watch_handle>(ac->watch<counter>(
+      id, 0,
+      [seen, &result](change<counter>& c) {
+        seen->push_back(c.version);
+        if (c.version == 5)
+          result.set_value(*seen);
+      },
+      [](caf::error&) {}));
+    return caf::behavior{[ac, handle](int) {}};
+  });
+  REQUIRE(eventually([&] { return n.local_client->stats().watchers == 1; }));
+  for (int i = 1; i <= 5; ++i)
+    n.local_client->store(id, counter{i});
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  CHECK(fut.get() == std::vector<uint64_t>{1, 2, 3, 4, 5});
+  caf::anon_send_exit(actor, caf::exit_reason::kill);
+  THEN("the storage's node drops its watch") {
+    CHECK(eventually([&] { return n.local_client->stats().watchers == 0; }));
+  }
+}
