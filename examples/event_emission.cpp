@@ -1,10 +1,10 @@
 // Pattern: event emission during a long session (the reference's reason for
-// snapshots). A job holds its context in one session for all its steps; after
-// each step it commits and asks an emitter actor to publish the job's state to
-// subscribers. The emitter reads a snapshot, which never waits for the
-// session: with a lock-taking read the job would wait for itself forever.
-// Output: one line per published event, one per subscriber, the final state,
-// then "event_emission: ok".
+// snapshots). A job holds its context in one session for all its steps and
+// commits after each. An emitter actor watches the context (the change feed:
+// pushed, in version order, never waiting for the session) and publishes
+// each committed state to subscribers; with a lock-taking read the job would
+// wait for itself forever. Output: one line per published event, one per
+// subscriber, the final state, then "event_emission: ok".
 
 #include <iostream>
 #include <string>
@@ -17,26 +17,36 @@
 #include "ctxstore/ctxstore.hpp"
 
 using examples::cart;
-using emit_atom = caf::atom_constant<caf::atom("emit")>;
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
 using event_atom = caf::atom_constant<caf::atom("event")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 constexpr int steps = 5, n_subscribers = 3;
 
-// Publishes the last committed state of `id` to `subs` on each `emit`.
-caf::behavior emitter(caf::event_based_actor* self, ctxstore::storage st,
-                      ctxstore::context_id id, std::vector<caf::actor> subs) {
-  return {
-    [=](emit_atom) -> caf::result<uint64_t> {
-      auto rp = self->make_response_promise<uint64_t>();
-      ctxstore::async_client{self, st}.snapshot_versioned<cart>(id).then(
-        [=](ctxstore::versioned<cart> v) mutable {
-          for (auto& sub : subs) // fire and forget
-            self->send(sub, event_atom::value, v.version, v.value);
-          rp.deliver(v.version);
-        },
-        [=](caf::error& e) mutable { rp.deliver(e); });
-      return rp;
+struct emitter_state {
+  ctxstore::watch_handle watch; // the watch ends with the emitter
+};
+
+// Publishes each committed state of `id` after version 1 (the empty job) to
+// `subs` as the storage pushes it.
+caf::behavior emitter(caf::stateful_actor<emitter_state>* self,
+                      ctxstore::storage st, ctxstore::context_id id,
+                      std::vector<caf::actor> subs) {
+  self->state.watch = ctxstore::async_client{self, st}.watch<cart>(
+    id, 1,
+    [=](ctxstore::change<cart>& c) {
+      if (!c.value || c.skipped > 0) // erased, or fell behind: none here
+        return;
+      std::cout << "emitter: version " << c.version << " (total "
+                << c.value->total << ") pushed" << std::endl;
+      for (auto& sub : subs) // fire and forget
+        self->send(sub, event_atom::value, c.version, *c.value);
     },
+    [=](caf::error& e) {
+      std::cout << "emitter: " << ctxstore::describe(e) << std::endl;
+    });
+  return {
+    [](ready_atom) { return true; }, // watching since it started
+
     [=](probe_atom) -> caf::result<std::string> { // what a lock would do
       auto rp = self->make_response_promise<std::string>();
       ctxstore::async_client{self, st}
@@ -96,6 +106,7 @@ bool run(caf::actor_system& sys) {
         ++*bad;
       });
   };
+  ask(ready_atom::value, [](bool) {});
   {
     auto s = client.acquire<cart>(id); // held through every step
     for (int step = 1; step <= steps; ++step) {
@@ -103,11 +114,6 @@ bool run(caf::actor_system& sys) {
       s->total = step;
       s.commit();                       // publish this step, keep the session
       s->items.push_back({"draft", 1}); // the next step's unfinished work
-      ask(emit_atom::value, [&](uint64_t version) {
-        std::cout << "emit: version " << version << " (total " << step
-                  << ") published while session " << s.token() << " is held"
-                  << std::endl;
-      });
       s->items.pop_back();
     }
     ask(probe_atom::value, [&](const std::string& code) {
