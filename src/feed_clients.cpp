@@ -1,3 +1,4 @@
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -175,14 +176,16 @@ private:
 } // namespace
 
 struct async_watch {
-  caf::event_based_actor* self;
+  caf::event_based_actor* self = nullptr;
   std::shared_ptr<actor_sink> sink;
   std::shared_ptr<actors::feed> changes;
   async_core::change_handler on_change;
   error_callback on_err;
   caf::attachable* guard = nullptr; // ends the watch when the actor ends
   caf::actor receiver; // a storage on another node: its changes come here
-  bool stopped = false;
+  // Atomic: a handle kept past its actor may be destroyed on another thread
+  // after the actor's end stopped the watch.
+  std::atomic<bool> stopped{false};
 };
 
 namespace {
@@ -190,9 +193,8 @@ namespace {
 /// Ends `w`; `detach`: called inside its running actor, which drops the
 /// guard (else the actor is ending, and the guard called us).
 void end_watch(async_watch& w, bool detach) noexcept {
-  if (w.stopped)
+  if (w.stopped.exchange(true))
     return;
-  w.stopped = true;
   if (w.changes)
     w.changes->remove(w.sink.get());
   if (w.receiver)
@@ -281,9 +283,12 @@ std::shared_ptr<async_watch> async_core::watch(const context_key& key, bool all,
   auto sink = std::make_shared<actor_sink>(
     key.type, id, changes ? changes->buffer() : storage_options{}.watch_buffer,
     caf::actor_cast<caf::actor_addr>(self_));
-  auto w = std::make_shared<async_watch>(
-    async_watch{self_, sink, changes, std::move(on_change), on_err, nullptr,
-                caf::actor{}, false});
+  auto w = std::make_shared<async_watch>();
+  w->self = self_;
+  w->sink = sink;
+  w->changes = changes;
+  w->on_change = std::move(on_change);
+  w->on_err = on_err;
   auto guard = std::make_unique<watch_guard>(w);
   w->guard = guard.get();
   self_->attach(std::move(guard));
