@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -70,7 +71,9 @@ int open_spare() {
 class census {
 public:
   explicit census(const port_limits& limits) : limits(limits) {
-    // nop
+    // Every later lock (on the middleman's or the watchdog's thread) sees
+    // `limits` (ThreadSanitizer: CAF's mailboxes are no edge it sees).
+    std::lock_guard<std::mutex> guard{mtx_};
   }
 
   ~census() {
@@ -535,6 +538,49 @@ caf::actor basp_broker_of(caf::actor_system& sys) {
   return sys.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
 }
 
+/// BASP's answer to a connect, handed from the middleman's thread to the
+/// caller under a mutex: a CAF mailbox is no edge ThreadSanitizer sees.
+struct connect_handoff {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool done = false;
+  caf::strong_actor_ptr remote;
+  caf::error failure;
+
+  void set(caf::strong_actor_ptr x, caf::error err) {
+    std::lock_guard<std::mutex> guard{mtx};
+    remote = std::move(x);
+    failure = std::move(err);
+    done = true;
+    cv.notify_all();
+  }
+};
+
+/// Asks BASP for the handshake over `scribe`, as CAF's middleman actor does
+/// for a remote_actor; a broker, so that the answer is read on the
+/// middleman's thread, where BASP made it.
+caf::behavior connect_asker(caf::io::broker* self, caf::io::scribe_ptr scribe,
+                            uint16_t port, caf::timespan timeout,
+                            std::shared_ptr<connect_handoff> handoff) {
+  self
+    ->request(basp_broker_of(self->system()), timeout, caf::connect_atom_v,
+              std::move(scribe), port)
+    .then(
+      [self, handoff, port](caf::node_id&, caf::strong_actor_ptr& ptr,
+                            std::set<std::string>&) {
+        caf::error err;
+        if (!ptr)
+          err = caf::make_error(caf::sec::no_actor_published_at_port, port);
+        handoff->set(std::move(ptr), std::move(err));
+        self->quit();
+      },
+      [self, handoff](caf::error& err) {
+        handoff->set(nullptr, std::move(err));
+        self->quit();
+      });
+  return {[](caf::unit_t) {}};
+}
+
 } // namespace
 
 port_limits port_limits_from(const caf::actor_system& sys,
@@ -569,10 +615,15 @@ caf::expected<uint16_t> publish_guarded(caf::actor_system& sys,
   caf::io::doorman_ptr doorman{new guarded_doorman(*mx, *fd, peers, tls),
                                false};
   auto actual_port = doorman->port();
-  // What CAF's middleman actor sends the broker for a publish.
-  caf::anon_send(basp_broker_of(sys), caf::publish_atom_v, std::move(doorman),
-                 actual_port, caf::actor_cast<caf::strong_actor_ptr>(whom),
-                 std::set<std::string>{});
+  // What CAF's middleman actor sends the broker for a publish, from the
+  // middleman's thread (the hand-over through its pipe is an edge
+  // ThreadSanitizer sees; a CAF mailbox is not).
+  sys.middleman().backend().dispatch(
+    [basp = basp_broker_of(sys), doorman = std::move(doorman), actual_port,
+     who = caf::actor_cast<caf::strong_actor_ptr>(whom)]() mutable {
+      caf::anon_send(basp, caf::publish_atom_v, std::move(doorman),
+                     actual_port, std::move(who), std::set<std::string>{});
+    });
   sys.spawn<caf::hidden>(watchdog, peers, whom);
   return actual_port;
 }
@@ -603,22 +654,24 @@ caf::expected<caf::actor> connect_guarded(caf::actor_system& sys,
     net::keepalive(*fd, true);
     scribe.reset(new plain_scribe(*mx, *fd, peers), false);
   }
+  auto handoff = std::make_shared<connect_handoff>();
+  sys.middleman().spawn_broker<caf::hidden>(connect_asker, std::move(scribe),
+                                            port, limits.handshake_timeout,
+                                            handoff);
   caf::expected<caf::actor> result{caf::sec::request_timeout};
-  caf::scoped_actor self{sys};
-  // What CAF's middleman actor asks the broker for a remote_actor.
-  self
-    ->request(basp_broker_of(sys), limits.handshake_timeout,
-              caf::connect_atom_v, std::move(scribe), port)
-    .receive(
-      [&](caf::node_id&, caf::strong_actor_ptr& ptr,
-          std::set<std::string>&) {
-        if (ptr)
-          result = caf::actor_cast<caf::actor>(std::move(ptr));
-        else
-          result = caf::make_error(caf::sec::no_actor_published_at_port,
-                                   port);
-      },
-      [&](caf::error& err) { result = std::move(err); });
+  {
+    std::unique_lock<std::mutex> lock{handoff->mtx};
+    // The broker answers within the timeout; a second more against a
+    // middleman that stopped.
+    if (handoff->cv.wait_for(lock,
+                             limits.handshake_timeout + std::chrono::seconds{1},
+                             [&] { return handoff->done; })) {
+      if (handoff->remote)
+        result = caf::actor_cast<caf::actor>(std::move(handoff->remote));
+      else
+        result = std::move(handoff->failure);
+    }
+  }
   if (!result)
     peers->sweep(true); // no handshake in time: give up the connection
   return result;
