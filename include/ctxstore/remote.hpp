@@ -68,7 +68,7 @@ struct publish_options {
 /// 0 picks a free port. Returns the port.
 ///
 /// With any option of the `openssl` group set (see `tls_configured`) the
-/// port speaks mutual TLS only (`caf::openssl::publish`): a peer must present a
+/// port speaks mutual TLS only (caf::openssl's sessions): a peer must present a
 /// certificate that chains to `openssl.cafile` / `openssl.capath`. Errors:
 /// `errc::bad_request` if those options are incomplete (certificate, key
 /// and a CA are all needed), do not load, or `load_tls` was not called;
