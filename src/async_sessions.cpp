@@ -386,6 +386,7 @@ namespace {
 caf::error not_open(const context& cell, const char* what) {
   if (cell.stopped())
     return make_error(errc::storage_down, "storage stopped");
+  cell.metrics->fencing_refusals.fetch_add(1, std::memory_order_relaxed);
   return make_error(errc::session_expired,
                     std::string{what} + ": the session is no longer open");
 }

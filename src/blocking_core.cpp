@@ -77,6 +77,8 @@ std::unique_lock<std::mutex> lock_open(const held_session& held,
   if (cell.direct_session_open(held.token))
     return guard;
   auto stopped = cell.stopped();
+  if (!stopped)
+    cell.metrics->fencing_refusals.fetch_add(1, std::memory_order_relaxed);
   guard.unlock();
   if (stopped)
     throw error{errc::storage_down, "storage stopped"};
@@ -162,11 +164,16 @@ bool blocking_core::erase(const context_key& key) {
 }
 
 context_info blocking_core::info(const context_key& key) {
+  // In this process: read under the context's lock, like a snapshot.
+  if (auto x = local_info(storage_, key))
+    return std::move(*x);
   return call_via_pool<context_info>(*this, caf::actor{}, info_atom::value,
                                      key);
 }
 
 std::string blocking_core::metrics() {
+  if (auto text = local_metrics(storage_))
+    return std::move(*text);
   return call_via_pool<std::string>(*this, caf::actor{}, metrics_atom::value);
 }
 

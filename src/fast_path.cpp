@@ -37,6 +37,25 @@ create_local(const storage& st, const context_key& key, payload& value) {
   return board->find_or_create(key, type, value);
 }
 
+std::optional<context_info> local_info(const storage& st,
+                                       const context_key& key) {
+  auto cell = local_cell(st, key);
+  if (!cell)
+    return std::nullopt;
+  std::lock_guard<std::mutex> guard{cell->mtx};
+  if (!cell->present())
+    return std::nullopt; // erased, or not read from the backend yet
+  return cell->info(actors::steady_ns());
+}
+
+std::optional<std::string> local_metrics(const storage& st) {
+  auto& board = st.board();
+  if (!board)
+    return std::nullopt;
+  auto& defaults = board->defaults();
+  return defaults.metrics->render(*defaults.stats);
+}
+
 caf::actor_addr owner_addr(const context& ctx) {
   std::lock_guard<std::mutex> guard{ctx.mtx};
   return ctx.owner;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include <caf/actor.hpp>
@@ -13,6 +14,7 @@
 
 #include "ctxstore/actors/context.hpp"
 #include "ctxstore/actors/context_index.hpp"
+#include "ctxstore/context_info.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
 #include "ctxstore/messages/versioned_value.hpp"
@@ -48,6 +50,16 @@ std::shared_ptr<actors::context> local_cell(const storage& st,
 std::pair<std::shared_ptr<actors::context>, bool>
 create_local(const storage& st, const messages::context_key& key,
              messages::payload& value);
+
+/// Who holds `key` and who waits, read on the board of a storage in this
+/// process without a message; nothing if the storage is elsewhere or the
+/// context is not on its board (the registry answers then).
+std::optional<context_info> local_info(const storage& st,
+                                       const messages::context_key& key);
+
+/// The metrics of a storage in this process, rendered here; nothing if the
+/// storage is elsewhere.
+std::optional<std::string> local_metrics(const storage& st);
 
 /// The owner of `ctx` (weak; none if it has no owner yet).
 caf::actor_addr owner_addr(const actors::context& ctx);

@@ -178,3 +178,25 @@ SCENARIO("with a backend, metrics time the durable commits", "[metrics]") {
   std::string cmd = "rm -rf '" + dir + "'";
   CHECK(std::system(cmd.c_str()) == 0);
 }
+
+SCENARIO("metrics count lease revocations and the refused late holder",
+         "[metrics][lease]") {
+  storage_options opts;
+  opts.lease = std::chrono::milliseconds{50};
+  fixture f{opts};
+  auto& c = *f.client;
+  auto id = new_id();
+  c.store<counter>(id, counter{0});
+  {
+    auto s = c.acquire<counter>(id);
+    poll_stats(
+      f, [](const storage_stats& x) { return x.sessions == 0; },
+      "the lease revoked the session");
+    CHECK(code_of([&] { s.commit(); }) == errc::session_expired);
+  }
+  auto text = c.metrics();
+  CHECK(sample(text, R"(ctxstore_lease_revocations_total{type="counter"})")
+        == 1);
+  CHECK(sample(text, R"(ctxstore_fencing_refusals_total{type="counter"})")
+        >= 1);
+}

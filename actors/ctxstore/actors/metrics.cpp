@@ -150,6 +150,12 @@ std::string metrics_registry::render(const counters& totals) const {
   for (auto& [name, m] : types_)
     sample(out, "ctxstore_lease_revocations_total", label(*m),
            load(m->lease_revocations));
+  header(out, "ctxstore_fencing_refusals_total", "counter",
+         "Session requests refused: the session was no longer open (revoked, "
+         "ended) or the sender did not hold it.");
+  for (auto& [name, m] : types_)
+    sample(out, "ctxstore_fencing_refusals_total", label(*m),
+           load(m->fencing_refusals));
   header(out, "ctxstore_sessions", "gauge", "Open sessions.");
   for (auto& [name, m] : types_)
     sample(out, "ctxstore_sessions", label(*m), load(m->sessions));

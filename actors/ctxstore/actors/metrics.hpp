@@ -50,6 +50,7 @@ struct type_metrics {
   std::atomic<uint64_t> written{0};           // stores and commits
   std::atomic<uint64_t> erased{0};            // erases
   std::atomic<uint64_t> lease_revocations{0};
+  std::atomic<uint64_t> fencing_refusals{0}; // a stale or foreign token
   // now
   std::atomic<int64_t> sessions{0};
   std::atomic<int64_t> waiters{0};

@@ -215,6 +215,7 @@ caf::error check_holder(owner_ptr self, const context& ctx, uint64_t token,
                         const char* what) {
   if (ctx.held_by(token, sender_of(self)))
     return caf::none;
+  ctx.metrics->fencing_refusals.fetch_add(1, std::memory_order_relaxed);
   if (ctx.token() != 0 && token == ctx.token())
     return make_error(errc::not_holder,
                       std::string{what} + ": the sender does not hold it");
