@@ -9,12 +9,13 @@
 # g++. The durable backends need SQLite and hiredis; their specifications
 # start a real redis-server (on 127.0.0.1, stopped afterwards). TLS: CAF's
 # libcaf_openssl (in libcaf-dev) needs libssl-dev; the TLS specifications make
-# their CA and certificates at test time with the openssl command. Nothing else
-# is downloaded.
+# their CA and certificates at test time with the openssl command. prometheus
+# brings promtool, which checks the HTTP example's /metrics text (its server
+# is not used). Nothing else is downloaded.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
   g++ cmake make pkg-config libcaf-dev libboost-dev catch2 spin curl doxygen \
   libsqlite3-dev libhiredis-dev redis-server nlohmann-json3-dev libssl-dev \
-  openssl
+  openssl prometheus
