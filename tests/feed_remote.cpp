@@ -9,50 +9,13 @@
 
 #include "fixture.hpp"
 #include "tls_certs.hpp"
+#include "two_nodes.hpp"
 
 using namespace ctxstore;
+using feed_nodes = remote_fixture::two_nodes;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct node_config : test_config {
-  explicit node_config(const char* role) {
-    load<caf::io::middleman>();
-    if (tls_certs::remote_over_tls())
-      tls_certs::use(*this, role);
-  }
-};
-
-/// A storage node and a client node connected to it over 127.0.0.1.
-struct feed_nodes {
-  explicit feed_nodes(publish_options popts = {})
-      : server_sys(server_cfg), client_sys(client_cfg) {
-    local = spawn_storage(server_sys, storage_options{});
-    auto port = publish(server_sys, local, 0, popts);
-    REQUIRE(port);
-    auto handle = connect(client_sys, "127.0.0.1", *port);
-    REQUIRE(handle);
-    remote = *handle;
-    local_client = std::make_unique<blocking_client>(server_sys, local);
-    remote_client = std::make_unique<blocking_client>(client_sys, remote);
-  }
-
-  ~feed_nodes() {
-    local_client.reset();
-    remote_client.reset();
-    local = storage{};
-    remote = storage{};
-  }
-
-  node_config server_cfg{"server"};
-  node_config client_cfg{"client"};
-  caf::actor_system server_sys;
-  caf::actor_system client_sys;
-  storage local;
-  storage remote;
-  std::unique_ptr<blocking_client> local_client;
-  std::unique_ptr<blocking_client> remote_client;
-};
 
 /// Waits (bounded) until `pred()` holds, for what another node does.
 template <class Pred>

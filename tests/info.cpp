@@ -1,6 +1,7 @@
 #include "async_fixture.hpp"
 #include "fixture.hpp"
 #include "tls_certs.hpp"
+#include "two_nodes.hpp"
 #include "waiting.hpp"
 
 #include <future>
@@ -15,6 +16,7 @@
 // has held the context, and how many wait and for how long.
 
 using namespace ctxstore;
+using remote_fixture::two_nodes;
 using namespace waiting;
 using async_fixture::spawn_counter_holder;
 
@@ -30,43 +32,6 @@ std::string this_thread_name() {
   return "thread " + std::to_string(::syscall(SYS_gettid));
 }
 
-struct node_config : test_config {
-  explicit node_config(const char* role) {
-    load<caf::io::middleman>();
-    if (tls_certs::remote_over_tls())
-      tls_certs::use(*this, role);
-  }
-};
-
-struct two_nodes {
-  explicit two_nodes(publish_options popts = {})
-      : server_sys(server_cfg), client_sys(client_cfg) {
-    local = spawn_storage(server_sys, storage_options{});
-    auto port = publish(server_sys, local, 0, popts);
-    REQUIRE(port);
-    auto handle = connect(client_sys, "127.0.0.1", *port);
-    REQUIRE(handle);
-    remote = *handle;
-    local_client = std::make_unique<blocking_client>(server_sys, local);
-    remote_client = std::make_unique<blocking_client>(client_sys, remote);
-  }
-
-  ~two_nodes() {
-    local_client.reset();
-    remote_client.reset();
-    local = storage{};
-    remote = storage{};
-  }
-
-  node_config server_cfg{"server"};
-  node_config client_cfg{"client"};
-  caf::actor_system server_sys;
-  caf::actor_system client_sys;
-  storage local;
-  storage remote;
-  std::unique_ptr<blocking_client> local_client;
-  std::unique_ptr<blocking_client> remote_client;
-};
 
 } // namespace
 

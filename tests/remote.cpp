@@ -1,5 +1,6 @@
 #include "fixture.hpp"
 #include "tls_certs.hpp"
+#include "two_nodes.hpp"
 #include "waiting.hpp"
 
 #include <future>
@@ -17,51 +18,10 @@
 // remote_over_tls; see tls_certs.hpp).
 
 using namespace ctxstore;
+using remote_fixture::node_config;
+using remote_fixture::two_nodes;
 
 namespace {
-
-struct node_config : test_config {
-  /// `role`: the certificate of this node when the run is over TLS.
-  explicit node_config(const char* role = "client") {
-    load<caf::io::middleman>();
-    if (tls_certs::remote_over_tls())
-      tls_certs::use(*this, role);
-  }
-};
-
-/// A storage node and a client node, connected.
-struct two_nodes {
-  explicit two_nodes(storage_options opts = {}, publish_options popts = {})
-      : server_sys(server_cfg), client_sys(client_cfg) {
-    local = spawn_storage(server_sys, opts);
-    auto port = publish(server_sys, local, 0, popts);
-    INFO((port ? std::string{} : describe(port.error())));
-    REQUIRE(port);
-    REQUIRE(*port != 0);
-    auto handle = connect(client_sys, "127.0.0.1", *port);
-    INFO((handle ? std::string{} : describe(handle.error())));
-    REQUIRE(handle);
-    remote = *handle;
-    local_client = std::make_unique<blocking_client>(server_sys, local);
-    remote_client = std::make_unique<blocking_client>(client_sys, remote);
-  }
-
-  ~two_nodes() {
-    local_client.reset();
-    remote_client.reset();
-    local = storage{};
-    remote = storage{};
-  }
-
-  node_config server_cfg{"server"};
-  node_config client_cfg{"client"};
-  caf::actor_system server_sys;
-  caf::actor_system client_sys;
-  storage local;
-  storage remote;
-  std::unique_ptr<blocking_client> local_client;
-  std::unique_ptr<blocking_client> remote_client;
-};
 
 template <class Pred>
 bool eventually(Pred pred) {
