@@ -25,10 +25,12 @@
 #include <caf/openssl/remote_actor.hpp>
 
 #include "child_process.hpp"
+#include "raw_socket.hpp"
 #include "tls_certs.hpp"
 
 using namespace ctxstore;
 using namespace child_processes;
+using raw_tcp::raw_socket;
 using namespace std::chrono_literals;
 
 namespace {
@@ -143,53 +145,6 @@ struct peer {
   std::unique_ptr<blocking_client> client;
 };
 
-/// A raw TCP connection to 127.0.0.1:`port`.
-struct raw_socket {
-  explicit raw_socket(uint16_t port) {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
-            == 0);
-  }
-
-  ~raw_socket() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-
-  void send_bytes(const std::vector<uint8_t>& bytes) {
-    auto sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    REQUIRE(sent == static_cast<ssize_t>(bytes.size()));
-  }
-
-  /// True once the node closed the connection (EOF or reset) within `wait`,
-  /// whatever it sent before.
-  bool closed_by_peer(std::chrono::milliseconds wait) {
-    auto deadline = clock_type::now() + wait;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - clock_type::now());
-      if (left.count() <= 0)
-        return false;
-      pollfd pfd{fd, POLLIN, 0};
-      auto n = ::poll(&pfd, 1, static_cast<int>(left.count()));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return false;
-      char buf[4096];
-      auto got = ::recv(fd, buf, sizeof(buf), 0);
-      if (got == 0 || (got < 0 && errno == ECONNRESET))
-        return true;
-    }
-  }
-
-  int fd = -1;
-};
 
 /// The 32 bytes of a BASP client handshake header (CAF 0.17.6) announcing a
 /// payload of 0xFFFFFFFF bytes: on a plain port CAF allocates and zero-fills
