@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/actors/context.hpp"
+#include "ctxstore/actors/durable.hpp"
 #include "ctxstore/blocking_client.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "fast_path.hpp"
@@ -111,6 +112,94 @@ void wait_in_cell(context& cell, std::unique_lock<std::mutex>& guard,
   held.working = std::move(w.value);
 }
 
+/// Marks when a thread last used a durable context without its owner (the
+/// owner's idle timer and the registry's least-recently-used choice read it).
+void touch(context& cell) {
+  if (cell.durable)
+    cell.last_used.store(
+      std::chrono::steady_clock::now().time_since_epoch().count(),
+      std::memory_order_relaxed);
+}
+
+/// The commit (`end`: release) of a direct session on a durable context:
+/// made durable by this thread (backend::write_and_wait), then applied, so
+/// that no snapshot sees it before it is durable. Meanwhile the context
+/// waits like for the owner's own writes (context::begin_direct_persist).
+/// A failed write leaves the value as it was (a release still ends the
+/// session) and, unless the value did not encode, makes the owner read the
+/// context again: the write may have landed all the same.
+uint64_t commit_durable(const storage& st, held_session& held, payload x,
+                        bool end) {
+  auto& cell = *held.cell;
+  auto backend = st.board()->defaults().backend;
+  uint64_t version = 0;
+  uint64_t replaces = 0;
+  {
+    auto guard = lock_open(held, end ? "release" : "commit");
+    version = cell.next_version();
+    replaces = cell.present() ? cell.version() : 0;
+    cell.begin_direct_persist();
+  }
+  auto started = actors::steady_ns();
+  auto w = actors::write_of(cell.key, version, replaces, x);
+  auto err = w ? backend->write_and_wait(std::move(*w)) : w.error();
+  effects fx; // outlives the lock: the replaced commit goes after it
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  auto revoked = cell.end_direct_persist();
+  if (cell.stopped()) // it may have landed: the client cannot know
+    throw error{errc::storage_down,
+                "storage stopped before the backend answered"};
+  if (err) {
+    if (end)
+      cell.end_session(fx, false);
+    if (to_errc(err) != errc::bad_request) {
+      cell.begin_reload();
+      fx.handover = true; // the owner reads it (owner.cpp, handover_atom)
+    }
+    finish_direct(cell, fx, guard);
+    throw_error(actors::backend_error(err));
+  }
+  cell.metrics->durable_commit.observe(actors::steady_ns() - started);
+  auto committed = cell.commit(std::move(x), fx);
+  if (end || revoked)
+    cell.end_session(fx, false);
+  touch(cell);
+  finish_direct(cell, fx, guard);
+  held.replaced = std::move(fx.replaced);
+  return committed;
+}
+
+/// The erase by the holder of a direct session on a durable context, made
+/// durable first like commit_durable. Its session ends either way.
+bool erase_durable(const storage& st, held_session& held) {
+  auto& cell = *held.cell;
+  auto backend = st.board()->defaults().backend;
+  std::optional<backend_write> w;
+  {
+    auto guard = lock_open(held, "erase");
+    if (cell.present())
+      w = actors::erase_of(cell.key, cell.version());
+    cell.begin_direct_persist();
+  }
+  auto err = w ? backend->write_and_wait(std::move(*w)) : caf::error{};
+  effects fx;
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  cell.end_direct_persist();
+  if (cell.stopped())
+    throw error{errc::storage_down,
+                "storage stopped before the backend answered"};
+  if (err) {
+    cell.end_session(fx, false);
+    cell.begin_reload();
+    fx.handover = true;
+    finish_direct(cell, fx, guard);
+    throw_error(actors::backend_error(err));
+  }
+  auto existed = cell.erase(fx, false);
+  finish_direct(cell, fx, guard, st.board().get());
+  return existed;
+}
+
 } // namespace
 
 
@@ -190,7 +279,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   if (cell) {
     effects fx;
     std::unique_lock<std::mutex> guard{cell->mtx};
-    auto direct = cell->free_for_direct_session();
+    auto direct = cell->free_for_thread_session();
     if (!direct && cell->may_queue_direct()) {
       // Held by someone else: wait in the queue, like a futex waiter (whoever
       // grants it the session arms its lease).
@@ -208,6 +297,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
       held->token = w.token;
       held->version = w.version;
       held->working = std::move(w.value);
+      touch(*cell);
       finish_direct(*cell, fx, guard);
     }
     if (direct) {
@@ -244,6 +334,8 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
 
 uint64_t blocking_core::commit(held_session& held, caf::message value) {
   payload x{std::move(value)};
+  if (held.cell && held.cell->durable)
+    return commit_durable(storage_, held, std::move(x), false);
   if (held.cell) {
     effects fx;
     auto guard = lock_open(held, "commit");
@@ -259,6 +351,8 @@ uint64_t blocking_core::commit(held_session& held, caf::message value) {
 uint64_t blocking_core::release(held_session& held, caf::message value) {
   held.open = false;
   payload x{std::move(value)};
+  if (held.cell && held.cell->durable)
+    return commit_durable(storage_, held, std::move(x), true);
   if (held.cell) {
     auto& cell = *held.cell;
     effects fx;
@@ -288,6 +382,8 @@ void blocking_core::abort(held_session& held) {
 
 bool blocking_core::erase_held(held_session& held) {
   held.open = false;
+  if (held.cell && held.cell->durable)
+    return erase_durable(storage_, held);
   if (held.cell) {
     auto& cell = *held.cell;
     effects fx;

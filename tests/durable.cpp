@@ -81,6 +81,97 @@ private:
   std::shared_ptr<backend> real_;
 };
 
+/// The real backend, whose writes land but are reported failed while
+/// `lying` is set: a server that applied the write and then stopped
+/// answering. Both ways of writing lie: the owner's (`write`) and a
+/// thread's own commit (`write_and_wait`).
+class landed_but_failed final : public backend {
+public:
+  explicit landed_but_failed(std::shared_ptr<backend> real)
+      : real_(std::move(real)) {
+    // nop
+  }
+
+  void load(const std::string& type, const context_id& id,
+            load_done done) override {
+    real_->load(type, id, std::move(done));
+  }
+
+  void write(backend_write w, write_done done) override {
+    real_->write(std::move(w),
+                 [this, done = std::move(done)](const caf::error& err) {
+                   if (lying && !err)
+                     done(make_error(errc::backend_failure, "no reply (test)"));
+                   else
+                     done(err);
+                 });
+  }
+
+  caf::error write_and_wait(backend_write w) override {
+    auto err = real_->write_and_wait(std::move(w));
+    if (lying && !err)
+      return make_error(errc::backend_failure, "no reply (test)");
+    return err;
+  }
+
+  std::string name() const override {
+    return "landed-but-failed:" + real_->name();
+  }
+
+  std::atomic<bool> lying{false};
+
+private:
+  std::shared_ptr<backend> real_;
+};
+
+/// Keeps `b`'s worker thread busy until `release` is called: writes
+/// submitted meanwhile wait in its queue.
+class busy_worker {
+public:
+  explicit busy_worker(backend& b) {
+    backend_write w;
+    w.type = "busy-worker";
+    w.id = new_id();
+    w.version = 1;
+    w.bytes = {'x'};
+    auto gate = gate_.get_future().share();
+    b.write(std::move(w), [entered = entered_, gate](const caf::error&) {
+      entered->set_value();
+      gate.wait(); // the answer runs on the worker
+    });
+    REQUIRE(entered_->get_future().wait_for(5s) == std::future_status::ready);
+  }
+
+  ~busy_worker() {
+    release();
+  }
+
+  void release() {
+    if (!released_) {
+      released_ = true;
+      gate_.set_value();
+    }
+  }
+
+private:
+  std::shared_ptr<std::promise<void>> entered_
+    = std::make_shared<std::promise<void>>();
+  std::promise<void> gate_;
+  bool released_ = false;
+};
+
+/// Waits (bounded) until `pred()` holds; false if it never did.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds bound = 5s) {
+  auto until = std::chrono::steady_clock::now() + bound;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until)
+      return false;
+    std::this_thread::sleep_for(1ms); // a timer of the storage's, not ours
+  }
+  return true;
+}
+
 cart cart_of(const std::string& owner, int64_t total) {
   cart c;
   c.owner = owner;
@@ -205,6 +296,130 @@ SCENARIO("a change the backend refuses changes nothing", "[durable]") {
         CHECK(f.client->snapshot_versioned<cart>(id).version == 2);
       }
     }
+  }
+}
+
+SCENARIO("a thread's commit that landed but was reported failed is read "
+         "again",
+         "[durable]") {
+  temp_dir dir;
+  auto disk = std::make_shared<landed_but_failed>(
+    sqlite_at(dir.path + "/contexts.db"));
+  fixture f{durable_options(disk)};
+  auto id = new_id();
+  f.client->store(id, cart_of("lee", 1));
+  WHEN("a thread's release fails although the backend applied it") {
+    disk->lying = true;
+    {
+      auto s = f.client->acquire<cart>(id);
+      s->total = 2;
+      CHECK(error_code_of([&] { s.release(); }) == errc::backend_failure);
+    }
+    disk->lying = false;
+    THEN("the next session sees what the backend holds, and commits on it") {
+      // (Kept at version 1 in memory, its commit would conflict.)
+      auto s = f.client->acquire<cart>(id, 5s);
+      CHECK(s->total == 2);
+      s->total = 3;
+      s.release();
+      auto x = f.client->snapshot_versioned<cart>(id);
+      CHECK(x.value.total == 3);
+      CHECK(x.version == 3);
+    }
+  }
+}
+
+SCENARIO("a lease that runs out while the holder's commit is on its way to "
+         "the disk",
+         "[durable]") {
+  temp_dir dir;
+  auto disk = sqlite_at(dir.path + "/contexts.db");
+  auto opts = durable_options(disk);
+  opts.lease = 50ms;
+  fixture f{opts};
+  auto id = new_id();
+  f.client->store(id, cart_of("lou", 1));
+  GIVEN("a thread's session whose commit waits behind a busy backend") {
+    auto s = f.client->acquire<cart>(id);
+    busy_worker busy{*disk};
+    s->total = 2;
+    auto commit = std::async(std::launch::async, [&s] { return s.commit(); });
+    // Another client queues for the context.
+    auto next = std::async(std::launch::async, [&f, id] {
+      blocking_client c{f.sys, f.store};
+      auto t = c.acquire<cart>(id, 5s);
+      return t->total;
+    });
+    // Destroyed first: the futures above wait for a worker that must go on.
+    struct on_exit {
+      busy_worker& busy;
+      ~on_exit() {
+        busy.release();
+      }
+    } unblock{busy};
+    // Without the fast path the owner makes the commit durable, and the
+    // acquire waits in its mailbox meanwhile, not in the context's queue.
+    if (with_test_fast_path(opts).local_fast_path)
+      REQUIRE(eventually([&] { return f.client->stats().waiters == 1; }));
+    // The lease is a duration: nothing to await but its end.
+    std::this_thread::sleep_for(opts.lease * 3);
+    WHEN("the backend answers") {
+      busy.release();
+      THEN("the commit counts, the session is revoked after it, and the "
+           "next client gets the committed value") {
+        CHECK_NOTHROW(commit.get());
+        CHECK(next.get() == 2);
+        CHECK(error_code_of([&] { s.commit(); }) == errc::session_expired);
+        auto x = f.client->snapshot_versioned<cart>(id);
+        CHECK(x.value.total == 2);
+        CHECK(x.version == 3); // the next client's session released
+      }
+    }
+  }
+}
+
+SCENARIO("threads cycling on durable contexts lose nothing across a restart",
+         "[durable][stress]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  constexpr int threads = 4;
+  constexpr int rounds = 60;
+  auto shared = new_id();
+  std::vector<context_id> own;
+  for (int t = 0; t < threads; ++t)
+    own.push_back(new_id());
+  {
+    fixture f{durable_options(sqlite_at(file))};
+    f.client->store(shared, cart_of("all", 0));
+    for (auto& id : own)
+      f.client->store(id, cart_of("one", 0));
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t)
+      workers.emplace_back([&, t] {
+        blocking_client c{f.sys, f.store};
+        for (int i = 0; i < rounds; ++i) {
+          {
+            auto s = c.acquire<cart>(shared);
+            s->total += 1;
+            s.release();
+          }
+          c.update<cart>(own[t], [](cart& x) { x.total += 1; });
+        }
+      });
+    for (auto& w : workers)
+      w.join();
+    auto x = f.client->snapshot_versioned<cart>(shared);
+    CHECK(x.value.total == threads * rounds);
+    CHECK(x.version == 1 + threads * rounds);
+  }
+  fixture f{durable_options(sqlite_at(file))};
+  auto x = f.client->snapshot_versioned<cart>(shared);
+  CHECK(x.value.total == threads * rounds);
+  CHECK(x.version == 1 + threads * rounds);
+  for (auto& id : own) {
+    auto y = f.client->snapshot_versioned<cart>(id);
+    CHECK(y.value.total == rounds);
+    CHECK(y.version == 1 + rounds);
   }
 }
 
@@ -390,22 +605,6 @@ SCENARIO("a durable storage on Redis survives the server's crash", "[durable]") 
     }
   }
 }
-
-namespace {
-
-/// Waits (bounded) until `pred()` holds; false if it never did.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds bound = 5s) {
-  auto until = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(1ms); // a timer of the storage's, not ours
-  }
-  return true;
-}
-
-} // namespace
 
 SCENARIO("an idle durable context leaves memory and comes back on demand",
          "[durable][passivation]") {

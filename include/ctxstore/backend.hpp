@@ -75,6 +75,13 @@ public:
   /// or lost its hold to another writer: nothing applied).
   virtual void write(backend_write w, write_done done) = 0;
 
+  /// Makes `w` durable like `write` and returns its outcome, blocking the
+  /// calling thread meanwhile (a blocking client's own commit). The default
+  /// submits `w` with `write` and waits for its answer; a backend may
+  /// instead write on the calling thread when it has nothing else to do,
+  /// which saves the hand-off to its worker and back.
+  virtual caf::error write_and_wait(backend_write w);
+
   /// Where it keeps the contexts, for messages: "sqlite:PATH",
   /// "redis://HOST:PORT/PREFIX".
   virtual std::string name() const = 0;

@@ -38,6 +38,7 @@ context::context(messages::context_key key, const std::type_info* type,
                  messages::payload initial, const context_defaults& defaults)
     : key(std::move(key)), type(type), lease(defaults.lease),
       max_waiters(defaults.max_waiters), fast_path(defaults.fast_path),
+      thread_fast_path(defaults.thread_fast_path),
       stats(defaults.stats), changes(defaults.changes),
       durable(defaults.backend != nullptr), waits(defaults.waits),
       metrics(defaults.metrics, defaults.metrics->of(this->key.type)),
@@ -226,6 +227,10 @@ bool context::erase(effects& fx, bool by_owner) {
 }
 
 void context::lease_expired(uint64_t token, effects& fx) {
+  if (token != 0 && token_ == token && persisting_ && direct_) {
+    lease_due_ = token; // revoked once its holder's write is answered
+    return;
+  }
   if (token != 0 && token_ == token) {
     metrics->lease_revocations.fetch_add(1, std::memory_order_relaxed);
     end_session(fx, true);

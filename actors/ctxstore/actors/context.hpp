@@ -49,6 +49,10 @@ struct context_defaults {
   std::chrono::milliseconds lease{0}; // storage_options::lease
   size_t max_waiters = 0;             // storage_options::max_waiters
   bool fast_path = true;              // storage_options::local_fast_path
+  /// With a backend: threads of this process take a free resident context
+  /// without the owner and make their own commits durable (fast_path is off
+  /// there: actors and queued waits go through the owner).
+  bool thread_fast_path = false;
   std::shared_ptr<counters> stats = std::make_shared<counters>();
   std::shared_ptr<ctxstore::backend> backend; // storage_options::backend
   size_t max_value_bytes = 0; // storage_options::max_value_bytes
@@ -190,6 +194,7 @@ public:
   const std::chrono::milliseconds lease; // 0: sessions have no lease
   const size_t max_waiters;              // 0: no bound
   const bool fast_path;                  // storage_options::local_fast_path
+  const bool thread_fast_path;           // context_defaults::thread_fast_path
   const std::shared_ptr<counters> stats;
   /// Where commits and erases go while somebody watches (feed.hpp).
   const std::shared_ptr<feed> changes;
@@ -318,6 +323,18 @@ public:
     return free_for_direct() && (lease.count() == 0 || owner);
   }
 
+  /// True if a thread of this process may open a session without the
+  /// owner. A durable context also needs its owner (it times a lease, reads
+  /// the context again after a failed write, passivates it) and must be
+  /// resident, with nothing on its way to or from the backend.
+  bool free_for_thread_session() const noexcept {
+    if (!durable)
+      return free_for_direct_session();
+    return thread_fast_path && present_ && !stopped_ && !loading_
+           && !persisting_ && token_ == 0 && head_ == nullptr && !retiring
+           && inbound.load() == 0 && owner;
+  }
+
   /// True if a local client may erase without a message: nobody involved
   /// and no owner that would have to retire.
   bool free_for_direct_erase() const noexcept {
@@ -434,6 +451,26 @@ public:
     persisting_ = false;
   }
 
+  /// The thread that holds direct session `token` of a durable context
+  /// makes its commit durable itself: like begin_persist, and the lease
+  /// cannot revoke the session before the write is answered (the owner's
+  /// own writes hold its timer back in the same way).
+  void begin_direct_persist() noexcept {
+    persisting_ = true;
+  }
+
+  /// The direct write of begin_direct_persist was answered: the caller
+  /// applies it (or not). True if the session's lease ran out meanwhile:
+  /// the caller ends the session after the commit (it was revoked).
+  bool end_direct_persist() noexcept {
+    persisting_ = false;
+    auto due = lease_due_ != 0 && lease_due_ == token_;
+    lease_due_ = 0;
+    if (due)
+      metrics->lease_revocations.fetch_add(1, std::memory_order_relaxed);
+    return due;
+  }
+
   /// Takes the oldest waiter off the queue (after `fx.persist_next`: a store
   /// or erase that the owner makes durable, then answers itself).
   waiter* pop() noexcept;
@@ -478,6 +515,8 @@ private:
   uint64_t version_ = 1;
   messages::payload committed_;
 
+  uint64_t lease_due_ = 0;  // a direct session whose lease ran out while
+                            // its holder's write was on its way
   uint64_t token_ = 0;      // the open session's fencing token; 0: none
   uint64_t last_token_ = 0; // highest token issued here or before we existed
   bool direct_ = false;     // the session was taken without the owner

@@ -36,6 +36,17 @@ caf::expected<backend_write> write_of(const messages::context_key& key,
   return w;
 }
 
+caf::error backend_error(const caf::error& err) {
+  switch (to_errc(err)) {
+    case errc::conflict:
+    case errc::backend_failure:
+    case errc::bad_request:
+      return err;
+    default:
+      return make_error(errc::backend_failure, describe(err));
+  }
+}
+
 backend_write erase_of(const messages::context_key& key, uint64_t version) {
   backend_write w;
   w.type = key.type;

@@ -24,6 +24,11 @@ caf::expected<backend_write> write_of(const messages::context_key& key,
                                       uint64_t version, uint64_t replaces,
                                       const messages::payload& value);
 
+/// What a failed write tells its requester: `conflict`, `backend_failure`
+/// and `bad_request` (a value that does not encode) as they are, anything
+/// else as `backend_failure`.
+caf::error backend_error(const caf::error& err);
+
 /// The write that erases version `version` of `key`.
 backend_write erase_of(const messages::context_key& key, uint64_t version);
 

@@ -176,8 +176,9 @@ owner_detail::step::~step() {
   auto retire = begin_retire(self_);
   // A durable context that nothing involves leaves memory after a while.
   auto idle = st.cfg.options.idle_timeout;
-  auto arm_idle
-    = st.backend && idle.count() > 0 && ctx.present() && ctx.quiet() && !retire;
+  // Held by a thread without us, it is polled: its release sends us nothing.
+  auto arm_idle = st.backend && idle.count() > 0 && ctx.present()
+                  && (ctx.quiet() || ctx.direct()) && !retire;
   guard_.unlock();
   for (auto w = fx.woken; w != nullptr;) {
     auto& req = *static_cast<parked_request*>(w);
@@ -434,8 +435,13 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       auto& st = self->state;
       if (!from_self(self) || handled != st.handled)
         return; // something happened since the timer was armed
+      // Threads may have used it without us since (thread_fast_path): the
+      // step below marks it used now, so read it first.
+      auto last = st.ctx->last_used.load(std::memory_order_relaxed);
+      auto now = std::chrono::steady_clock::now().time_since_epoch().count();
       step s{self};
-      passivate(self, s.ctx());
+      if (std::chrono::nanoseconds{now - last} >= st.cfg.options.idle_timeout)
+        passivate(self, s.ctx());
     },
     [=](evict_atom) {
       if (sender_of(self) != self->state.cfg.registry)
@@ -445,8 +451,11 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
     },
     [=](handover_atom) {
       // A client ended a direct session while requests were parked (the step
-      // runs them), or erased the context (then we retire).
+      // runs them), or erased the context (then we retire), or its durable
+      // write failed and the context must be read again.
       step s{self};
+      if (s.ctx().loading())
+        load(self); // (never while we wait for the backend: skipped then)
     },
     [=](lease_atom, uint64_t token) {
       if (!from_self(self))

@@ -95,13 +95,6 @@ void persist(owner_ptr self, std::optional<caf::expected<backend_write>> w,
   await_backend(self, persisting(self));
 }
 
-caf::error backend_error(const caf::error& err) {
-  if (to_errc(err) == errc::conflict || to_errc(err) == errc::backend_failure
-      || to_errc(err) == errc::bad_request)
-    return err;
-  return make_error(errc::backend_failure, describe(err));
-}
-
 /// The write that makes `value` the next version of the context.
 caf::expected<backend_write> next_write(owner_ptr self, const payload& value) {
   auto& ctx = *self->state.ctx;

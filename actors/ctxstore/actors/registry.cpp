@@ -380,9 +380,12 @@ spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
   defaults.lease = options.lease;
   defaults.max_waiters = options.max_waiters;
   defaults.max_value_bytes = options.max_value_bytes;
-  // With a backend every change is made durable by the owner first: a
-  // message costs little beside an fsync.
+  // With a backend, stores, erases, waits and actors go through the owner,
+  // which makes each change durable in order; only a thread that finds a
+  // context free takes it itself and makes its own commit durable (no
+  // message, no hand-off: see blocking_core.cpp).
   defaults.fast_path = options.local_fast_path && !options.backend;
+  defaults.thread_fast_path = options.local_fast_path && options.backend;
   defaults.backend = options.backend;
   defaults.changes = std::make_shared<feed>(options.watch_buffer);
   auto board = std::make_shared<actors::context_index>(std::move(defaults));

@@ -1,10 +1,33 @@
 #include "ctxstore/backends/batching_backend.hpp"
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <utility>
 
 namespace ctxstore {
 
 backend::~backend() = default;
+
+caf::error backend::write_and_wait(backend_write w) {
+  struct answer {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool done = false;
+    caf::error err;
+  };
+  // Shared: the callback may still run after an exception left this frame.
+  auto slot = std::make_shared<answer>();
+  write(std::move(w), [slot](const caf::error& err) {
+    std::lock_guard<std::mutex> guard{slot->mtx};
+    slot->err = err;
+    slot->done = true;
+    slot->cv.notify_one();
+  });
+  std::unique_lock<std::mutex> guard{slot->mtx};
+  slot->cv.wait(guard, [&] { return slot->done; });
+  return std::move(slot->err);
+}
 
 } // namespace ctxstore
 
@@ -39,6 +62,30 @@ void batching_backend::write(backend_write w, write_done done) {
   cv_.notify_one();
 }
 
+caf::error batching_backend::write_and_wait(backend_write w) {
+  {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (busy_ || !queue_.empty() || stopping_) {
+      guard.unlock();
+      return backend::write_and_wait(std::move(w)); // the next batch
+    }
+    busy_ = true; // the worker waits until we are done
+  }
+  // A batch of one on this thread: one fsync and no hand-off to the worker
+  // and back (two thread wake-ups, more than the fsync itself on a VM).
+  on_tick();
+  std::vector<backend_write> batch;
+  batch.push_back(std::move(w));
+  std::vector<caf::error> results(1);
+  write_batch(batch, results);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    busy_ = false;
+  }
+  cv_.notify_one(); // what was queued meanwhile
+  return std::move(results[0]);
+}
+
 void batching_backend::start() {
   worker_ = std::thread{[this] { run(); }};
 }
@@ -60,6 +107,7 @@ void batching_backend::run() {
       std::unique_lock<std::mutex> guard{mtx_};
       if (queue_.empty() && !stopping_)
         cv_.wait_for(guard, tick());
+      cv_.wait(guard, [this] { return !busy_; }); // a caller's own write
       if (queue_.empty() && stopping_)
         return; // everything submitted was answered
       // Everything waiting, up to a batch of writes: what queued meanwhile
@@ -70,6 +118,7 @@ void batching_backend::run() {
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      busy_ = true;
     }
     on_tick();
     // In submission order: consecutive writes as one batch, each load
@@ -88,6 +137,8 @@ void batching_backend::run() {
       i = last;
     }
     jobs.clear();
+    std::lock_guard<std::mutex> guard{mtx_};
+    busy_ = false;
   }
 }
 

@@ -22,7 +22,8 @@ namespace ctxstore::backends {
 /// when the worker comes round joins one batch (group commit: one
 /// transaction, one pipeline, one fsync for all of them). A concrete backend
 /// says how to read one context and how to make one batch durable; both run
-/// on the worker thread only, so they need no lock of their own.
+/// on one thread at a time (the worker, or a blocking caller that found the
+/// worker idle: see write_and_wait), so they need no lock of their own.
 class batching_backend : public backend {
 public:
   /// Most writes in one batch.
@@ -34,6 +35,11 @@ public:
             load_done done) final;
 
   void write(backend_write w, write_done done) final;
+
+  /// Writes `w` on the calling thread if the worker is idle and nothing is
+  /// queued (a batch of one, in order: nothing was submitted before it that
+  /// is not answered); otherwise it joins the worker's next batch.
+  caf::error write_and_wait(backend_write w) final;
 
 protected:
   batching_backend() = default;
@@ -85,6 +91,9 @@ private:
   std::condition_variable cv_;
   std::deque<job> queue_;
   bool stopping_ = false;
+  /// True while the worker or a caller of write_and_wait uses the derived
+  /// backend (its connection): one at a time, handed over under `mtx_`.
+  bool busy_ = false;
   std::thread worker_;
 };
 
