@@ -1,10 +1,14 @@
 #include "async_fixture.hpp"
+#include "ctxstore/actors/context_index.hpp" // counts of activations
 #include "fixture.hpp"
 #include "tls_certs.hpp"
 #include "two_nodes.hpp"
 #include "waiting.hpp"
 
+#include <chrono>
+#include <cstdlib>
 #include <future>
+#include <thread>
 
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -32,6 +36,34 @@ std::string this_thread_name() {
   return "thread " + std::to_string(::syscall(SYS_gettid));
 }
 
+/// Waits (bounded) until `pred()` holds; false if it never did.
+template <class Pred>
+bool eventually(Pred pred) {
+  using namespace std::chrono_literals;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until)
+      return false;
+    std::this_thread::sleep_for(1ms); // a timer of the storage's, not ours
+  }
+  return true;
+}
+
+/// A fresh directory, removed with its files at the end.
+struct temp_dir {
+  temp_dir() {
+    char tmpl[] = "/tmp/ctxstore-info-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~temp_dir() {
+    std::string cmd = "rm -rf '" + path + "'";
+    if (std::system(cmd.c_str()) != 0)
+      WARN("could not remove " << path);
+  }
+  std::string path;
+};
+
 
 } // namespace
 
@@ -58,6 +90,60 @@ SCENARIO("info of an unknown context is no_such_context", "[info]") {
   f.client->erase<counter>(id);
   CHECK(error_code_of([&] { f.client->info<counter>(id); })
         == errc::no_such_context);
+}
+
+SCENARIO("info of a durable context that left memory", "[info][durable]") {
+  using namespace std::chrono_literals;
+  temp_dir dir;
+  auto db = open_sqlite(dir.path + "/contexts.db");
+  REQUIRE(db);
+  storage_options opts;
+  opts.backend = *db;
+  opts.idle_timeout = 20ms;
+  fixture f{opts};
+  auto& c = *f.client;
+  auto id = new_id();
+  c.store<counter>(id, counter{1});
+  c.update<counter>(id, [](counter& x) { x.value = 2; });
+  auto& stats = *f.store.board()->defaults().stats;
+  REQUIRE(eventually([&] { return c.stats().contexts == 0; }));
+  REQUIRE(eventually([&] { return c.stats().owners == 0; }));
+  auto activations = stats.activations.load();
+  WHEN("its info is asked (blocking and async)") {
+    auto x = c.info<counter>(id);
+    auto from_actor = async_fixture::run_in_actor<uint64_t>(
+      f, [id](caf::event_based_actor*, async_fixture::client_ptr ac,
+              auto done) {
+        ac->info<counter>(id).then([done](context_info i) { done(i.version); },
+                                   [done](caf::error&) { done(0); });
+      });
+    THEN("it answers the backend's version, free, and stays out of memory") {
+      CHECK(x.version == 2);
+      CHECK_FALSE(x.held);
+      CHECK(x.holder.empty());
+      CHECK(x.waiters == 0);
+      CHECK(from_actor == 2);
+      CHECK(stats.activations.load() == activations);
+      CHECK(c.stats().contexts == 0);
+      CHECK(c.stats().owners == 0);
+    }
+  }
+  WHEN("an unknown id's info is asked") {
+    CHECK(error_code_of([&] { c.info<counter>(new_id()); })
+          == errc::no_such_context);
+    THEN("nothing stays behind") {
+      CHECK(c.stats().contexts == 0);
+      CHECK(c.stats().owners == 0);
+      CHECK(stats.activations.load() == activations);
+    }
+  }
+  WHEN("it is erased") {
+    c.erase<counter>(id);
+    THEN("its info is no_such_context") {
+      CHECK(error_code_of([&] { c.info<counter>(id); })
+            == errc::no_such_context);
+    }
+  }
 }
 
 SCENARIO("info names the holding thread and the waiters", "[info]") {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <utility>
@@ -11,7 +12,9 @@
 
 #include "ctxstore/actors/counters.hpp"
 #include "ctxstore/actors/feed_remote.hpp"
+#include "ctxstore/actors/metrics.hpp"
 #include "ctxstore/actors/owner.hpp"
+#include "ctxstore/actors/owner_state.hpp"
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
@@ -29,6 +32,8 @@ namespace {
 
 using namespace ctxstore::messages;
 using cell_ptr = std::shared_ptr<context>;
+using owner_detail::handoff;
+using owner_detail::loaded_value;
 
 struct owned_cell {
   caf::actor owner; // keeps the owner alive until it retires
@@ -42,6 +47,14 @@ struct registry_state {
   std::shared_ptr<actors::context_index> board;
   bool hidden = false;
   std::minstd_rand sampler; // picks owners for max_resident
+  // infos of durable contexts not in memory, waiting for the backend's read
+  struct info_read {
+    caf::typed_response_promise<context_info> rp;
+    context_key key;
+    std::shared_ptr<handoff<loaded_value>> slot;
+  };
+  std::unordered_map<uint64_t, info_read> info_reads;
+  uint64_t info_seq = 0;
 
   ~registry_state() {
     // Owners stop with us (each tells its waiters that the storage stopped).
@@ -174,6 +187,38 @@ bool forward(registry_ptr self, const context_key& key, Ts&&... xs) {
   return true;
 }
 
+/// The info of `key`'s context if it is in memory.
+std::optional<context_info> info_in_memory(registry_ptr self,
+                                           const context_key& key) {
+  auto cell = self->state.board->find_cell(key);
+  if (!cell)
+    return std::nullopt;
+  std::lock_guard<std::mutex> guard{cell->mtx};
+  if (!cell->present())
+    return std::nullopt; // erased, left memory, or not read in yet
+  return cell->info(steady_ns());
+}
+
+/// The info of a durable context not in memory: its row, read from the
+/// backend (answered by `loaded_atom`). Not an activation: an info changes
+/// nothing, and an unknown id leaves nothing behind (no cell, no owner, no
+/// eviction of another context to make room).
+caf::typed_response_promise<context_info> read_info(registry_ptr self,
+                                                    const context_key& key) {
+  auto& st = self->state;
+  auto seq = ++st.info_seq;
+  auto slot = std::make_shared<handoff<loaded_value>>();
+  auto rp = self->make_response_promise<context_info>();
+  st.info_reads.emplace(seq, registry_state::info_read{rp, key, slot});
+  auto me = self->address();
+  st.options.backend->load(key.type, key.id, [me, seq, slot](loaded_value x) {
+    slot->put(std::move(x));
+    if (auto registry = caf::actor_cast<caf::actor>(me))
+      caf::anon_send(registry, loaded_atom::value, seq);
+  });
+  return rp;
+}
+
 caf::behavior registry_behavior(registry_ptr self, storage_options options,
                                 bool hidden,
                                 std::shared_ptr<actors::context_index> board) {
@@ -298,13 +343,32 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
     [=](info_atom, const context_key& key) -> caf::result<context_info> {
       if (auto err = validate_key(key))
         return err;
-      auto cell = self->state.board->find_cell(key);
-      if (!cell)
+      if (auto x = info_in_memory(self, key))
+        return std::move(*x);
+      if (!durable(self))
         return missing_context(key);
-      std::lock_guard<std::mutex> guard{cell->mtx};
-      if (!cell->present() && !cell->loading())
-        return missing_context(key);
-      return cell->info(steady_ns());
+      return read_info(self, key);
+    },
+    [=](loaded_atom, uint64_t seq) {
+      auto& reads = self->state.info_reads;
+      auto i = reads.find(seq);
+      if (i == reads.end())
+        return;
+      auto read = std::move(i->second);
+      reads.erase(i);
+      // Activated meanwhile: what memory holds now is newer.
+      auto row = read.slot->take();
+      if (auto x = info_in_memory(self, read.key)) {
+        read.rp.deliver(std::move(*x));
+      } else if (!row) {
+        read.rp.deliver(std::move(row.error()));
+      } else if (!*row) {
+        read.rp.deliver(missing_context(read.key));
+      } else {
+        context_info x{}; // not in memory: nobody holds or waits
+        x.version = (*row)->version;
+        read.rp.deliver(std::move(x));
+      }
     },
     [=](metrics_atom) {
       auto& defaults = self->state.board->defaults();
