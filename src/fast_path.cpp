@@ -53,7 +53,7 @@ std::optional<std::string> local_metrics(const storage& st) {
   if (!board)
     return std::nullopt;
   auto& defaults = board->defaults();
-  return defaults.metrics->render(*defaults.stats);
+  return defaults.metrics->render(*defaults.stats, *defaults.changes);
 }
 
 caf::actor_addr owner_addr(const context& ctx) {

@@ -1,8 +1,14 @@
 #include "fixture.hpp"
 #include "waiting.hpp"
 
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <regex>
 #include <sstream>
+
+#include "ctxstore/actors/feed.hpp"
+#include "ctxstore/actors/metrics.hpp"
 
 // blocking_client::metrics: the Prometheus text format 0.0.4, labelled by
 // context type only.
@@ -62,6 +68,67 @@ ctxstore::storage fast_path_storage(caf::actor_system& sys) {
   opts.local_fast_path = true;
   return spawn_storage(sys, opts);
 }
+
+/// A fresh directory, removed with its files at the end.
+struct temp_dir {
+  temp_dir() {
+    char tmpl[] = "/tmp/ctxstore-metrics-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~temp_dir() {
+    std::string cmd = "rm -rf '" + path + "'";
+    if (std::system(cmd.c_str()) != 0)
+      WARN("could not remove " << path);
+  }
+  std::string path;
+};
+
+/// A real backend whose writes fail as `mode` says: with a conflict (the
+/// real backend refuses a write that replaces a version it does not hold),
+/// or with backend_failure (answered on the backend's thread, nothing
+/// written).
+class faulty_backend final : public backend {
+public:
+  enum mode_t { pass, conflict, failure };
+
+  explicit faulty_backend(std::shared_ptr<backend> real)
+      : real_(std::move(real)) {
+    // nop
+  }
+
+  void load(const std::string& type, const context_id& id,
+            load_done done) override {
+    real_->load(type, id, std::move(done));
+  }
+
+  void write(backend_write w, write_done done) override {
+    switch (mode.load()) {
+    case conflict:
+      w.replaces = 1'000'000;
+      break;
+    case failure:
+      real_->load(w.type, w.id, [done = std::move(done)](auto&&) {
+        done(make_error(errc::backend_failure, "disk full (test)"));
+      });
+      return;
+    default:
+      break;
+    }
+    real_->write(std::move(w), std::move(done));
+  }
+
+  std::string name() const override {
+    return "faulty:" + real_->name();
+  }
+
+  std::atomic<mode_t> mode{pass};
+
+private:
+  std::shared_ptr<backend> real_;
+};
+
+const std::string counter_ops = R"(ctxstore_operations_total{type="counter",)";
 
 } // namespace
 
@@ -174,6 +241,14 @@ SCENARIO("with a backend, metrics time the durable commits", "[metrics]") {
           == 2);
     CHECK(sample(text, R"(ctxstore_durable_commit_seconds_sum{type="counter"})")
           > 0);
+    // group commits: each blocking write waited alone, one write per batch
+    CHECK(text.find("# TYPE ctxstore_durable_batch_writes histogram")
+          != std::string::npos);
+    CHECK(sample(text, "ctxstore_durable_batch_writes_sum") == 2);
+    CHECK(sample(text, "ctxstore_durable_batch_writes_count") == 2);
+    CHECK(sample(text, R"(ctxstore_durable_batch_writes_bucket{le="1"})") == 2);
+    CHECK(sample(text, R"(ctxstore_durable_batch_writes_bucket{le="+Inf"})")
+          == 2);
   }
   std::string cmd = "rm -rf '" + dir + "'";
   CHECK(std::system(cmd.c_str()) == 0);
@@ -199,4 +274,110 @@ SCENARIO("metrics count lease revocations and the refused late holder",
         == 1);
   CHECK(sample(text, R"(ctxstore_fencing_refusals_total{type="counter"})")
         >= 1);
+}
+
+SCENARIO("metrics count failed operations by kind and error", "[metrics]") {
+  GIVEN("a backend that fails writes") {
+    temp_dir dir;
+    auto db = open_sqlite(dir.path + "/contexts.db");
+    REQUIRE(db);
+    auto faulty = std::make_shared<faulty_backend>(*db);
+    storage_options opts;
+    opts.backend = faulty;
+    fixture f{opts};
+    auto& c = *f.client;
+    auto id = new_id();
+    c.store<counter>(id, counter{1});
+    faulty->mode = faulty_backend::failure;
+    CHECK(error_code_of([&] { c.store<counter>(id, counter{2}); })
+          == errc::backend_failure);
+    CHECK(error_code_of([&] { c.erase<counter>(id); })
+          == errc::backend_failure);
+    faulty->mode = faulty_backend::conflict;
+    CHECK(error_code_of([&] { c.store<counter>(id, counter{3}); })
+          == errc::conflict);
+    faulty->mode = faulty_backend::pass;
+    auto text = c.metrics();
+    std::string bad;
+    CHECK(well_formed(text, bad));
+    INFO(bad);
+    CHECK(sample(text, counter_ops + R"(kind="write",result="ok"})") == 1);
+    CHECK(sample(text, counter_ops + R"(kind="write",result="backend_failure"})")
+          == 1);
+    CHECK(sample(text, counter_ops + R"(kind="erase",result="backend_failure"})")
+          == 1);
+    CHECK(sample(text, counter_ops + R"(kind="write",result="conflict"})")
+          == 1);
+  }
+  GIVEN("an acquire of a context that does not exist") {
+    fixture f;
+    CHECK(error_code_of([&] { f.client->acquire<counter>(new_id()); })
+          == errc::no_such_context);
+    auto text = f.client->metrics();
+    CHECK(sample(text, counter_ops + R"(kind="acquire",result="no_such_context"})")
+          == 1);
+    THEN("errors that never happened have no series") {
+      CHECK(text.find(R"(result="type_mismatch")") == std::string::npos);
+    }
+  }
+  GIVEN("every error a type's operations can count") {
+    actors::metrics_registry r;
+    auto& m = *r.of("counter");
+    for (auto code : {errc::type_mismatch, errc::backend_failure,
+                      errc::conflict, errc::timeout, errc::storage_down}) {
+      m.count_failure(actors::op_kind::write, code);
+      m.count_failure(actors::op_kind::erase, make_error(code, "test"));
+    }
+    m.count_failure(actors::op_kind::acquire, errc::timeout);
+    m.acquire_timeout += 1;
+    actors::counters totals;
+    actors::feed changes{1};
+    auto text = r.render(totals, changes);
+    std::string bad;
+    CHECK(well_formed(text, bad));
+    INFO(bad);
+    THEN("each is a result of its kind; fixed results add up") {
+      for (std::string result :
+           {"type_mismatch", "backend_failure", "conflict", "timeout",
+            "storage_down"}) {
+        INFO(result);
+        CHECK(sample(text, counter_ops + R"(kind="write",result=")" + result
+                             + "\"}")
+              == 1);
+        CHECK(sample(text, counter_ops + R"(kind="erase",result=")" + result
+                             + "\"}")
+              == 1);
+      }
+      CHECK(sample(text, counter_ops + R"(kind="acquire",result="timeout"})")
+            == 2);
+    }
+  }
+}
+
+SCENARIO("metrics show the feed's watchers and the changes they skipped",
+         "[metrics][feed]") {
+  storage_options opts;
+  opts.watch_buffer = 1;
+  fixture f{opts};
+  auto& c = *f.client;
+  auto id = new_id();
+  c.store<counter>(id, counter{1});
+  auto w = c.watch<counter>(id);
+  for (int64_t i = 2; i <= 4; ++i)
+    c.store<counter>(id, counter{i}); // the watcher reads none of them yet
+  uint64_t skipped = 0;
+  for (uint64_t version = 0; version < 4;) {
+    auto x = w.next(std::chrono::seconds{5});
+    REQUIRE(x);
+    version = x->version;
+    skipped += x->skipped;
+  }
+  CHECK(skipped > 0);
+  auto text = c.metrics();
+  std::string bad;
+  CHECK(well_formed(text, bad));
+  INFO(bad);
+  CHECK(sample(text, "ctxstore_watchers") == 1);
+  CHECK(sample(text, "ctxstore_watch_skipped_changes_total")
+        == static_cast<double>(skipped));
 }

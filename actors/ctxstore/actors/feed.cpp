@@ -72,16 +72,21 @@ bool feed_sink::closed() const noexcept {
 }
 
 void feed_sink::append(feed_change x) {
+  auto skipped_now = x.skipped; // missed before it came (a replay's gap)
   if (queue_.size() >= buffer) {
     // Fallen behind: the context's queued changes give way to its newest,
     // which says how many the watcher will not see.
     auto stale = [&x](const feed_change& y) { return y.key == x.key; };
     for (auto& y : queue_)
-      if (stale(y))
+      if (stale(y)) {
         x.skipped += 1 + y.skipped;
+        skipped_now += 1;
+      }
     queue_.erase(std::remove_if(queue_.begin(), queue_.end(), stale),
                  queue_.end());
   }
+  if (skipped_now > 0 && skipped_total)
+    skipped_total->fetch_add(skipped_now, std::memory_order_relaxed);
   queue_.push_back(std::move(x));
   cv_.notify_all();
   if (armed_) {
@@ -201,6 +206,7 @@ bool feed::add(const feed_sink_ptr& sink, uint64_t after) {
     return true;
   }
   watchers_ += 1;
+  sink->skipped_total = skipped_;
   if (sink->id) {
     auto key = key_of(*sink);
     auto& t = topics_[key];

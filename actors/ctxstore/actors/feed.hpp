@@ -55,6 +55,8 @@ public:
   const std::string type;
   const std::optional<context_id> id;
   const size_t buffer;
+  /// The storage's count of changes skipped (metrics): set by feed::add.
+  std::shared_ptr<std::atomic<uint64_t>> skipped_total;
 
   // -- the watcher's side
   // ------------------------------------------------------
@@ -139,6 +141,11 @@ public:
     return watchers_.load();
   }
 
+  /// Changes that watchers of this feed did not get (`skipped`), so far.
+  uint64_t skipped() const noexcept {
+    return skipped_->load(std::memory_order_relaxed);
+  }
+
   /// A commit (`value` holds it) or an erase (empty `value`) of `key` at
   /// `version`; called under the context's lock, in version order.
   void publish(const messages::context_key& key, uint64_t version,
@@ -182,6 +189,8 @@ private:
 
   const size_t buffer_;
   std::atomic<size_t> watchers_{0};
+  std::shared_ptr<std::atomic<uint64_t>> skipped_
+    = std::make_shared<std::atomic<uint64_t>>(0);
   mutable std::mutex mtx_;
   std::unordered_map<messages::context_key, topic, messages::context_key_hash>
     topics_;

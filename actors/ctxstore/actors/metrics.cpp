@@ -1,8 +1,12 @@
 #include "ctxstore/actors/metrics.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <utility>
+#include <vector>
+
+#include "ctxstore/actors/feed.hpp"
 
 namespace ctxstore::actors {
 
@@ -102,6 +106,26 @@ void duration_histogram::render(std::string& out, const std::string& name,
   sample(out, name + "_count", labels, static_cast<int64_t>(cumulative));
 }
 
+void count_histogram::observe(uint64_t n) noexcept {
+  size_t i = 0;
+  while (i < bounds.size() && n > bounds[i])
+    ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(n, std::memory_order_relaxed);
+}
+
+void count_histogram::render(std::string& out, const std::string& name) const {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    auto le = i < bounds.size() ? std::to_string(bounds[i]) : "+Inf";
+    sample(out, name + "_bucket", "le=\"" + le + "\"",
+           static_cast<int64_t>(cumulative));
+  }
+  sample(out, name + "_sum", "", load(sum_));
+  sample(out, name + "_count", "", static_cast<int64_t>(cumulative));
+}
+
 type_metrics* metrics_registry::of(const std::string& type) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& slot = types_[type];
@@ -110,7 +134,8 @@ type_metrics* metrics_registry::of(const std::string& type) {
   return slot.get();
 }
 
-std::string metrics_registry::render(const counters& totals) const {
+std::string metrics_registry::render(const counters& totals,
+                                     const feed& changes) const {
   std::string out;
   std::lock_guard<std::mutex> guard{mtx_};
   auto label = [](const type_metrics& m) {
@@ -120,16 +145,32 @@ std::string metrics_registry::render(const counters& totals) const {
          "Operations on contexts by kind and result.");
   for (auto& [name, m] : types_) {
     auto l = label(*m);
-    auto op = [&](const char* kind, const char* result, int64_t n) {
-      sample(out, "ctxstore_operations_total",
-             l + ",kind=\"" + kind + "\",result=\"" + result + "\"", n);
+    // Results by name: the fixed ones always, every other error once it
+    // happened (results are errc names).
+    auto ops = [&](op_kind kind, const char* name,
+                   std::vector<std::pair<std::string, int64_t>> results) {
+      auto& failed = m->failed[static_cast<size_t>(kind)];
+      for (size_t code = 1; code < failed.size(); ++code) {
+        auto n = load(failed[code]);
+        auto result = to_string(static_cast<errc>(code));
+        auto fixed = std::find_if(results.begin(), results.end(),
+                                  [&](auto& x) { return x.first == result; });
+        if (fixed != results.end())
+          fixed->second += n;
+        else if (n > 0)
+          results.emplace_back(result, n);
+      }
+      for (auto& [result, n] : results)
+        sample(out, "ctxstore_operations_total",
+               l + ",kind=\"" + name + "\",result=\"" + result + "\"", n);
     };
-    op("acquire", "ok", load(m->acquired));
-    op("acquire", "timeout", load(m->acquire_timeout));
-    op("acquire", "deadlock", load(m->acquire_deadlock));
-    op("acquire", "overloaded", load(m->acquire_overloaded));
-    op("write", "ok", load(m->written));
-    op("erase", "ok", load(m->erased));
+    ops(op_kind::acquire, "acquire",
+        {{"ok", load(m->acquired)},
+         {"timeout", load(m->acquire_timeout)},
+         {"deadlock", load(m->acquire_deadlock)},
+         {"overloaded", load(m->acquire_overloaded)}});
+    ops(op_kind::write, "write", {{"ok", load(m->written)}});
+    ops(op_kind::erase, "erase", {{"ok", load(m->erased)}});
   }
   header(out, "ctxstore_timeouts_total", "counter",
          "Acquires that gave up waiting.");
@@ -186,6 +227,16 @@ std::string metrics_registry::render(const counters& totals) const {
   header(out, "ctxstore_passivations_total", "counter",
          "Durable contexts that left memory.");
   sample(out, "ctxstore_passivations_total", "", load(totals.passivations));
+  header(out, "ctxstore_durable_batch_writes", "histogram",
+         "Writes the backend made durable together (one group commit).");
+  batch_writes.render(out, "ctxstore_durable_batch_writes");
+  header(out, "ctxstore_watchers", "gauge", "Watches of the change feed.");
+  sample(out, "ctxstore_watchers", "",
+         static_cast<int64_t>(changes.watchers()));
+  header(out, "ctxstore_watch_skipped_changes_total", "counter",
+         "Changes that watchers did not get because they fell behind.");
+  sample(out, "ctxstore_watch_skipped_changes_total", "",
+         static_cast<int64_t>(changes.skipped()));
   header(out, "ctxstore_remote_requests_total", "counter",
          "Requests that came from other nodes through a publication.");
   sample(out, "ctxstore_remote_requests_total", "", load(remote_requests));

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ctxstore/actors/counters.hpp"
+#include "ctxstore/error.hpp"
 
 // The storage's metrics (blocking_client::metrics, Prometheus text format
 // 0.0.4), labelled by context type only. Each context holds a pointer to its
@@ -16,6 +17,8 @@
 // lookup.
 
 namespace ctxstore::actors {
+
+class feed;
 
 /// A histogram of durations with fixed buckets (seconds: 1us .. 10s).
 class duration_histogram {
@@ -35,6 +38,25 @@ private:
   std::atomic<uint64_t> sum_ns_{0};
 };
 
+/// A histogram of counts with fixed buckets (1, 2, 4 .. 1024).
+class count_histogram {
+public:
+  static constexpr std::array<uint64_t, 11> bounds{1,  2,   4,   8,   16,  32,
+                                                   64, 128, 256, 512, 1024};
+
+  void observe(uint64_t n) noexcept;
+
+  /// Appends the `_bucket`, `_sum` and `_count` lines of `name`.
+  void render(std::string& out, const std::string& name) const;
+
+private:
+  std::array<std::atomic<uint64_t>, bounds.size() + 1> counts_{};
+  std::atomic<uint64_t> sum_{0};
+};
+
+/// The kinds of operations counted with their result.
+enum class op_kind : uint8_t { acquire, write, erase };
+
 /// What the contexts of one type count.
 struct type_metrics {
   explicit type_metrics(std::string type) : type(std::move(type)) {
@@ -51,6 +73,22 @@ struct type_metrics {
   std::atomic<uint64_t> erased{0};            // erases
   std::atomic<uint64_t> lease_revocations{0};
   std::atomic<uint64_t> fencing_refusals{0}; // a stale or foreign token
+  /// Failed operations by kind and error, beside the acquire results above.
+  std::array<std::array<std::atomic<uint64_t>, 32>, 3> failed{};
+
+  /// Counts an operation of `kind` that failed with `code`.
+  void count_failure(op_kind kind, errc code) noexcept {
+    auto i = static_cast<size_t>(code);
+    if (i < failed[0].size())
+      failed[static_cast<size_t>(kind)][i].fetch_add(
+        1, std::memory_order_relaxed);
+  }
+
+  /// Counts an operation of `kind` that failed with `err` (see to_errc).
+  void count_failure(op_kind kind, const caf::error& err) noexcept {
+    if (err)
+      count_failure(kind, to_errc(err));
+  }
   // now
   std::atomic<int64_t> sessions{0};
   std::atomic<int64_t> waiters{0};
@@ -66,11 +104,15 @@ public:
   /// while the registry lives).
   type_metrics* of(const std::string& type);
 
-  /// The Prometheus text (format 0.0.4) of every type and of `totals`.
-  std::string render(const counters& totals) const;
+  /// The Prometheus text (format 0.0.4) of every type, of `totals` and of
+  /// the storage's change feed `changes`.
+  std::string render(const counters& totals, const feed& changes) const;
 
   /// Requests that came from other nodes (through a publication).
   std::atomic<uint64_t> remote_requests{0};
+
+  /// Writes per group commit of the backend (batching backends only).
+  count_histogram batch_writes;
 
 private:
   mutable std::mutex mtx_;

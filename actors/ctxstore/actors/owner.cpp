@@ -201,6 +201,7 @@ namespace {
 caf::error type_error(owner_ptr self, const payload& x) {
   if (x.value.empty())
     return make_error(errc::bad_request, "a store or commit needs a value");
+  self->state.ctx->metrics->count_failure(op_kind::write, errc::type_mismatch);
   return make_error(errc::type_mismatch,
                     "the value is not of the type registered as "
                       + self->state.cfg.key.type);

@@ -25,6 +25,8 @@ using namespace ctxstore::messages;
 
 namespace {
 
+caf::error backend_error(const caf::error& err);
+
 /// Until `backend_answered`, only `bhvr` runs; every other message stays in
 /// the mailbox, in order.
 void await_backend(owner_ptr self, caf::behavior bhvr) {
@@ -81,9 +83,12 @@ void persist(owner_ptr self, std::optional<caf::expected<backend_write>> w,
   st.written = slot;
   auto counts = st.ctx->metrics; // the backend may answer on its own thread
   auto started = w && *w ? steady_ns() : 0; // 0: nothing to write
-  auto answer = [me, seq, slot, counts, started](const caf::error& err) {
+  auto kind = w && *w && (*w)->erase ? op_kind::erase : op_kind::write;
+  auto answer = [me, seq, slot, counts, started, kind](const caf::error& err) {
     if (started != 0 && !err)
       counts->durable_commit.observe(steady_ns() - started);
+    if (started != 0 && err)
+      counts->count_failure(kind, backend_error(err));
     slot->put(err);
     if (auto owner = caf::actor_cast<caf::actor>(me))
       caf::anon_send(owner, persisted_atom::value, seq);

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/actors/counters.hpp"
+#include "ctxstore/backends/batching_backend.hpp"
 #include "ctxstore/actors/feed_remote.hpp"
 #include "ctxstore/actors/metrics.hpp"
 #include "ctxstore/actors/owner.hpp"
@@ -187,6 +188,13 @@ bool forward(registry_ptr self, const context_key& key, Ts&&... xs) {
   return true;
 }
 
+/// Counts a request on `key` that failed with `code` (metrics).
+void count_failure(registry_ptr self, const context_key& key, op_kind kind,
+                   errc code) {
+  self->state.board->defaults().metrics->of(key.type)->count_failure(kind,
+                                                                     code);
+}
+
 /// The info of `key`'s context if it is in memory.
 std::optional<context_info> info_in_memory(registry_ptr self,
                                            const context_key& key) {
@@ -254,6 +262,7 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return err;
       if (forward_loading(self, key, acquire_atom::value, key, wait_ms))
         return caf::delegated<grant>{};
+      count_failure(self, key, op_kind::acquire, errc::no_such_context);
       return missing_context(key);
     },
     [=](store_atom, const context_key& key, payload& value,
@@ -265,10 +274,12 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       auto type = ctxstore::detail::context_type_of(key.type);
       auto rtti = value.value.type(0);
       if (value.value.size() != 1 || rtti.second == nullptr
-          || *rtti.second != *type)
+          || *rtti.second != *type) {
+        count_failure(self, key, op_kind::write, errc::type_mismatch);
         return make_error(errc::type_mismatch,
                           "the value is not of the type registered as "
                             + key.type);
+      }
       if (durable(self)) { // created by its owner, once durable
         if (forward_loading(self, key, store_atom::value, key,
                             std::move(value), token))
@@ -372,7 +383,7 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
     },
     [=](metrics_atom) {
       auto& defaults = self->state.board->defaults();
-      return defaults.metrics->render(*defaults.stats);
+      return defaults.metrics->render(*defaults.stats, *defaults.changes);
     },
     [=](watch_atom, const context_key& key, bool all, uint64_t after,
         const caf::actor& sink) -> caf::result<caf::ok_atom> {
@@ -452,6 +463,11 @@ spawned_storage spawn_registry(caf::actor_system& sys, storage_options options,
   defaults.thread_fast_path = options.local_fast_path && options.backend;
   defaults.backend = options.backend;
   defaults.changes = std::make_shared<feed>(options.watch_buffer);
+  if (auto batching = dynamic_cast<backends::batching_backend*>(
+        options.backend.get()))
+    batching->on_batch([metrics = defaults.metrics](size_t n) {
+      metrics->batch_writes.observe(n);
+    });
   auto board = std::make_shared<actors::context_index>(std::move(defaults));
   if (hide)
     return {sys.spawn<caf::hidden>(registry_behavior, options, true, board),

@@ -63,6 +63,7 @@ void batching_backend::write(backend_write w, write_done done) {
 }
 
 caf::error batching_backend::write_and_wait(backend_write w) {
+  std::function<void(size_t)> on_batch;
   {
     std::unique_lock<std::mutex> guard{mtx_};
     if (busy_ || !queue_.empty() || stopping_) {
@@ -70,10 +71,13 @@ caf::error batching_backend::write_and_wait(backend_write w) {
       return backend::write_and_wait(std::move(w)); // the next batch
     }
     busy_ = true; // the worker waits until we are done
+    on_batch = on_batch_;
   }
   // A batch of one on this thread: one fsync and no hand-off to the worker
   // and back (two thread wake-ups, more than the fsync itself on a VM).
   on_tick();
+  if (on_batch)
+    on_batch(1);
   std::vector<backend_write> batch;
   batch.push_back(std::move(w));
   std::vector<caf::error> results(1);
@@ -84,6 +88,11 @@ caf::error batching_backend::write_and_wait(backend_write w) {
   }
   cv_.notify_one(); // what was queued meanwhile
   return std::move(results[0]);
+}
+
+void batching_backend::on_batch(std::function<void(size_t)> sizes) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  on_batch_ = std::move(sizes);
 }
 
 void batching_backend::start() {
@@ -102,9 +111,11 @@ void batching_backend::stop() {
 
 void batching_backend::run() {
   std::vector<job> jobs;
+  std::function<void(size_t)> on_batch;
   for (;;) {
     {
       std::unique_lock<std::mutex> guard{mtx_};
+      on_batch = on_batch_;
       if (queue_.empty() && !stopping_)
         cv_.wait_for(guard, tick());
       cv_.wait(guard, [this] { return !busy_; }); // a caller's own write
@@ -133,6 +144,8 @@ void batching_backend::run() {
       auto last = i;
       while (last < jobs.size() && jobs[last].is_write)
         ++last;
+      if (on_batch)
+        on_batch(last - i);
       run_writes(jobs, i, last);
       i = last;
     }

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -40,6 +41,10 @@ public:
   /// queued (a batch of one, in order: nothing was submitted before it that
   /// is not answered); otherwise it joins the worker's next batch.
   caf::error write_and_wait(backend_write w) final;
+
+  /// `sizes` gets the number of writes of each batch (the storage's
+  /// metrics), on the worker thread.
+  void on_batch(std::function<void(size_t)> sizes);
 
 protected:
   batching_backend() = default;
@@ -94,6 +99,8 @@ private:
   /// True while the worker or a caller of write_and_wait uses the derived
   /// backend (its connection): one at a time, handed over under `mtx_`.
   bool busy_ = false;
+
+  std::function<void(size_t)> on_batch_; // guarded by mtx_
   std::thread worker_;
 };
 
