@@ -50,8 +50,8 @@ std::optional<context_info> local_info(const storage& st,
 
 std::optional<std::string> local_metrics(const storage& st) {
   auto& board = st.board();
-  if (!board)
-    return std::nullopt;
+  if (!board || board->closed())
+    return std::nullopt; // stopped: the storage answers storage_down
   auto& defaults = board->defaults();
   return defaults.metrics->render(*defaults.stats, *defaults.changes);
 }

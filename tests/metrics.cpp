@@ -1,3 +1,4 @@
+#include "async_fixture.hpp"
 #include "fixture.hpp"
 #include "waiting.hpp"
 
@@ -6,6 +7,7 @@
 #include <cstdlib>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "ctxstore/actors/feed.hpp"
 #include "ctxstore/actors/metrics.hpp"
@@ -380,4 +382,41 @@ SCENARIO("metrics show the feed's watchers and the changes they skipped",
   CHECK(sample(text, "ctxstore_watchers") == 1);
   CHECK(sample(text, "ctxstore_watch_skipped_changes_total")
         == static_cast<double>(skipped));
+}
+
+SCENARIO("metrics of a stopped storage fail with storage_down",
+         "[metrics][lifetime]") {
+  fixture f;
+  auto& c = *f.client;
+  c.store<counter>(new_id(), counter{1});
+  CHECK(sample(c.metrics(), "ctxstore_resident_contexts") == 1);
+  WHEN("the storage is stopped") {
+    caf::anon_send_exit(f.store.registry(), caf::exit_reason::kill);
+    // Stopped once the registry no longer answers (its state, which closes
+    // the board, is gone before its mailbox bounces requests).
+    auto stopped = [&] {
+      try {
+        c.stats();
+        return false;
+      } catch (const ctxstore::error& e) {
+        return e.code() == errc::storage_down;
+      }
+    };
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+    while (!stopped() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    REQUIRE(stopped());
+    THEN("blocking and async metrics() fail with storage_down") {
+      CHECK(error_code_of([&] { c.metrics(); }) == errc::storage_down);
+      auto from_actor = async_fixture::run_in_actor<std::string>(
+        f, [](caf::event_based_actor*, async_fixture::client_ptr ac,
+              auto done) {
+          ac->metrics().then([done](std::string) { done("text"); },
+                             [done](caf::error& e) {
+                               done(to_string(to_errc(e)));
+                             });
+        });
+      CHECK(from_actor == "storage_down");
+    }
+  }
 }

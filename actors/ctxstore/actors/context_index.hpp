@@ -139,6 +139,11 @@ public:
     return shard_of(key).via_registry;
   }
 
+  /// True once the storage stopped (see close).
+  bool closed() const noexcept {
+    return closed_.load(std::memory_order_acquire);
+  }
+
   /// The storage stopped: no more answers from here. Cells without an owner
   /// are marked stopped here (owners mark theirs when they stop), so that a
   /// direct session's holder and the threads queued in a cell learn it too.
