@@ -312,6 +312,7 @@ std::shared_ptr<held_session> blocking_core::acquire(const context_key& key,
   // session is gone.
   auto route = route_via(storage_, key, std::move(cell)); // counted while out
   auto req = take_requester();
+  req->act_for_this_thread(storage_.board()); // for deadlock detection
   grant g;
   try {
     g = req->call_routed<grant>(route.owner, storage_.registry(),

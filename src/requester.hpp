@@ -7,6 +7,9 @@
 #include <caf/scoped_actor.hpp>
 
 #include "async_request.hpp"
+#include "ctxstore/actors/context_index.hpp"
+#include "ctxstore/actors/party.hpp"
+#include "ctxstore/actors/wait_graph.hpp"
 #include "ctxstore/detail/blocking_core.hpp"
 #include "ctxstore/error.hpp"
 #include "remote_guard.hpp"
@@ -23,6 +26,26 @@ class requester {
 public:
   explicit requester(caf::actor_system& sys) : self_(sys) {
     // nop
+  }
+
+  ~requester() {
+    if (stands_in_)
+      stands_in_->forget_agent(actors::actor_party(self_->ctrl()));
+  }
+
+  requester(const requester&) = delete;
+  requester& operator=(const requester&) = delete;
+
+  /// This requester acquires for the calling thread in `board`'s storage:
+  /// its waits and what it holds are the thread's for deadlock detection
+  /// (see wait_graph::act_for).
+  void act_for_this_thread(const std::shared_ptr<actors::context_index>& board) {
+    if (!board)
+      return; // a storage of another node: its graph cannot see our threads
+    stands_in_ = board->defaults().waits;
+    stands_in_->act_for(actors::actor_party(self_->ctrl()),
+                        actors::this_thread_party(),
+                        actors::this_thread_name());
   }
 
   /// Sends a request and blocks for its answer; throws ctxstore::error.
@@ -66,6 +89,7 @@ private:
   }
 
   caf::scoped_actor self_;
+  std::shared_ptr<actors::wait_graph> stands_in_; // see act_for_this_thread
 };
 
 /// Borrows a requester of `core`'s pool for one call (to `owner`, or the

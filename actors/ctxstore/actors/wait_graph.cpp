@@ -61,7 +61,9 @@ std::string wait_graph::name_of(party p, party me,
 std::string wait_graph::wait_for(waiter& w, const context& ctx,
                                  std::string who) {
   std::lock_guard<std::mutex> guard{mtx_};
-  auto me = w.requester;
+  auto me = resolve(w.requester);
+  if (auto i = agents_.find(w.requester); i != agents_.end())
+    who = i->second.name;
   // Breadth first over the holders reachable from ctx's holder: each hop is
   // "holder of `via`'s context, which its parent's holder waits for".
   struct hop {
@@ -73,7 +75,8 @@ std::string wait_graph::wait_for(waiter& w, const context& ctx,
   std::unordered_set<party> seen;
   // Waiting for itself is no cycle of others: an actor whose session ends
   // by a message still on its way, or a session the owner re-enters.
-  if (auto first = ctx.holder_party(); first != 0 && first != me && me != 0) {
+  if (auto first = resolve(ctx.holder_party());
+      first != 0 && first != me && me != 0) {
     hops.push_back(hop{first, nullptr, 0});
     seen.insert(first);
   }
@@ -98,7 +101,7 @@ std::string wait_graph::wait_for(waiter& w, const context& ctx,
     }
     auto range = waiting_.equal_range(hops[i].holder);
     for (auto j = range.first; j != range.second; ++j) {
-      auto next = j->second.ctx->holder_party();
+      auto next = resolve(j->second.ctx->holder_party());
       if (next != 0 && seen.insert(next).second)
         hops.push_back(hop{next, &j->second, i});
     }
@@ -112,14 +115,30 @@ std::string wait_graph::wait_for(waiter& w, const context& ctx,
 
 void wait_graph::forget(waiter& w) noexcept {
   std::lock_guard<std::mutex> guard{mtx_};
-  auto range = waiting_.equal_range(w.requester);
-  for (auto i = range.first; i != range.second; ++i) {
-    if (i->second.w == &w) {
-      waiting_.erase(i);
-      break;
+  auto erase_from = [&](auto first, auto last) {
+    for (auto i = first; i != last; ++i) {
+      if (i->second.w == &w) {
+        waiting_.erase(i);
+        return true;
+      }
     }
-  }
+    return false;
+  };
+  auto range = waiting_.equal_range(resolve(w.requester));
+  // Registered under another key if its stand-in changed meanwhile.
+  if (!erase_from(range.first, range.second))
+    erase_from(waiting_.begin(), waiting_.end());
   w.graph = nullptr;
+}
+
+void wait_graph::act_for(party agent, party thread, std::string name) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  agents_[agent] = stand_in{thread, std::move(name)};
+}
+
+void wait_graph::forget_agent(party agent) noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  agents_.erase(agent);
 }
 
 caf::error queue_acquire(context& ctx, waiter& w, std::string who) {

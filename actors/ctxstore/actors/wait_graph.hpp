@@ -25,6 +25,12 @@
 //
 // Lock order: a context's mutex, then the graph's mutex (never the other way
 // round; the walk reads other contexts' holders without their locks).
+//
+// A blocking client whose acquire goes through the owner (fast path off)
+// sends it from a pooled requester actor, which then holds the session: the
+// client registers that actor as its thread's stand-in (act_for), so that
+// its waits and holds are the thread's, as on the fast path. (Not across
+// nodes: a remote client's requester is an actor of another process.)
 
 namespace ctxstore::actors {
 
@@ -41,7 +47,28 @@ public:
   /// `w` stops waiting (granted, removed, failed): out of the graph.
   void forget(waiter& w) noexcept;
 
+  /// The actor `agent` acquires for the thread `thread` (named `name`): a
+  /// blocking client's requester, whose acquire goes through the owner
+  /// (fast path off). Until `forget_agent` or another `act_for` of `agent`,
+  /// the graph sees `thread` where it would see `agent`: as the holder of
+  /// what `agent` holds, and as the waiter when `agent` waits.
+  void act_for(party agent, party thread, std::string name);
+
+  /// `agent` (an actor about to be gone) stands for nobody any more.
+  void forget_agent(party agent) noexcept;
+
 private:
+  struct stand_in {
+    party thread;
+    std::string name;
+  };
+
+  /// The party that `p` stands for (`p` itself if none); under mtx_.
+  party resolve(party p) const noexcept {
+    auto i = agents_.find(p);
+    return i != agents_.end() ? i->second.thread : p;
+  }
+
   struct entry {
     const context* ctx;
     const waiter* w;
@@ -52,6 +79,7 @@ private:
 
   std::mutex mtx_;
   std::unordered_multimap<party, entry> waiting_;
+  std::unordered_map<party, stand_in> agents_;
 };
 
 /// Queues the acquire `w` (a thread's or actor's, `w.party` set) on `ctx`
