@@ -182,6 +182,23 @@ SCENARIO("info names the holding thread and the waiters", "[info]") {
   }
 }
 
+SCENARIO("info names the holding thread when its acquire went through the "
+         "owner", "[info]") {
+  fixture f{{}, [](caf::actor_system& sys) {
+              storage_options opts;
+              opts.local_fast_path = false; // the owner queues and grants
+              return spawn_storage(sys, opts);
+            }};
+  auto id = new_id();
+  f.client->store<counter>(id, counter{0});
+  auto s = f.client->acquire<counter>(id);
+  auto x = f.client->info<counter>(id);
+  CHECK(x.held);
+  CHECK(x.holder == this_thread_name()); // not its requester actor
+  s.release();
+  CHECK_FALSE(f.client->info<counter>(id).held);
+}
+
 SCENARIO("info names a holding actor; async_client::info", "[info]") {
   fixture f;
   auto id = new_id();

@@ -307,8 +307,11 @@ context_info context::info(int64_t now) const {
   result.held = token_ != 0;
   if (result.held) {
     auto by = holder_party();
-    if (!direct_)
-      result.holder = actor_name(holder_);
+    if (!direct_) {
+      // A blocking client's requester is named as the thread it acts for.
+      auto name = waits ? waits->stand_in_name(by) : std::string{};
+      result.holder = name.empty() ? actor_name(holder_) : std::move(name);
+    }
     else if (by % 2 == 1)
       result.holder = "thread " + std::to_string(by / 2);
     else

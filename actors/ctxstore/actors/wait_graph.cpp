@@ -136,6 +136,12 @@ void wait_graph::act_for(party agent, party thread, std::string name) {
   agents_[agent] = stand_in{thread, std::move(name)};
 }
 
+std::string wait_graph::stand_in_name(party p) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = agents_.find(p);
+  return i != agents_.end() ? i->second.name : std::string{};
+}
+
 void wait_graph::forget_agent(party agent) noexcept {
   std::lock_guard<std::mutex> guard{mtx_};
   agents_.erase(agent);

@@ -57,6 +57,10 @@ public:
   /// `agent` (an actor about to be gone) stands for nobody any more.
   void forget_agent(party agent) noexcept;
 
+  /// The name of the thread that `p` stands in for, or empty (context_info
+  /// names the blocking thread, not its requester).
+  std::string stand_in_name(party p) const;
+
 private:
   struct stand_in {
     party thread;
@@ -77,7 +81,7 @@ private:
 
   std::string name_of(party p, party me, const std::string& my_name) const;
 
-  std::mutex mtx_;
+  mutable std::mutex mtx_;
   std::unordered_multimap<party, entry> waiting_;
   std::unordered_map<party, stand_in> agents_;
 };
