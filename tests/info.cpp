@@ -6,6 +6,10 @@
 #include "waiting.hpp"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <vector>
 #include <cstdlib>
 #include <future>
 #include <thread>
@@ -64,6 +68,49 @@ struct temp_dir {
   std::string path;
 };
 
+
+/// A backend whose loads wait until `answer_loads`: an info caught while the
+/// backend reads a context's row.
+class stalled_loads final : public backend {
+public:
+  void load(const std::string&, const context_id&, load_done done) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    pending_.push_back(std::move(done));
+    cv_.notify_all();
+  }
+
+  void write(backend_write, write_done) override {
+    FAIL("nothing is written here");
+  }
+
+  std::string name() const override {
+    return "stalled";
+  }
+
+  bool await_load() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_for(guard, std::chrono::seconds{5},
+                        [this] { return !pending_.empty(); });
+  }
+
+  /// Answers every load (nothing stored), as the backend's own thread would.
+  void answer_loads() {
+    std::vector<load_done> loads;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      loads.swap(pending_);
+    }
+    std::thread{[loads = std::move(loads)] {
+      for (auto& done : loads)
+        done(std::optional<stored_value>{});
+    }}.join();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<load_done> pending_;
+};
 
 } // namespace
 
@@ -144,6 +191,24 @@ SCENARIO("info of a durable context that left memory", "[info][durable]") {
             == errc::no_such_context);
     }
   }
+}
+
+SCENARIO("an info waiting for the backend fails when the storage stops",
+         "[info][durable][lifetime]") {
+  auto stalled = std::make_shared<stalled_loads>();
+  storage_options opts;
+  opts.backend = stalled;
+  fixture f{opts};
+  blocking_client c = *f.client;
+  auto info = std::async(std::launch::async, [c]() mutable {
+    return error_code_of([&] { c.info<counter>(new_id()); });
+  });
+  REQUIRE(stalled->await_load()); // the registry reads the row
+  caf::anon_send_exit(f.store.registry(), caf::exit_reason::kill);
+  REQUIRE(info.wait_for(std::chrono::seconds{10})
+          == std::future_status::ready);
+  CHECK(info.get() == errc::storage_down);
+  stalled->answer_loads(); // too late: nobody is there to read it
 }
 
 SCENARIO("info names the holding thread and the waiters", "[info]") {

@@ -61,6 +61,10 @@ struct registry_state {
     // Owners stop with us (each tells its waiters that the storage stopped).
     for (auto& entry : owners)
       caf::anon_send_exit(entry.second.owner, caf::exit_reason::user_shutdown);
+    // Infos still waiting for the backend are answered, not left hanging.
+    for (auto& entry : info_reads)
+      entry.second.rp.deliver(make_error(
+        errc::storage_down, "storage stopped before the backend answered"));
     // Clients in this process read snapshots from the board: once we are
     // gone they must ask, and learn that the storage is down.
     if (board)
