@@ -311,11 +311,11 @@ context_info context::info(int64_t now) const {
       // A blocking client's requester is named as the thread it acts for.
       auto name = waits ? waits->stand_in_name(by) : std::string{};
       result.holder = name.empty() ? actor_name(holder_) : std::move(name);
-    }
-    else if (by % 2 == 1)
+    } else if (by % 2 == 1) {
       result.holder = "thread " + std::to_string(by / 2);
-    else
+    } else {
       result.holder = "actor " + std::to_string(holder_id_);
+    }
     result.held_for = std::chrono::nanoseconds{now - granted_at_};
   }
   result.waiters = length_;

@@ -11,11 +11,11 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/actors/counters.hpp"
-#include "ctxstore/backends/batching_backend.hpp"
 #include "ctxstore/actors/feed_remote.hpp"
 #include "ctxstore/actors/metrics.hpp"
 #include "ctxstore/actors/owner.hpp"
 #include "ctxstore/actors/owner_state.hpp"
+#include "ctxstore/backends/batching_backend.hpp"
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
@@ -371,9 +371,9 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         return;
       auto read = std::move(i->second);
       reads.erase(i);
-      // Activated meanwhile: what memory holds now is newer.
       auto row = read.slot->take();
       if (auto x = info_in_memory(self, read.key)) {
+        // Read in meanwhile: what memory holds now is as new or newer.
         read.rp.deliver(std::move(*x));
       } else if (!row) {
         read.rp.deliver(std::move(row.error()));
