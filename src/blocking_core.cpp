@@ -150,6 +150,9 @@ uint64_t commit_durable(const storage& st, held_session& held, payload x,
     throw error{errc::storage_down,
                 "storage stopped before the backend answered"};
   if (err) {
+    if (w) // (a value that does not encode is not the backend's failure)
+      cell.metrics->count_failure(actors::op_kind::write,
+                                  actors::backend_error(err));
     if (end)
       cell.end_session(fx, false);
     if (to_errc(err) != errc::bad_request) {
@@ -189,6 +192,8 @@ bool erase_durable(const storage& st, held_session& held) {
     throw error{errc::storage_down,
                 "storage stopped before the backend answered"};
   if (err) {
+    cell.metrics->count_failure(actors::op_kind::erase,
+                                actors::backend_error(err));
     cell.end_session(fx, false);
     cell.begin_reload();
     fx.handover = true;

@@ -25,8 +25,6 @@ using namespace ctxstore::messages;
 
 namespace {
 
-caf::error backend_error(const caf::error& err);
-
 /// Until `backend_answered`, only `bhvr` runs; every other message stays in
 /// the mailbox, in order.
 void await_backend(owner_ptr self, caf::behavior bhvr) {

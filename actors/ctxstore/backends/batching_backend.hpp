@@ -43,7 +43,8 @@ public:
   caf::error write_and_wait(backend_write w) final;
 
   /// `sizes` gets the number of writes of each batch (the storage's
-  /// metrics), on the worker thread.
+  /// metrics), on the thread that writes the batch (the worker, or a caller
+  /// of write_and_wait).
   void on_batch(std::function<void(size_t)> sizes);
 
 protected:
@@ -99,7 +100,6 @@ private:
   /// True while the worker or a caller of write_and_wait uses the derived
   /// backend (its connection): one at a time, handed over under `mtx_`.
   bool busy_ = false;
-
   std::function<void(size_t)> on_batch_; // guarded by mtx_
   std::thread worker_;
 };
