@@ -38,22 +38,28 @@ bool holds_type(const caf::message& x, const std::type_info& type) {
 }
 
 /// Offers `sink` its starting point: `current` (nothing: the context does
-/// not exist) as seen by a watcher that had everything up to `after`.
-void seed(feed_sink& sink, const context_key& key, uint64_t after,
+/// not exist), read like a snapshot after the sink was registered. The sink
+/// counts what a resuming watcher missed (feed_sink::resume_after).
+void seed(feed_sink& sink, const std::shared_ptr<actors::context_index>& board,
+          const context_key& key, uint64_t after,
           const versioned_value* current) {
   if (current == nullptr) {
     if (after > 0) // it had something, now nothing: erased meanwhile
-      sink.offer(feed_change{key, 0, caf::message{}, 1});
+      sink.offer(feed_change{key, 0, caf::message{}, 1, 0});
     return;
   }
-  auto v = current->version;
-  auto& value = current->value.value;
-  if (after == 0)
-    sink.offer(feed_change{key, v, value, 0});
-  else if (v > after)
-    sink.offer(feed_change{key, v, value, v - after - 1});
-  else if (v < after) // created again since: at least one change missed
-    sink.offer(feed_change{key, v, value, 1});
+  // The context's life is known to its cell: read it there, under its lock,
+  // which orders this offer with the commits the sink gets.
+  if (auto cell = board ? board->find_cell(key) : nullptr) {
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    if (cell->present() && !cell->loading() && !cell->stopped()) {
+      sink.offer(feed_change{key, cell->version(), cell->committed().value, 0,
+                             cell->incarnation()});
+      return;
+    }
+  }
+  // Left memory meanwhile: its value, of an unknown life.
+  sink.offer(feed_change{key, current->version, current->value.value, 0, 0});
 }
 
 caf::error check_watch_key(const context_key& key, bool all) {
@@ -71,7 +77,8 @@ std::shared_ptr<actors::feed> local_feed(const storage& st) {
 }
 
 raw_change unpack_change(feed_change& x) {
-  return raw_change{x.key.id, x.version, std::move(x.value), x.skipped};
+  return raw_change{x.key.id, x.version, std::move(x.value), x.skipped,
+                    x.incarnation};
 }
 
 } // namespace
@@ -98,6 +105,7 @@ void throw_watch_type_mismatch() {
 
 std::unique_ptr<watch_core> blocking_core::watch(const context_key& key,
                                                  bool all, uint64_t after,
+                                                 uint64_t incarnation,
                                                  const std::type_info& type) {
   if (auto err = check_watch_key(key, all))
     throw_error(err);
@@ -114,7 +122,7 @@ std::unique_ptr<watch_core> blocking_core::watch(const context_key& key,
       sink->close();
     });
     call_via_pool<caf::ok_atom>(*this, caf::actor{}, watch_atom::value, key,
-                                all, after, r);
+                                all, after, incarnation, r);
     return core;
   }
   auto sink = std::make_shared<feed_sink>(key.type, id, changes->buffer());
@@ -122,7 +130,7 @@ std::unique_ptr<watch_core> blocking_core::watch(const context_key& key,
     changes->remove(sink.get());
     sink->close();
   });
-  if (changes->add(sink, after))
+  if (changes->add(sink, after, incarnation))
     return core;
   std::optional<versioned_value> current;
   try {
@@ -133,7 +141,7 @@ std::unique_ptr<watch_core> blocking_core::watch(const context_key& key,
   }
   if (current && !holds_type(current->value.value, type))
     throw_watch_type_mismatch();
-  seed(*sink, key, after, current ? &*current : nullptr);
+  seed(*sink, storage_.board(), key, after, current ? &*current : nullptr);
   return core;
 }
 
@@ -267,11 +275,10 @@ void arm(const std::shared_ptr<async_watch>& w) {
 
 } // namespace
 
-std::shared_ptr<async_watch> async_core::watch(const context_key& key, bool all,
-                                               uint64_t after,
-                                               const std::type_info& type,
-                                               change_handler on_change,
-                                               error_callback on_err) const {
+std::shared_ptr<async_watch>
+async_core::watch(const context_key& key, bool all, uint64_t after,
+                  uint64_t incarnation, const std::type_info& type,
+                  change_handler on_change, error_callback on_err) const {
   if (auto err = check_watch_key(key, all)) {
     answer_later([on_err, err]() mutable { on_err(err); });
     return nullptr;
@@ -299,7 +306,7 @@ std::shared_ptr<async_watch> async_core::watch(const context_key& key, bool all,
     std::weak_ptr<actor_sink> weak = sink;
     self_
       ->request(home_->registry(), caf::infinite, watch_atom::value, key, all,
-                after, w->receiver)
+                after, incarnation, w->receiver)
       .then([](caf::ok_atom) {},
             [weak](caf::error& err) {
               if (auto s = weak.lock())
@@ -307,25 +314,26 @@ std::shared_ptr<async_watch> async_core::watch(const context_key& key, bool all,
             });
     return w;
   }
-  auto settled = changes->add(sink, after);
+  auto settled = changes->add(sink, after, incarnation);
   arm(w);
   if (settled)
     return w;
   // The starting point: the current value, read like a snapshot (a type
   // mismatch ends the watch at once).
   std::weak_ptr<actor_sink> weak = sink;
+  auto home = home_->board();
   snapshot(
     key, type,
-    [weak, key, after](versioned_value& current) {
+    [weak, home, key, after](versioned_value& current) {
       if (auto s = weak.lock())
-        seed(*s, key, after, &current);
+        seed(*s, home, key, after, &current);
     },
-    [weak, key, after](caf::error& err) {
+    [weak, home, key, after](caf::error& err) {
       auto s = weak.lock();
       if (!s)
         return;
       if (to_errc(err) == errc::no_such_context)
-        seed(*s, key, after, nullptr);
+        seed(*s, home, key, after, nullptr);
       else
         s->fail(err);
     });

@@ -30,7 +30,7 @@ struct forwarder_state {
 
 caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, storage st,
                         context_key key, bool all, uint64_t after,
-                        caf::actor sink,
+                        uint64_t incarnation, caf::actor sink,
                         caf::typed_response_promise<caf::ok_atom> started) {
   // The watcher, or its node, is gone: so is this watch.
   self->state.keep_alive = caf::actor_cast<caf::actor>(self);
@@ -39,10 +39,10 @@ caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, storage st,
   detail::async_core core{self, std::move(st)};
   auto type = key.type;
   self->state.watch = watch_handle{core.watch(
-    key, all, after, *detail::context_type_of(key.type),
+    key, all, after, incarnation, *detail::context_type_of(key.type),
     [self, sink, type](detail::raw_change& x) {
       self->send(sink, change_atom::value, context_key{type, x.id}, x.version,
-                 x.skipped, payload{std::move(x.value)});
+                 x.skipped, x.incarnation, payload{std::move(x.value)});
       return true;
     },
     [self, sink](caf::error& err) {
@@ -70,9 +70,10 @@ caf::behavior receiver(caf::stateful_actor<receiver_state>* self,
   });
   return {
     [self, sink](change_atom, context_key& key, uint64_t version,
-                 uint64_t skipped, payload& value) {
+                 uint64_t skipped, uint64_t incarnation, payload& value) {
       if (!sink->push(feed_change{std::move(key), version,
-                                  std::move(value.value), skipped}))
+                                  std::move(value.value), skipped,
+                                  incarnation}))
         self->quit(); // the watcher is done
     },
     [self, sink](change_atom, caf::error& err) {
@@ -84,9 +85,11 @@ caf::behavior receiver(caf::stateful_actor<receiver_state>* self,
 
 } // namespace
 
-caf::result<caf::ok_atom> start_forwarder(
-  caf::local_actor* registry, const std::shared_ptr<context_index>& board,
-  const context_key& key, bool all, uint64_t after, const caf::actor& sink) {
+caf::result<caf::ok_atom>
+start_forwarder(caf::local_actor* registry,
+                const std::shared_ptr<context_index>& board,
+                const context_key& key, bool all, uint64_t after,
+                uint64_t incarnation, const caf::actor& sink) {
   if (!sink)
     return make_error(errc::bad_request, "watch: no sink");
   if (all) {
@@ -100,7 +103,7 @@ caf::result<caf::ok_atom> start_forwarder(
   storage st{caf::actor_cast<caf::actor>(registry), board};
   auto started = registry->make_response_promise<caf::ok_atom>();
   registry->system().spawn<caf::hidden>(forwarder, std::move(st), key, all,
-                                        after, sink, started);
+                                        after, incarnation, sink, started);
   return started;
 }
 

@@ -167,6 +167,19 @@ SCENARIO("a watcher that falls behind gets the newest with skipped", "[feed]") {
   }
 }
 
+namespace {
+
+/// The incarnation of `id`'s current life, as a watcher learns it.
+uint64_t incarnation_of(blocking_client& client, const context_id& id) {
+  auto w = client.watch<counter>(id);
+  auto x = w.next(0ms);
+  REQUIRE(x);
+  CHECK(x->incarnation != 0);
+  return x->incarnation;
+}
+
+} // namespace
+
 SCENARIO("a watcher resumes after a version", "[feed]") {
   fixture f;
   auto id = new_id();
@@ -174,7 +187,7 @@ SCENARIO("a watcher resumes after a version", "[feed]") {
     auto keeper = f.client->watch<counter>(id);
     for (int i = 1; i <= 10; ++i)
       f.client->store(id, counter{i});
-    auto w = f.client->watch<counter>(id, 6);
+    auto w = f.client->watch<counter>(id, 6, incarnation_of(*f.client, id));
     THEN("it gets each of them") {
       auto xs = drain(w);
       REQUIRE(xs.size() == 4);
@@ -185,19 +198,34 @@ SCENARIO("a watcher resumes after a version", "[feed]") {
     }
   }
   WHEN("nothing retained them (nobody watched)") {
-    for (int i = 1; i <= 10; ++i)
+    f.client->store(id, counter{1});
+    auto life = incarnation_of(*f.client, id);
+    for (int i = 2; i <= 10; ++i)
       f.client->store(id, counter{i});
-    auto w = f.client->watch<counter>(id, 6);
+    auto w = f.client->watch<counter>(id, 6, life);
     THEN("it gets the current value, saying how many it missed") {
       auto xs = drain(w);
       REQUIRE(xs.size() == 1);
       CHECK(xs[0].version == 10);
       CHECK(xs[0].skipped == 3);
+      CHECK(xs[0].incarnation == life);
+    }
+  }
+  WHEN("it names only the version") {
+    f.client->store(id, counter{1});
+    f.client->store(id, counter{2});
+    auto w = f.client->watch<counter>(id, 2);
+    THEN("it gets the current value, and never hears that it missed "
+         "nothing (the version could be of an earlier life)") {
+      auto xs = drain(w);
+      REQUIRE(xs.size() == 1);
+      CHECK(xs[0].version == 2);
+      CHECK(xs[0].skipped > 0);
     }
   }
   WHEN("it is up to date") {
     f.client->store(id, counter{1});
-    auto w = f.client->watch<counter>(id, 1);
+    auto w = f.client->watch<counter>(id, 1, incarnation_of(*f.client, id));
     THEN("nothing comes until the next commit") {
       CHECK(!w.next(0ms));
       f.client->store(id, counter{2});
@@ -217,6 +245,80 @@ SCENARIO("a watcher resumes after a version", "[feed]") {
       REQUIRE(x);
       CHECK(!x->value);
       CHECK(x->skipped > 0);
+    }
+  }
+}
+
+SCENARIO("a watcher that resumes across an erase and a new life of its "
+         "context learns of both",
+         "[feed]") {
+  fixture f;
+  auto id = new_id();
+  // The first life: versions 1 to 3, as a watcher saw them.
+  std::optional<watcher<counter>> keeper;
+  auto first_life = [&] {
+    for (int i = 1; i <= 3; ++i)
+      f.client->store(id, counter{i});
+    return incarnation_of(*f.client, id);
+  };
+  // The second: erased, created again, versions 1 to 3 once more.
+  auto second_life = [&] {
+    CHECK(f.client->erase<counter>(id));
+    for (int i = 10; i <= 30; i += 10)
+      f.client->store(id, counter{i});
+  };
+  WHEN("nothing retained the changes (nobody watched)") {
+    auto life = first_life();
+    second_life();
+    THEN("a resume with the version alone gets the new value, and skipped") {
+      auto w = f.client->watch<counter>(id, 3);
+      auto xs = drain(w);
+      REQUIRE(xs.size() == 1);
+      CHECK(xs[0].version == 3);
+      CHECK(xs[0].value->value == 30);
+      CHECK(xs[0].skipped > 0);
+    }
+    THEN("a resume with its incarnation gets the new value, counting at "
+         "least the erase and the new life's earlier versions") {
+      auto w = f.client->watch<counter>(id, 3, life);
+      auto xs = drain(w);
+      REQUIRE(xs.size() == 1);
+      CHECK(xs[0].version == 3);
+      CHECK(xs[0].value->value == 30);
+      CHECK(xs[0].skipped >= 3);
+      CHECK(xs[0].incarnation != life);
+    }
+  }
+  WHEN("the changes were retained (the context was watched)") {
+    keeper.emplace(f.client->watch<counter>(id));
+    auto life = first_life();
+    second_life();
+    THEN("a resume with its incarnation gets the erase and the new life") {
+      auto w = f.client->watch<counter>(id, 3, life);
+      auto xs = drain(w);
+      REQUIRE(xs.size() == 4);
+      CHECK(!xs[0].value);
+      CHECK(xs[0].version == 4);
+      CHECK(xs[0].incarnation == life);
+      for (size_t i = 1; i < 4; ++i) {
+        CHECK(xs[i].version == i);
+        CHECK(xs[i].value->value == static_cast<int64_t>(10 * i));
+        CHECK(xs[i].incarnation != life);
+        CHECK(xs[i].incarnation == xs[1].incarnation);
+      }
+      for (auto& x : xs)
+        CHECK(x.skipped == 0);
+      AND_THEN("a resume at the new life's version 3 is up to date") {
+        auto w2 = f.client->watch<counter>(id, 3, xs[3].incarnation);
+        CHECK(!w2.next(0ms));
+      }
+    }
+    THEN("a resume with the version alone gets the new value, and skipped") {
+      auto w = f.client->watch<counter>(id, 3);
+      auto xs = drain(w);
+      REQUIRE(xs.size() == 1);
+      CHECK(xs[0].value->value == 30);
+      CHECK(xs[0].skipped > 0);
     }
   }
 }
@@ -339,6 +441,48 @@ SCENARIO("an actor's handler gets each change in order through its mailbox",
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
+SCENARIO("an actor resumes a watch with the version and incarnation",
+         "[feed][async]") {
+  fixture f;
+  auto id = new_id();
+  auto keeper = f.client->watch<counter>(id);
+  f.client->store(id, counter{1});
+  auto life = incarnation_of(*f.client, id);
+  f.client->store(id, counter{2});
+  CHECK(f.client->erase<counter>(id));
+  f.client->store(id, counter{3});
+  std::promise<std::vector<change<counter>>> result;
+  auto st = f.store;
+  auto actor = f.sys.spawn([&, st](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, st);
+    auto seen = std::make_shared<std::vector<change<counter>>>();
+    auto handle = std::make_shared<watch_handle>();
+    *handle = ac->watch<counter>(
+      id, 1, life,
+      [=, &result](change<counter>& c) {
+        seen->push_back(c);
+        if (c.value && c.value->value == 3) {
+          handle->stop();
+          result.set_value(*seen);
+        }
+      },
+      [](caf::error&) {});
+    return caf::behavior{[ac, handle](int) {}};
+  });
+  auto fut = result.get_future();
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  auto xs = fut.get();
+  REQUIRE(xs.size() == 3);
+  CHECK(xs[0].version == 2);
+  CHECK(!xs[1].value);
+  CHECK(xs[1].version == 3);
+  CHECK(xs[2].version == 1);
+  CHECK(xs[2].incarnation != life);
+  for (auto& x : xs)
+    CHECK(x.skipped == 0);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
 SCENARIO("a watching actor that dies is dropped", "[feed][async]") {
   fixture f;
   auto id = new_id();
@@ -403,13 +547,15 @@ struct commit_log {
 struct seen_state {
   bool any = false;
   uint64_t version = 0;
+  uint64_t incarnation = 0;
   bool erased = false;
   std::optional<int64_t> value;
 };
 
 /// Checks one change against what its watcher saw before and the log.
 void check_change(std::map<context_id, seen_state>& seen, commit_log& log,
-                  const change<counter>& c, uint64_t after) {
+                  const change<counter>& c, uint64_t after,
+                  uint64_t after_incarnation) {
   auto& s = seen[c.id];
   if (c.value) {
     std::lock_guard<std::mutex> guard{log.mtx};
@@ -420,16 +566,25 @@ void check_change(std::map<context_id, seen_state>& seen, commit_log& log,
       CHECK(i->second.second == c.version);
     }
   }
-  if (!s.any && after > 0 && c.skipped == 0 && c.value)
-    CHECK((c.version == after + 1 || c.version == 1));
+  CHECK(c.incarnation != 0);
+  if (!s.any && after > 0 && c.skipped == 0) {
+    // Resumed: the next of the same life (a version alone never says so).
+    CHECK(after_incarnation != 0);
+    CHECK(c.incarnation == after_incarnation);
+    CHECK(c.version == after + 1);
+  }
   if (s.any && c.skipped == 0) {
-    if (s.erased)
-      CHECK(c.version == 1); // created again
-    else
-      CHECK(c.version == s.version + 1); // no gap untold
+    if (s.erased) { // created again
+      CHECK(c.version == 1);
+      CHECK(c.incarnation != s.incarnation);
+    } else { // no gap untold
+      CHECK(c.version == s.version + 1);
+      CHECK(c.incarnation == s.incarnation);
+    }
   }
   s.any = true;
   s.version = c.version;
+  s.incarnation = c.incarnation;
   s.erased = !c.value;
   s.value = c.value ? std::optional<int64_t>{c.value->value} : std::nullopt;
 }
@@ -439,6 +594,7 @@ struct random_watcher {
   bool all = false;
   context_id id;
   uint64_t after = 0;
+  uint64_t after_incarnation = 0; // 0: resumed with the version alone
   std::map<context_id, seen_state> seen;
 };
 
@@ -505,7 +661,7 @@ SCENARIO("a randomized history agrees with the commit log", "[feed][random]") {
       auto x = r.w->next(0ms);
       if (!x)
         return;
-      check_change(r.seen, log, *x, r.after);
+      check_change(r.seen, log, *x, r.after, r.after_incarnation);
     }
   };
   auto rounds = 0;
@@ -523,10 +679,13 @@ SCENARIO("a randomized history agrees with the commit log", "[feed][random]") {
         for (auto& other : live) {
           auto i = other.seen.find(r.id);
           if (!other.all && i != other.seen.end() && !i->second.erased
-              && rng() % 2 == 0)
+              && rng() % 2 == 0) {
             r.after = i->second.version;
+            r.after_incarnation = rng() % 4 == 0 ? 0 : i->second.incarnation;
+          }
         }
-        r.w.emplace(f.client->watch<counter>(r.id, r.after));
+        r.w.emplace(
+          f.client->watch<counter>(r.id, r.after, r.after_incarnation));
       }
       live.push_back(std::move(r));
     } else if (!live.empty() && op == 2) {
@@ -563,8 +722,10 @@ SCENARIO("a randomized history agrees with the commit log", "[feed][random]") {
       }
     }
     if (!r.all && !r.seen.count(r.id)) {
-      // Nothing seen: the context has been absent all along, or (resumed)
-      // it is still at the version the watcher resumed after.
+      // Nothing seen: the context has been absent all along, or (resumed
+      // with its incarnation) it is still at the version the watcher
+      // resumed after.
+      CHECK((r.after == 0 || r.after_incarnation != 0));
       if (r.after == 0)
         CHECK(error_code_of([&] { f.client->snapshot<counter>(r.id); })
               == errc::no_such_context);

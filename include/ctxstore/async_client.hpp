@@ -201,11 +201,23 @@ public:
   template <class T, class OnChange, class OnError>
   watch_handle watch(const context_id& id, uint64_t after_version,
                      OnChange on_change, OnError on_error) {
+    return watch<T>(id, after_version, 0, std::move(on_change),
+                    std::move(on_error));
+  }
+
+  /// Resumes after `after_version` of the context's life `incarnation`
+  /// (both from the last change the watcher got; see
+  /// `blocking_client::watch`); otherwise like `watch`.
+  template <class T, class OnChange, class OnError>
+  watch_handle watch(const context_id& id, uint64_t after_version,
+                     uint64_t incarnation, OnChange on_change,
+                     OnError on_error) {
     detail::error_callback on_err{std::move(on_error)};
     auto key = core_.template key_of<T>(id, on_err);
     if (key.type.empty())
       return watch_handle{};
-    return watch_handle{core_.watch(key, false, after_version, typeid(T),
+    return watch_handle{core_.watch(key, false, after_version, incarnation,
+                                    typeid(T),
                                     unpack_changes<T>(std::move(on_change),
                                                       on_err),
                                     on_err)};
@@ -220,7 +232,7 @@ public:
     auto key = core_.template key_of<T>(context_id{}, on_err);
     if (key.type.empty())
       return watch_handle{};
-    return watch_handle{core_.watch(key, true, after_version, typeid(T),
+    return watch_handle{core_.watch(key, true, after_version, 0, typeid(T),
                                     unpack_changes<T>(std::move(on_change),
                                                       on_err),
                                     on_err)};
@@ -270,7 +282,8 @@ private:
   unpack_changes(OnChange on_change, detail::error_callback on_err) {
     return [on_change = std::move(on_change),
             on_err = std::move(on_err)](detail::raw_change& raw) mutable {
-      change<T> result{raw.id, raw.version, std::nullopt, raw.skipped};
+      change<T> result{raw.id, raw.version, std::nullopt, raw.skipped,
+                       raw.incarnation};
       if (!raw.value.empty()) {
         if (!raw.value.template match_elements<T>()) {
           auto err = make_error(errc::type_mismatch,

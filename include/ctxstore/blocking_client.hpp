@@ -131,15 +131,29 @@ public:
   /// a change without a value), in version order, from any thread that
   /// commits them, local or remote. The context need not exist yet (its
   /// first store is a change). `after_version` 0 starts with the current
-  /// value (if any); otherwise the changes after that version are replayed
-  /// as far as the storage retains them (the last few per watched context),
-  /// the rest announced by `change::skipped`. Throws `bad_request` (nil id),
-  /// `unknown_type`, `type_mismatch` (the context holds another type; if it
-  /// does not exist yet, the first `next` that meets one throws it).
+  /// value (if any). A version alone cannot tell this context from an
+  /// earlier one of the same id (erased, created again: versions start
+  /// again at 1), so `after_version` > 0 starts with the current value and
+  /// `change::skipped` > 0; resume with the incarnation too (below) to get
+  /// the changes since. Throws `bad_request` (nil id), `unknown_type`,
+  /// `type_mismatch` (the context holds another type; if it does not exist
+  /// yet, the first `next` that meets one throws it).
   template <class T>
   watcher<T> watch(const context_id& id, uint64_t after_version = 0) {
+    return watch<T>(id, after_version, 0);
+  }
+
+  /// Resumes a watch after `after_version` of the context's life
+  /// `incarnation` (both from the last change the watcher got). The changes
+  /// since are replayed as far as the storage retains them (the last few
+  /// per watched context), an erase and the new life included; the rest is
+  /// announced by `change::skipped` (never a silent gap: another life, or
+  /// versions no longer retained, give the current value with skipped > 0).
+  template <class T>
+  watcher<T> watch(const context_id& id, uint64_t after_version,
+                   uint64_t incarnation) {
     return watcher<T>{core_->watch(key_of<T>(id), false, after_version,
-                                   typeid(T))};
+                                   incarnation, typeid(T))};
   }
 
   /// Watches every context of type T: their changes from now on (each
@@ -149,7 +163,7 @@ public:
   template <class T>
   watcher<T> watch_all(uint64_t after_version = 0) {
     return watcher<T>{core_->watch(key_of<T>(context_id{}), true,
-                                   after_version, typeid(T))};
+                                   after_version, 0, typeid(T))};
   }
 
   /// Counts of the storage, reflecting every call this thread completed.

@@ -36,7 +36,8 @@ public:
     auto raw = core_->next(wait);
     if (!raw)
       return std::nullopt;
-    change<T> result{raw->id, raw->version, std::nullopt, raw->skipped};
+    change<T> result{raw->id, raw->version, std::nullopt, raw->skipped,
+                     raw->incarnation};
     if (!raw->value.empty()) {
       if (!raw->value.template match_elements<T>())
         detail::throw_watch_type_mismatch();

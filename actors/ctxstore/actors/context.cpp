@@ -46,8 +46,10 @@ context::context(messages::context_key key, const std::type_info* type,
   // Every token issued so far belongs to a session of an earlier context of
   // this key (or another key): stale here.
   last_token_ = stats->last_token.load();
-  if (!committed_.value.empty()) // created by a store
+  if (!committed_.value.empty()) { // created by a store
+    incarnation_ = changes->new_incarnation();
     metrics->written.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 context::context(messages::context_key key, const std::type_info* type,
@@ -86,7 +88,7 @@ void context::evict() noexcept {
 
 void context::drop_value() {
   if (present_ && changes->active()) // nobody watches: one relaxed load
-    changes->publish(key, version_ + 1, caf::message{});
+    changes->publish(key, version_ + 1, caf::message{}, incarnation_);
   // Created again, it starts at version 1, whether or not its owner retired
   // in between (and whether or not a backend kept it).
   committed_ = messages::payload{};
@@ -97,6 +99,8 @@ void context::drop_value() {
 void context::set_present(bool value) noexcept {
   if (present_ != value)
     stats->contexts += value ? 1 : -1;
+  if (value && !present_) // a new life: its versions start again
+    incarnation_ = changes->new_incarnation();
   present_ = value;
 }
 
@@ -208,7 +212,7 @@ uint64_t context::store(messages::payload value, effects& fx) {
   metrics->written.fetch_add(1, std::memory_order_relaxed);
   ++version_;
   if (changes->active()) // nobody watches: one relaxed load
-    changes->publish(key, version_, committed_.value);
+    changes->publish(key, version_, committed_.value, incarnation_);
   return version_;
 }
 

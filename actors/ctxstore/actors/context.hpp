@@ -271,6 +271,12 @@ public:
     return version_;
   }
 
+  /// The life of the context that `version` counts in (change::incarnation):
+  /// new whenever it comes to be; 0 while it never was.
+  uint64_t incarnation() const noexcept {
+    return incarnation_;
+  }
+
   const messages::payload& committed() const noexcept {
     return committed_;
   }
@@ -513,6 +519,7 @@ private:
   bool persisting_ = false;
   bool evicted_ = false;
   uint64_t version_ = 1;
+  uint64_t incarnation_ = 0;
   messages::payload committed_;
 
   uint64_t lease_due_ = 0;  // a direct session whose lease ran out while

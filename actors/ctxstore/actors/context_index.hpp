@@ -57,7 +57,8 @@ public:
     // Under the shard's lock: nobody can find the new context before its
     // watchers learn of it.
     if (defaults_.changes->active())
-      defaults_.changes->publish(key, 1, cell->committed().value);
+      defaults_.changes->publish(key, 1, cell->committed().value,
+                                 cell->incarnation());
     return {std::move(cell), true};
   }
 

@@ -1,6 +1,7 @@
 #include "ctxstore/actors/feed.hpp"
 
 #include <algorithm>
+#include <random>
 #include <utility>
 
 namespace ctxstore::actors {
@@ -10,8 +11,19 @@ namespace ctxstore::actors {
 
 feed_sink::feed_sink(std::string type, std::optional<context_id> id,
                      size_t buffer)
-    : type(std::move(type)), id(id), buffer(buffer == 0 ? 1 : buffer) {
+    : type(std::move(type)), id(id), buffer_(buffer == 0 ? 1 : buffer) {
   // nop
+}
+
+void feed_sink::set_buffer(size_t n) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  buffer_ = n == 0 ? 1 : n;
+}
+
+void feed_sink::resume_after(uint64_t version, uint64_t incarnation) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  after_ = version;
+  after_incarnation_ = incarnation;
 }
 
 feed_sink::~feed_sink() {
@@ -73,7 +85,7 @@ bool feed_sink::closed() const noexcept {
 
 void feed_sink::append(feed_change x) {
   auto skipped_now = x.skipped; // missed before it came (a replay's gap)
-  if (queue_.size() >= buffer) {
+  if (queue_.size() >= buffer_) {
     // Fallen behind: the context's queued changes give way to its newest,
     // which says how many the watcher will not see.
     auto stale = [&x](const feed_change& y) { return y.key == x.key; };
@@ -96,10 +108,38 @@ void feed_sink::append(feed_change x) {
   }
 }
 
+// The first change of a watch that resumes: what the watcher missed since
+// its version is counted in `skipped`, whichever way the change came (the
+// replay, the current value, or a commit that overtook that). False: the
+// watcher has it already.
+bool feed_sink::place_first(feed_change& x) {
+  if (settled_ || after_ == 0)
+    return true;
+  uint64_t missed = 0;
+  if (x.incarnation != 0 && x.incarnation == after_incarnation_) {
+    if (x.version <= after_)
+      return false;
+    missed = x.version - after_ - 1;
+  } else if (x.incarnation != 0 && after_incarnation_ != 0) {
+    // Another life: at least the erase of the watcher's, and this one's
+    // versions before `x`.
+    missed = std::max<uint64_t>(x.version, 1);
+  } else {
+    // A version alone cannot tell one life of the context from another:
+    // never say that nothing was missed.
+    missed
+      = std::max<uint64_t>(x.version > after_ ? x.version - after_ - 1 : 0, 1);
+  }
+  x.skipped = std::max(x.skipped, missed);
+  return true;
+}
+
 bool feed_sink::push(feed_change x) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (closed_ || gone_ || failure_)
     return false;
+  if (!place_first(x))
+    return true;
   settled_ = true;
   append(std::move(x));
   return !gone_;
@@ -107,7 +147,7 @@ bool feed_sink::push(feed_change x) {
 
 void feed_sink::offer(feed_change x) {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (closed_ || gone_ || failure_ || settled_)
+  if (closed_ || gone_ || failure_ || settled_ || !place_first(x))
     return;
   settled_ = true;
   append(std::move(x));
@@ -134,10 +174,28 @@ messages::context_key key_of(const feed_sink& sink) {
   return messages::context_key{sink.type, *sink.id};
 }
 
+uint64_t random_incarnation_base() {
+  std::random_device dev;
+  return (uint64_t{dev()} << 32) ^ dev();
+}
+
 } // namespace
 
+feed::feed(size_t buffer)
+    : buffer_(buffer == 0 ? 1 : buffer),
+      next_incarnation_(random_incarnation_base()) {
+  // nop
+}
+
+uint64_t feed::new_incarnation() noexcept {
+  // Random start: a watcher that resumes at a storage started again (a
+  // backend, another process) does not meet its old numbers.
+  auto x = next_incarnation_.fetch_add(1, std::memory_order_relaxed);
+  return x != 0 ? x : next_incarnation_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void feed::publish(const messages::context_key& key, uint64_t version,
-                   const caf::message& value) {
+                   const caf::message& value, uint64_t incarnation) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = topics_.find(key);
   auto all = all_.find(key.type);
@@ -147,12 +205,12 @@ void feed::publish(const messages::context_key& key, uint64_t version,
     i = topics_.emplace(key, topic{}).first;
   }
   auto& t = i->second;
-  t.history.push_back(retained{version, value});
+  t.history.push_back(retained{version, value, incarnation});
   if (t.history.size() > history_window())
     t.history.pop_front();
   auto deliver = [&](std::vector<feed_sink_ptr>& sinks) {
     for (auto j = sinks.begin(); j != sinks.end();) {
-      if ((*j)->push(feed_change{key, version, value, 0})) {
+      if ((*j)->push(feed_change{key, version, value, 0, incarnation})) {
         ++j;
       } else { // its watcher is gone: nothing kept for it
         j = sinks.erase(j);
@@ -174,32 +232,34 @@ void feed::publish(const messages::context_key& key, uint64_t version,
 }
 
 void feed::replay(const topic& t, const messages::context_key& key,
-                  feed_sink& sink, uint64_t after) {
+                  feed_sink& sink, uint64_t after, uint64_t incarnation) {
   auto& h = t.history;
-  if (h.empty())
-    return;
+  auto change_at = [&](size_t i) {
+    return feed_change{key, h[i].version, h[i].value, 0, h[i].incarnation};
+  };
   if (after == 0) { // from the current value on
     if (!h.back().value.empty())
-      sink.offer(feed_change{key, h.back().version, h.back().value, 0});
+      sink.offer(change_at(h.size() - 1));
     return;
   }
-  // The latest retained `after` (versions start again at 1 when a context is
-  // created again): everything after it, without a gap.
+  // The watcher's version, if retained (the same version of another life
+  // does not count): everything after it, an erase and a new life included.
   auto i = h.size();
-  while (i > 0 && h[i - 1].version != after)
+  while (i > 0
+         && (incarnation == 0 || h[i - 1].version != after
+             || h[i - 1].incarnation != incarnation))
     --i;
   if (i > 0) {
     for (; i < h.size(); ++i)
-      sink.push(feed_change{key, h[i].version, h[i].value, 0});
+      sink.push(change_at(i));
     return;
   }
-  // `after` is gone: the newest, saying that something was missed.
-  auto& last = h.back();
-  uint64_t missed = last.version > after + 1 ? last.version - after - 1 : 1;
-  sink.offer(feed_change{key, last.version, last.value, missed});
+  // Gone, or unknown: the newest; the sink counts what was missed.
+  sink.offer(change_at(h.size() - 1));
 }
 
-bool feed::add(const feed_sink_ptr& sink, uint64_t after) {
+bool feed::add(const feed_sink_ptr& sink, uint64_t after,
+               uint64_t incarnation) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (closed_) {
     sink->fail(closed_reason_);
@@ -211,9 +271,10 @@ bool feed::add(const feed_sink_ptr& sink, uint64_t after) {
     auto key = key_of(*sink);
     auto& t = topics_[key];
     t.sinks.push_back(sink);
+    sink->resume_after(after, incarnation);
     if (t.history.empty())
       return false;
-    replay(t, key, *sink, after);
+    replay(t, key, *sink, after, incarnation);
     return true;
   }
   all_[sink->type].push_back(sink);
@@ -222,7 +283,7 @@ bool feed::add(const feed_sink_ptr& sink, uint64_t after) {
       if (key.type == sink->type)
         for (auto& x : t.history)
           if (x.version > after)
-            sink->push(feed_change{key, x.version, x.value, 0});
+            sink->push(feed_change{key, x.version, x.value, 0, x.incarnation});
   return true;
 }
 

@@ -36,6 +36,7 @@ struct feed_change {
   uint64_t version = 0;
   caf::message value; // empty: the context was erased
   uint64_t skipped = 0;
+  uint64_t incarnation = 0; // the context's life `version` counts in
 };
 
 /// The queue of one watcher: filled by the feed (or, for a storage on another
@@ -54,9 +55,16 @@ public:
 
   const std::string type;
   const std::optional<context_id> id;
-  const size_t buffer;
   /// The storage's count of changes skipped (metrics): set by feed::add.
   std::shared_ptr<std::atomic<uint64_t>> skipped_total;
+
+  /// Changes this sink holds at most (see the class comment).
+  void set_buffer(size_t n);
+
+  /// The watcher had `version` of the context's life `incarnation` (0:
+  /// unknown): the first change the sink gets counts what it missed since,
+  /// and one the watcher has is not queued. Before any change arrives.
+  void resume_after(uint64_t version, uint64_t incarnation);
 
   // -- the watcher's side
   // ------------------------------------------------------
@@ -106,9 +114,13 @@ protected:
 
 private:
   void append(feed_change x);
+  bool place_first(feed_change& x);
 
   std::condition_variable cv_;
   std::deque<feed_change> queue_;
+  size_t buffer_;
+  uint64_t after_ = 0; // resume_after
+  uint64_t after_incarnation_ = 0;
   caf::error failure_;
   bool settled_ = false; // a change of `id` came: `offer` is too late
   bool closed_ = false;
@@ -121,9 +133,7 @@ using feed_sink_ptr = std::shared_ptr<feed_sink>;
 /// The watchers of one storage and a short history of each watched context.
 class feed {
 public:
-  explicit feed(size_t buffer) : buffer_(buffer == 0 ? 1 : buffer) {
-    // nop
-  }
+  explicit feed(size_t buffer);
 
   /// How many changes a watcher may fall behind (storage_options).
   size_t buffer() const noexcept {
@@ -146,16 +156,21 @@ public:
     return skipped_->load(std::memory_order_relaxed);
   }
 
+  /// A number for a new life of a context (never 0, and unlikely to be one
+  /// that another storage picked): see `change::incarnation`.
+  uint64_t new_incarnation() noexcept;
+
   /// A commit (`value` holds it) or an erase (empty `value`) of `key` at
-  /// `version`; called under the context's lock, in version order.
+  /// `version` of its life `incarnation`; called under the context's lock,
+  /// in version order.
   void publish(const messages::context_key& key, uint64_t version,
-               const caf::message& value);
+               const caf::message& value, uint64_t incarnation);
 
   /// Registers `sink`. `after` > 0 replays the retained changes after
-  /// version `after` (see `watch` in blocking_client.hpp). True if the
-  /// sink's starting point is settled; false: the caller offers the current
-  /// value of the context (its snapshot) to the sink.
-  bool add(const feed_sink_ptr& sink, uint64_t after);
+  /// version `after` of life `incarnation` (see `watch` in
+  /// blocking_client.hpp). True if the sink's starting point is settled;
+  /// false: the caller offers the current value of the context to the sink.
+  bool add(const feed_sink_ptr& sink, uint64_t after, uint64_t incarnation);
 
   /// Unregisters `sink` and forgets what only it needed.
   void remove(const feed_sink* sink);
@@ -171,6 +186,7 @@ private:
   struct retained {
     uint64_t version;
     caf::message value;
+    uint64_t incarnation;
   };
 
   // A watched context: its watchers and its last changes.
@@ -184,13 +200,14 @@ private:
   }
 
   void replay(const topic& t, const messages::context_key& key, feed_sink& sink,
-              uint64_t after);
+              uint64_t after, uint64_t incarnation);
   void forget_unwatched(const std::string& type);
 
   const size_t buffer_;
   std::atomic<size_t> watchers_{0};
   std::shared_ptr<std::atomic<uint64_t>> skipped_
     = std::make_shared<std::atomic<uint64_t>>(0);
+  std::atomic<uint64_t> next_incarnation_;
   mutable std::mutex mtx_;
   std::unordered_map<messages::context_key, topic, messages::context_key_hash>
     topics_;

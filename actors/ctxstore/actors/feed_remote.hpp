@@ -21,13 +21,13 @@
 
 namespace ctxstore::actors {
 
-/// The registry's answer to `(watch_atom, key, all, after, sink)`: checks
-/// the request and spawns its forwarder.
+/// The registry's answer to `(watch_atom, key, all, after, incarnation,
+/// sink)`: checks the request and spawns its forwarder.
 caf::result<caf::ok_atom>
 start_forwarder(caf::local_actor* registry,
                 const std::shared_ptr<context_index>& board,
                 const messages::context_key& key, bool all, uint64_t after,
-                const caf::actor& sink);
+                uint64_t incarnation, const caf::actor& sink);
 
 /// Spawns the receiver that fills `sink` with the changes from the storage
 /// behind `registry` (failing it with `storage_down` if that goes away).

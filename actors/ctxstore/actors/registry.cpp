@@ -390,8 +390,10 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
       return defaults.metrics->render(*defaults.stats, *defaults.changes);
     },
     [=](watch_atom, const context_key& key, bool all, uint64_t after,
+        uint64_t incarnation,
         const caf::actor& sink) -> caf::result<caf::ok_atom> {
-      return start_forwarder(self, self->state.board, key, all, after, sink);
+      return start_forwarder(self, self->state.board, key, all, after,
+                             incarnation, sink);
     },
     [=](stats_atom) {
       auto& c = self->state.stats();

@@ -82,10 +82,12 @@ public:
   using change_handler = std::function<bool(raw_change&)>;
 
   /// Starts watching `key` (`all`: every context of `key.type`) for values
-  /// of `type`: `on_change` runs in the actor for each change, in order;
+  /// of `type`, after version `after` of life `incarnation` (0: unknown):
+  /// `on_change` runs in the actor for each change, in order;
   /// `on_err` once if the watch ends with an error (src/feed_clients.cpp).
   std::shared_ptr<async_watch> watch(const messages::context_key& key,
                                      bool all, uint64_t after,
+                                     uint64_t incarnation,
                                      const std::type_info& type,
                                      change_handler on_change,
                                      error_callback on_err) const;

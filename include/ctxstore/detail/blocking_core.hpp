@@ -86,9 +86,11 @@ public:
   bool erase_held(held_session& held);
 
   /// Starts watching `key` (`all`: every context of `key.type`) for values
-  /// of `type` (src/feed_clients.cpp).
+  /// of `type`, after version `after` of life `incarnation` (0: unknown;
+  /// src/feed_clients.cpp).
   std::unique_ptr<watch_core> watch(const messages::context_key& key, bool all,
-                                    uint64_t after, const std::type_info& type);
+                                    uint64_t after, uint64_t incarnation,
+                                    const std::type_info& type);
 
   requester_ptr take_requester();
   void give_back(requester* ptr) noexcept;

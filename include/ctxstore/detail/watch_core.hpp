@@ -22,6 +22,7 @@ struct raw_change {
   uint64_t version = 0;
   caf::message value; // empty: erased
   uint64_t skipped = 0;
+  uint64_t incarnation = 0;
 };
 
 /// Type-erased half of `watcher<T>`: one registered watch and its queue.

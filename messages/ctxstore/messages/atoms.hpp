@@ -26,12 +26,12 @@ using info_atom = caf::atom_constant<caf::atom("info")>;
 /// Asks a storage for its metrics (answer: Prometheus text, a string).
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 /// Starts a watch for a watcher on another node: `(watch_atom, key, all,
-/// after_version, sink)`; the sink actor then gets `change_atom` messages
-/// (answer: `ok_atom`). See src/feed_remote.cpp.
+/// after_version, incarnation, sink)`; the sink actor then gets
+/// `change_atom` messages (answer: `ok_atom`). See src/feed_remote.cpp.
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 /// One change for a remote watcher's sink: `(change_atom, key, version,
-/// skipped, payload)` (an empty payload: erased), or `(change_atom, error)`:
-/// the watch ended.
+/// skipped, incarnation, payload)` (an empty payload: erased), or
+/// `(change_atom, error)`: the watch ended.
 using change_atom = caf::atom_constant<caf::atom("change")>;
 
 /// Internal: an owner of an erased context with nothing left to do asks the
