@@ -36,6 +36,10 @@ caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, storage st,
   self->state.keep_alive = caf::actor_cast<caf::actor>(self);
   self->monitor(sink);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  // The watcher's queue holds as many changes as a local watcher's would;
+  // sent first, it reaches the receiver before any change.
+  self->send(sink, watch_atom::value,
+             static_cast<uint64_t>(st.board()->defaults().changes->buffer()));
   detail::async_core core{self, std::move(st)};
   auto type = key.type;
   self->state.watch = watch_handle{core.watch(
@@ -69,6 +73,9 @@ caf::behavior receiver(caf::stateful_actor<receiver_state>* self,
     self->quit();
   });
   return {
+    [sink](watch_atom, uint64_t buffer) {
+      sink->set_buffer(static_cast<size_t>(buffer));
+    },
     [self, sink](change_atom, context_key& key, uint64_t version,
                  uint64_t skipped, uint64_t incarnation, payload& value) {
       if (!sink->push(feed_change{std::move(key), version,

@@ -3,6 +3,7 @@
 // and a watcher that goes away leaves nothing behind on the storage's node.
 
 #include <future>
+#include <vector>
 #include <thread>
 
 #include <caf/io/middleman.hpp>
@@ -59,6 +60,39 @@ SCENARIO("a watcher on another node gets every change in order",
   }
   THEN("its end leaves nothing behind on the storage's node") {
     CHECK(eventually([&] { return n.local_client->stats().watchers == 0; }));
+  }
+}
+
+SCENARIO("a watcher on another node falls behind after the storage's "
+         "watch_buffer",
+         "[feed][remote]") {
+  storage_options opts;
+  opts.watch_buffer = 4;
+  feed_nodes n{opts};
+  auto id = new_id();
+  auto w = n.remote_client->watch<counter>(id);
+  constexpr uint64_t commits = 300;
+  for (uint64_t i = 1; i <= commits; ++i)
+    n.local_client->store(id, counter{static_cast<int64_t>(i)});
+  // The watcher reads only now: far more than 4 changes came meanwhile.
+  std::vector<change<counter>> xs;
+  while (xs.empty() || xs.back().version < commits) {
+    auto x = w.next(10s);
+    REQUIRE(x);
+    xs.push_back(std::move(*x));
+  }
+  THEN("its queue gave way (the default 1024 would have kept them all), "
+       "and every change is accounted for") {
+    CHECK(xs.size() < commits / 2);
+    uint64_t accounted = 0;
+    uint64_t prev = 0;
+    for (auto& x : xs) {
+      CHECK(x.version == prev + 1 + x.skipped);
+      accounted += 1 + x.skipped;
+      prev = x.version;
+    }
+    CHECK(accounted == commits);
+    CHECK(xs.back().value->value == static_cast<int64_t>(commits));
   }
 }
 

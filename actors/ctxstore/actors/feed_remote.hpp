@@ -16,7 +16,8 @@
 // change to the watcher's sink actor, which it monitors: when the sink dies
 // or its node disconnects, the forwarder ends and its watch with it. On the
 // watcher's node, a receiver actor is that sink: it queues the changes in a
-// feed_sink (the watcher's queue) and monitors the storage. Implemented in
+// feed_sink (the watcher's queue, bounded by the storage's watch_buffer,
+// which the forwarder sends first) and monitors the storage. Implemented in
 // src/feed_remote.cpp.
 
 namespace ctxstore::actors {

@@ -26,8 +26,9 @@ using info_atom = caf::atom_constant<caf::atom("info")>;
 /// Asks a storage for its metrics (answer: Prometheus text, a string).
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 /// Starts a watch for a watcher on another node: `(watch_atom, key, all,
-/// after_version, incarnation, sink)`; the sink actor then gets
-/// `change_atom` messages (answer: `ok_atom`). See src/feed_remote.cpp.
+/// after_version, incarnation, sink)`; the sink actor then gets `(watch_atom,
+/// buffer)` (the storage's watch_buffer, for its queue) and `change_atom`
+/// messages (answer: `ok_atom`). See src/feed_remote.cpp.
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 /// One change for a remote watcher's sink: `(change_atom, key, version,
 /// skipped, incarnation, payload)` (an empty payload: erased), or
