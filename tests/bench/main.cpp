@@ -9,7 +9,7 @@
 //                  [--source-dir DIR] [CAF options, e.g.
 //                  --scheduler.policy=sharing --middleman.workers=0]
 // Groups: caf mutex snapshot cycle contention held store durable scale remote
-// tls python redis, and resident (only when named: --scale durable contexts
+// tls feed python redis, and resident (only when named: --scale durable contexts
 // on disk, about 1 GiB and 4 minutes for the default million). CAF options
 // apply to both processes of the remote group. tls: remote snapshots and
 // cycles over mutual TLS against plain, alternating in the same run
@@ -49,7 +49,7 @@ const char* usage
     "         [--source-dir DIR] [CAF options such as "
     "--scheduler.policy=sharing]\n"
     "groups: caf mutex snapshot cycle contention held store durable scale "
-    "remote tls python redis resident (resident: only when named)\n"
+    "remote tls feed python redis resident (resident: only when named)\n"
     "--rows TEXT: of those groups, only the rows whose key contains TEXT\n";
 
 std::vector<std::string> split(const std::string& text) {
@@ -125,7 +125,7 @@ bool parse(int argc, char** argv, options& opts, bool& serve) {
       opts.scale = 2000;
     if (opts.only.empty())
       opts.only = split("caf,mutex,snapshot,cycle,contention,held,store,"
-                        "durable,scale,remote,tls");
+                        "durable,scale,remote,tls,feed");
   }
   return true;
 }
@@ -283,6 +283,14 @@ int main(int argc, char** argv) {
     auto cfg = bench::make_config(opts, false);
     caf::actor_system sys{*cfg};
     bench::run_scale(opts, sys);
+  }
+  if (opts.wants("feed")) {
+    {
+      auto cfg = bench::make_config(opts, false);
+      caf::actor_system sys{*cfg};
+      bench::run_feed(opts, sys);
+    }
+    bench::run_feed_remote(opts);
   }
   if (opts.wants("remote"))
     bench::run_remote(opts);

@@ -304,6 +304,34 @@ void run_tls(const options& opts) {
     [&] { return run_async(tls_sys, *tls, 1, 1, lim, async_cycle(tls_key)); });
 }
 
+void measure_feed(const options& opts, caf::actor_system& sys,
+                  const ctxstore::storage& st, const caf::actor& echo,
+                  const std::string& where); // feed.cpp
+
+void run_feed_remote(const options& opts) {
+  auto srv = spawn_server(opts);
+  uint16_t storage_port = 0;
+  uint16_t echo_port = 0;
+  if (srv.pid < 0 || !read_ports(srv, storage_port, echo_port)) {
+    std::cout << "error: feed: no serving child" << std::endl;
+    if (srv.pid >= 0)
+      stop_server(srv);
+    return;
+  }
+  {
+    auto cfg = make_config(opts, true);
+    caf::actor_system sys{*cfg};
+    auto st = ctxstore::connect(sys, "127.0.0.1", storage_port);
+    auto echo = sys.middleman().remote_actor("127.0.0.1", echo_port);
+    if (!st || !echo)
+      std::cout << "error: feed: cannot connect to the serving child"
+                << std::endl;
+    else
+      measure_feed(opts, sys, *st, *echo, "remote");
+  }
+  stop_server(srv);
+}
+
 void run_remote(const options& opts) {
   auto srv = spawn_server(opts);
   if (srv.pid < 0) {

@@ -354,6 +354,25 @@ int print_targets(const options& opts) {
           "remote.cycle.blocking.1", "remote.caf.blocking.1", 2, 2.5);
   time_vs("remote cycle, async <= 2.5 x two bare remote round trips",
           "remote.cycle.async.1", "remote.caf.async.1", 2, 2.5);
+  // Issue 22: a commit reaches a watching actor (p50, same run, alternating
+  // with the bare round trip).
+  auto p50_vs = [&](const std::string& what, const std::string& key,
+                    const std::string& base, double bound) {
+    auto a = r(key.c_str());
+    auto b = r(base.c_str());
+    bool have = a && b && a->p50_us > 0 && b->p50_us > 0;
+    std::string detail = have
+                           ? fmt("%.1f", a->p50_us) + " us vs "
+                               + fmt("%.1f", b->p50_us) + " us (" + base + ")"
+                           : "needs " + key + " and " + base;
+    t.line(what, have, have ? a->p50_us / b->p50_us : 0, bound, false, detail);
+  };
+  p50_vs("feed: commit -> watching actor, local, p50 <= 2 x a bare async "
+         "CAF round trip",
+         "feed.local.notify.1", "feed.local.caf.async.1", 2);
+  p50_vs("feed: commit -> watching actor, remote, p50 <= 1.2 x a bare "
+         "remote round trip",
+         "feed.remote.notify.1", "feed.remote.caf.async.1", 1.2);
   // Issue 23: mutual TLS costs at most 1.3 x plain (same run, alternating).
   time_vs("TLS remote snapshot, blocking <= 1.3 x plain",
           "tls.tls.snapshot.blocking.1", "tls.plain.snapshot.blocking.1", 1,

@@ -46,6 +46,14 @@ void run_remote(const options& opts);
 /// run time by tests/tls/make-certs.sh in a temporary directory).
 void run_tls(const options& opts);
 
+/// Group feed, in this process: commit -> watching actor's handler, and
+/// fan-out to 100 watchers, beside a bare async CAF round trip.
+void run_feed(const options& opts, caf::actor_system& sys);
+
+/// Group feed, remote: the storage in a serving child, the writer and the
+/// watcher here, beside a bare remote round trip.
+void run_feed_remote(const options& opts);
+
 /// The child's side of `run_remote` (`--serve`): publishes a storage and an
 /// echo actor, prints their ports, serves until stdin closes.
 int serve_main(const options& opts);
