@@ -8,6 +8,10 @@
 //                      "remote_client: holding <token>", then wait forever
 //                      (a test kills this process to show that the node frees
 //                      the session of a dead client and drops its change)
+//   watch <uuid>       watch that cart, print "remote_client: watching", then
+//                      "remote_client: change <version>" per change, forever
+//                      (a test kills this process to show that the node keeps
+//                      nothing of a watcher whose node is gone)
 //   update <uuid> <n>  add 1 to the cart's total in n sessions, one by one
 //   snapshot <uuid>    print "total=<n> version=<v>" of the last commit
 // Mutual TLS: give the CAF options --openssl.certificate=client.pem
@@ -117,6 +121,15 @@ bool demo(ctxstore::blocking_client& client) {
     pause(); // until a signal ends the process
 }
 
+[[noreturn]] void watch(ctxstore::blocking_client& client,
+                        const ctxstore::context_id& id) {
+  auto w = client.watch<cart>(id);
+  std::cout << "remote_client: watching" << std::endl;
+  for (;;)
+    if (auto c = w.next(std::chrono::hours{1}))
+      std::cout << "remote_client: change " << c->version << std::endl;
+}
+
 int run(caf::actor_system& sys, uint16_t port,
         const std::vector<std::string>& args) {
   auto st = ctxstore::connect(sys, "127.0.0.1", port);
@@ -134,6 +147,8 @@ int run(caf::actor_system& sys, uint16_t port,
     return demo(client) ? 0 : 1;
   } else if (cmd == "hold" && args.size() == 3) {
     hold(client, id);
+  } else if (cmd == "watch" && args.size() == 3) {
+    watch(client, id);
   } else if (cmd == "update" && args.size() == 4) {
     auto n = std::stoi(args[3]);
     for (int i = 0; i < n; ++i)
@@ -147,7 +162,8 @@ int run(caf::actor_system& sys, uint16_t port,
     return 0;
   }
   std::cerr << "usage: remote_client [CAF options] <port> "
-               "[demo|hold <uuid>|update <uuid> <n>|snapshot <uuid>]\n";
+               "[demo|hold <uuid>|watch <uuid>|update <uuid> <n>|snapshot "
+               "<uuid>]\n";
   return 2;
 }
 
@@ -172,7 +188,8 @@ int main(int argc, char** argv) {
   }
   if (port <= 0 || port > 65535) {
     std::cerr << "usage: remote_client [CAF options] <port> "
-                 "[demo|hold <uuid>|update <uuid> <n>|snapshot <uuid>]\n";
+                 "[demo|hold <uuid>|watch <uuid>|update <uuid> <n>|snapshot "
+                 "<uuid>]\n";
     return 2;
   }
   int rc = 1;
