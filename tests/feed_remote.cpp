@@ -96,6 +96,52 @@ SCENARIO("a watcher on another node falls behind after the storage's "
   }
 }
 
+SCENARIO("a watcher on another node resumes across an erase and a new life",
+         "[feed][remote]") {
+  feed_nodes n;
+  auto id = new_id();
+  auto keeper = n.local_client->watch<counter>(id); // retains the changes
+  n.local_client->store(id, counter{1});
+  n.local_client->store(id, counter{2});
+  uint64_t life = 0;
+  {
+    auto w = n.remote_client->watch<counter>(id);
+    auto x = w.next(10s);
+    REQUIRE(x);
+    CHECK(x->version == 2);
+    life = x->incarnation;
+    CHECK(life != 0);
+  }
+  CHECK(n.local_client->erase<counter>(id));
+  n.local_client->store(id, counter{10});
+  n.local_client->store(id, counter{20});
+  THEN("with its incarnation it gets the erase and the new life") {
+    auto w = n.remote_client->watch<counter>(id, 2, life);
+    std::vector<change<counter>> xs;
+    while (xs.size() < 3) {
+      auto x = w.next(10s);
+      REQUIRE(x);
+      xs.push_back(std::move(*x));
+    }
+    CHECK(!xs[0].value);
+    CHECK(xs[0].incarnation == life);
+    CHECK(xs[1].version == 1);
+    CHECK(xs[2].version == 2);
+    CHECK(xs[2].value->value == 20);
+    CHECK(xs[2].incarnation != life);
+    for (auto& x : xs)
+      CHECK(x.skipped == 0);
+  }
+  THEN("with the version alone it gets the new value, and skipped") {
+    auto w = n.remote_client->watch<counter>(id, 2);
+    auto x = w.next(10s);
+    REQUIRE(x);
+    CHECK(x->version == 2);
+    CHECK(x->value->value == 20);
+    CHECK(x->skipped > 0);
+  }
+}
+
 SCENARIO("watch_all works across nodes and bad watches are refused",
          "[feed][remote]") {
   feed_nodes n;
