@@ -7,7 +7,8 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
-#include <caf/timespan.hpp>
+
+#include "port_census.hpp"
 
 // BASP connections (plain or TLS) that an unauthenticated peer cannot use to
 // exhaust the node, or a client that connects to a malicious node.
@@ -34,23 +35,14 @@
 // - out of file descriptors, the doorman accepts and closes with a spare
 //   descriptor kept for that, or stops accepting for a short while: never a
 //   busy loop.
+// The pieces, a file each: the census of a publication (port_census.hpp:
+// handshake deadlines, connection cap, spare descriptor), the guarded scribe
+// (guarded_scribe.hpp: BASP framing, payload bounds, the TLS policy) and the
+// guarded doorman (guarded_doorman.hpp: accepting); guarded_port.cpp hands
+// them to BASP and runs the watchdog that times handshakes out.
 // Everything here leans on CAF 0.17.6's internals: see caf_internals.hpp.
 
 namespace ctxstore::detail {
-
-/// The bounds of a guarded publication or connection.
-struct port_limits {
-  /// Most payload bytes of a BASP message before the peer's handshake (and
-  /// of the handshake itself). CAF's handshakes take a few hundred bytes.
-  uint32_t max_handshake_bytes = 64 * 1024;
-  /// Most payload bytes of a BASP message after the handshake; 0: BASP's
-  /// own limit (4 GiB).
-  uint64_t max_message_bytes = 0;
-  /// How long a peer may take from the TCP connection to its handshake.
-  caf::timespan handshake_timeout = std::chrono::seconds{10};
-  /// Most connections of a publication at a time (0: no bound).
-  size_t max_connections = 256;
-};
 
 /// The limits from the CAF options `ctxstore.handshake-timeout` and
 /// `ctxstore.max-connections`; messages may take `max_value_bytes` (0: no
