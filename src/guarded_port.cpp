@@ -12,14 +12,14 @@
 
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/io/broker.hpp>
-#include <caf/send.hpp>
 #include <caf/io/basp_broker.hpp>
+#include <caf/io/broker.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/network/default_multiplexer.hpp>
 #include <caf/io/network/native_socket.hpp>
 #include <caf/openssl/publish.hpp>
 #include <caf/openssl/remote_actor.hpp>
+#include <caf/send.hpp>
 
 #include "guarded_doorman.hpp"
 #include "guarded_scribe.hpp"

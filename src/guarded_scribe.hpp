@@ -19,9 +19,9 @@ namespace ctxstore::detail {
 /// BASP over a caf::openssl TLS session whose handshake starts at once
 /// (`accepted`: the server's side). nullptr if the TLS session could not be
 /// made; the caller closes `fd` then.
-caf::io::scribe_ptr make_guarded_scribe(caf::actor_system& sys,
-                                        caf::io::network::default_multiplexer& mx,
-                                        int fd, census_ptr peers, bool tls,
-                                        bool accepted);
+caf::io::scribe_ptr
+make_guarded_scribe(caf::actor_system& sys,
+                    caf::io::network::default_multiplexer& mx, int fd,
+                    census_ptr peers, bool tls, bool accepted);
 
 } // namespace ctxstore::detail
