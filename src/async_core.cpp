@@ -340,6 +340,7 @@ void publish_working(const std::shared_ptr<async_held>& held, bool end,
     on_ok(version);
   };
   if (end) {
+    announce_leaving(*held);
     // The session ends here: its working copy goes as it is, no copy.
     auto value = std::move(held->working);
     return request_then(held->self, held->owner, std::move(on_version),
@@ -420,6 +421,7 @@ void abort_level(const async_level_ptr& level,
     return answer_later(held->self, std::move(on_ok),
                         error_forwarder{std::move(on_err)},
                         direct_abort(*held));
+  announce_leaving(*held);
   request_then(held->self, held->owner,
                [on_ok = std::move(on_ok)](uint64_t version) { on_ok(version); },
                error_forwarder{std::move(on_err)}, abort_atom::value,

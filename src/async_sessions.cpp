@@ -99,6 +99,14 @@ std::shared_ptr<async_held> find_async_held(const caf::event_based_actor* self,
   return found;
 }
 
+void announce_leaving(const async_held& held) {
+  if (!held.home)
+    return;
+  if (auto& board = held.home->board())
+    if (auto cell = board->find_cell(held.key))
+      cell->holder_leaving(actors::actor_party(held.holder.get()));
+}
+
 void forget_async_held(const async_held* held) {
   auto& tbl = async_sessions(held->self);
   std::lock_guard<std::mutex> guard{tbl.mtx};
@@ -454,9 +462,11 @@ async_level::~async_level() {
   }
   // The last copy may be dropped after the actor died (kept elsewhere): then
   // the owner, which monitors it, has ended the session already.
-  if (auto holder = caf::actor_cast<caf::actor>(held->holder))
+  if (auto holder = caf::actor_cast<caf::actor>(held->holder)) {
+    announce_leaving(*held);
     caf::send_as(holder, held->owner, abort_atom::value, held->key,
                  held->token);
+  }
 }
 
 async_held::~async_held() {

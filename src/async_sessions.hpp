@@ -73,6 +73,10 @@ void register_async_held(const std::shared_ptr<async_held>& held);
 /// Forgets `held` once it closed (keeps the table small).
 void forget_async_held(const async_held* held);
 
+/// The end of `held`'s session (not on the fast path) is on its way to the
+/// owner: see context::holder_leaving (a storage of this process only).
+void announce_leaving(const async_held& held);
+
 // -- the fast path of actors -------------------------------------------------------------
 
 /// An actor's acquire waiting in a context's queue: its turn comes as a

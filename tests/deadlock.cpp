@@ -331,3 +331,52 @@ SCENARIO("nested acquires in a fixed order never report a deadlock",
   CHECK(stored == total);
   CHECK(c.stats().waiters == 0);
 }
+
+SCENARIO("an actor whose release is on its way to the owner closes no cycle",
+         "[deadlock]") {
+  // Off the fast path an actor's release is a message: until the owner
+  // reads it, the context still counts the actor as its holder.
+  fixture f{{}, storage_with_fast_path(false)};
+  constexpr int rounds = 20;
+  for (int round = 0; round < rounds; ++round) {
+    INFO("round " << round);
+    auto ids = stored_counters(f, 2);
+    auto x = ids[0];
+    auto y = ids[1];
+    actor_reaper reaper;
+    auto done = std::make_shared<std::promise<std::string>>();
+    auto outcome = done->get_future();
+    caf::actor holder;
+    // The actor holds x; sent an int, it releases x and at once acquires y.
+    auto granted = async_fixture::spawn_counter_holder(
+      f, reaper, x, 0,
+      [done, y](int, caf::event_based_actor*, async_fixture::client_ptr ac,
+                async_session<counter>& s) {
+        ignore(s.release());
+        ac->acquire<counter>(y).then(
+          [done](async_session<counter> s2) mutable {
+            s2->value += 1;
+            s2.release().then(
+              [done](uint64_t) { done->set_value("granted"); },
+              [done](caf::error& e) { done->set_value(describe(e)); });
+          },
+          [done](caf::error& e) {
+            done->set_value(to_string(to_errc(e)) + ": " + describe(e));
+          });
+      },
+      holder);
+    await(f, granted, "the actor's grant of x");
+    // A thread holds y and waits for x.
+    std::promise<void> holds_y;
+    auto thread_holds_y = holds_y.get_future();
+    auto thread = nested_acquirer(f, y, x, holds_y, at_once());
+    await(f, thread_holds_y, "the thread's acquire of y");
+    wait_for_waiters(f, 1);
+    caf::anon_send(holder, 1);
+    // The actor's acquire of y would close "actor -> y -> thread -> x ->
+    // actor" only through its own release, already sent: no deadlock.
+    CHECK(await(f, outcome, "the actor's acquire of y") == "granted");
+    CHECK(thread.get("the thread") == 1);
+    CHECK(f.client->snapshot<counter>(y).value == 2);
+  }
+}

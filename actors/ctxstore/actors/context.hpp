@@ -298,6 +298,14 @@ public:
     return holder_party_.load(std::memory_order_relaxed);
   }
 
+  /// The actor `who` sent the end of the session it holds (a release or
+  /// abort on its way to the owner): the wait-for graph stops seeing it as
+  /// the holder, since a cycle through it is about to break. No lock: the
+  /// session itself ends when the owner reads the message.
+  void holder_leaving(party who) noexcept {
+    holder_party_.compare_exchange_strong(who, 0, std::memory_order_relaxed);
+  }
+
   /// The actor that holds a session the owner granted; none otherwise.
   const caf::actor_addr& holder() const noexcept {
     return holder_;
