@@ -20,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "temp_dir.hpp"
 #include "child_exit.hpp"
 #include "ctxstore/backend.hpp"
 #include "ctxstore/backends/sqlite_backend.hpp"
@@ -32,26 +33,6 @@ namespace {
 
 /// Longest wait for one answer of the backend (an fsync or a few).
 constexpr auto patience = std::chrono::seconds{10};
-
-/// A fresh directory, removed with everything in it at the end.
-struct temp_dir {
-  temp_dir() {
-    char name[] = "/tmp/ctxstore-sqlite-XXXXXX";
-    REQUIRE(mkdtemp(name) != nullptr);
-    path = name;
-  }
-
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-
-  std::string file(const std::string& name) const {
-    return path + "/" + name;
-  }
-
-  std::string path;
-};
 
 context_id id_of(uint8_t n) {
   context_id id{};

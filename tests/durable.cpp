@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "ctxstore/actors/context_index.hpp" // counts of passivations
+#include "eventually.hpp"
+#include "temp_dir.hpp"
 #include "fixture.hpp"
 #include "redis_server.hpp"
 #include "resident_memory.hpp"
@@ -23,21 +25,6 @@ using namespace ctxstore;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// A fresh directory, removed with its files at the end.
-struct temp_dir {
-  temp_dir() {
-    char tmpl[] = "/tmp/ctxstore-durable-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    if (std::system(cmd.c_str()) != 0)
-      WARN("could not remove " << path);
-  }
-  std::string path;
-};
 
 std::shared_ptr<backend> sqlite_at(const std::string& file) {
   auto x = open_sqlite(file);
@@ -159,18 +146,6 @@ private:
   std::promise<void> gate_;
   bool released_ = false;
 };
-
-/// Waits (bounded) until `pred()` holds; false if it never did.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds bound = 5s) {
-  auto until = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(1ms); // a timer of the storage's, not ours
-  }
-  return true;
-}
 
 cart cart_of(const std::string& owner, int64_t total) {
   cart c;

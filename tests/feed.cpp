@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
+#include "temp_dir.hpp"
 #include "fixture.hpp"
 #include "test_hooks.hpp"
 
@@ -45,32 +47,6 @@ storage_options with_buffer(size_t n) {
   storage_options opts;
   opts.watch_buffer = n;
   return opts;
-}
-
-struct temp_dir {
-  temp_dir() {
-    char tmpl[] = "/tmp/ctxstore-feed-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    if (std::system(cmd.c_str()) != 0)
-      WARN("could not remove " << path);
-  }
-  std::string path;
-};
-
-/// Waits (bounded) until `pred()` holds; false if it never did.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds bound = 5s) {
-  auto until = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(1ms); // a timer of the storage's, not ours
-  }
-  return true;
 }
 
 } // namespace

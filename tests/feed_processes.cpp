@@ -1,3 +1,4 @@
+#include "eventually.hpp"
 #include "fixture.hpp"
 
 // The change feed across processes (issue 22): a watcher in another process
@@ -44,19 +45,6 @@ std::unique_ptr<child_process> start_client(uint16_t port,
   }
   return std::make_unique<child_process>(CTXSTORE_REMOTE_CLIENT_BINARY,
                                          std::move(args));
-}
-
-/// Polls (bounded) until `pred()` holds: the storage's node notices a dead
-/// peer on its own, and nothing here can await that.
-template <class Pred>
-bool eventually(Pred pred) {
-  auto until = clock_type::now() + 10s;
-  while (!pred()) {
-    if (clock_type::now() > until)
-      return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 } // namespace

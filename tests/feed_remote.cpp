@@ -8,6 +8,7 @@
 
 #include <caf/io/middleman.hpp>
 
+#include "eventually.hpp"
 #include "fixture.hpp"
 #include "tls_certs.hpp"
 #include "two_nodes.hpp"
@@ -17,18 +18,6 @@ using feed_nodes = remote_fixture::two_nodes;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Waits (bounded) until `pred()` holds, for what another node does.
-template <class Pred>
-bool eventually(Pred pred) {
-  auto until = std::chrono::steady_clock::now() + 10s;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 } // namespace
 

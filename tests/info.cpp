@@ -1,3 +1,5 @@
+#include "eventually.hpp"
+#include "temp_dir.hpp"
 #include "async_fixture.hpp"
 #include "ctxstore/actors/context_index.hpp" // counts of activations
 #include "fixture.hpp"
@@ -39,34 +41,6 @@ ctxstore::storage fast_path_storage(caf::actor_system& sys) {
 std::string this_thread_name() {
   return "thread " + std::to_string(::syscall(SYS_gettid));
 }
-
-/// Waits (bounded) until `pred()` holds; false if it never did.
-template <class Pred>
-bool eventually(Pred pred) {
-  using namespace std::chrono_literals;
-  auto until = std::chrono::steady_clock::now() + 5s;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(1ms); // a timer of the storage's, not ours
-  }
-  return true;
-}
-
-/// A fresh directory, removed with its files at the end.
-struct temp_dir {
-  temp_dir() {
-    char tmpl[] = "/tmp/ctxstore-info-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    if (std::system(cmd.c_str()) != 0)
-      WARN("could not remove " << path);
-  }
-  std::string path;
-};
 
 
 /// A backend whose loads wait until `answer_loads`: an info caught while the

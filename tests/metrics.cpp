@@ -1,3 +1,4 @@
+#include "temp_dir.hpp"
 #include "async_fixture.hpp"
 #include "fixture.hpp"
 #include "waiting.hpp"
@@ -70,21 +71,6 @@ ctxstore::storage fast_path_storage(caf::actor_system& sys) {
   opts.local_fast_path = true;
   return spawn_storage(sys, opts);
 }
-
-/// A fresh directory, removed with its files at the end.
-struct temp_dir {
-  temp_dir() {
-    char tmpl[] = "/tmp/ctxstore-metrics-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    if (std::system(cmd.c_str()) != 0)
-      WARN("could not remove " << path);
-  }
-  std::string path;
-};
 
 /// A real backend whose writes fail as `mode` says: with a conflict (the
 /// real backend refuses a write that replaces a version it does not hold),

@@ -1,3 +1,4 @@
+#include "eventually.hpp"
 #include "fixture.hpp"
 
 // Nodes and clients in separate processes on 127.0.0.1: the node program
@@ -76,17 +77,6 @@ struct release_on_exit {
       hang(what, 5000ms);
   }
 };
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds bound = 10s) {
-  auto deadline = clock_type::now() + bound;
-  while (!pred()) {
-    if (clock_type::now() > deadline)
-      return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 /// The code of the ctxstore::error that `fn` throws, errc{} if it returns.
 template <class F>

@@ -1,3 +1,4 @@
+#include "eventually.hpp"
 #include "fixture.hpp"
 #include "tls_certs.hpp"
 #include "two_nodes.hpp"
@@ -22,17 +23,6 @@ using remote_fixture::node_config;
 using remote_fixture::two_nodes;
 
 namespace {
-
-template <class Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 cart sample_cart() {
   cart c;
