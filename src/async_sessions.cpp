@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include "caf_internals.hpp"
+#include "ctxstore/actors/host_scope.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
 namespace ctxstore::detail {
@@ -146,28 +147,12 @@ void register_async_held(const std::shared_ptr<async_held>& held) {
 
 namespace {
 
-/// While an actor ends its session: the worker it runs on. The next actor's
-/// turn then goes to that worker's own queue, as a message the actor sent
-/// would (CAF's `send` passes `context()`): no other worker is woken for it.
-/// Null on any other thread: the scheduler picks a worker.
-thread_local caf::execution_unit* turn_host = nullptr;
-
-class turn_host_scope {
-public:
-  explicit turn_host_scope(const async_held& held) : prev_(turn_host) {
-    turn_host = held.self != nullptr ? held.self->context() : nullptr;
-  }
-
-  turn_host_scope(const turn_host_scope&) = delete;
-  turn_host_scope& operator=(const turn_host_scope&) = delete;
-
-  ~turn_host_scope() {
-    turn_host = prev_;
-  }
-
-private:
-  caf::execution_unit* prev_;
-};
+/// While an actor commits or ends its session directly, the worker it runs
+/// on hosts whom that wakes: the next actor's turn, a watcher's change
+/// (see actors/host_scope.hpp).
+caf::execution_unit* host_of(const async_held& held) {
+  return held.self != nullptr ? held.self->context() : nullptr;
+}
 
 } // namespace
 
@@ -205,7 +190,7 @@ struct actor_waiter final : waiter {
   /// The turn came (under the cell's lock): a message to the actor's handler
   /// (an actor that exited meanwhile drops it, and ~actor_waiter runs).
   void wake() noexcept override {
-    enqueue_ok(actor, actor, turn, turn_host);
+    enqueue_ok(actor, actor, turn, actors::current_host);
   }
 
   const std::shared_ptr<context> cell;
@@ -414,9 +399,9 @@ caf::expected<uint64_t> direct_commit(async_held& held, bool end) {
     return make_error(errc::type_mismatch,
                       "the value is not of the type registered as "
                         + cell.key.type);
+  actors::host_scope host{host_of(held)};
   auto version = cell.commit(std::move(x), fx);
   if (end) {
-    turn_host_scope host{held};
     cell.end_session(fx, false);
     finish_direct(cell, fx, guard);
   } else {
@@ -433,7 +418,7 @@ caf::expected<uint64_t> direct_abort(async_held& held) {
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "abort");
   auto version = cell.version();
-  turn_host_scope host{held};
+  actors::host_scope host{host_of(held)};
   cell.end_session(fx, false);
   finish_direct(cell, fx, guard);
   return version;
@@ -445,7 +430,7 @@ caf::expected<bool> direct_erase(async_held& held) {
   std::unique_lock<std::mutex> guard{cell.mtx};
   if (!cell.direct_session_open(held.token))
     return not_open(cell, "erase");
-  turn_host_scope host{held};
+  actors::host_scope host{host_of(held)};
   cell.erase(fx, false);
   finish_direct(cell, fx, guard, held.home->board().get());
   return true;

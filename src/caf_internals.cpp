@@ -8,6 +8,7 @@
 #include <caf/behavior.hpp>
 #include <caf/config_option_set.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/execution_unit.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/message.hpp>
 
@@ -46,9 +47,22 @@ void respond_ok_to_self(caf::event_based_actor* self, caf::message_id rid) {
                 self->context());
 }
 
+namespace {
+
+/// `host` if it is a worker of `to`'s actor system (another system's worker
+/// must not run it), else null: its scheduler picks one.
+caf::execution_unit* host_for(const caf::strong_actor_ptr& to,
+                              caf::execution_unit* host) noexcept {
+  return host != nullptr && &host->system() == to->home_system ? host
+                                                                : nullptr;
+}
+
+} // namespace
+
 void enqueue_ok(const caf::strong_actor_ptr& to,
                 const caf::strong_actor_ptr& from, caf::message_id rid,
                 caf::execution_unit* host) {
+  host = host_for(to, host);
   to->enqueue(caf::make_mailbox_element(from, rid, caf::no_stages,
                                         caf::ok_atom::value),
               host);
@@ -57,6 +71,7 @@ void enqueue_ok(const caf::strong_actor_ptr& to,
 void enqueue_error(const caf::strong_actor_ptr& to,
                    const caf::strong_actor_ptr& from, caf::message_id rid,
                    caf::error err, caf::execution_unit* host) {
+  host = host_for(to, host);
   to->enqueue(caf::make_mailbox_element(from, rid, caf::no_stages,
                                         std::move(err)),
               host);

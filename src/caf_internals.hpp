@@ -8,10 +8,12 @@
 // members, hand-built mailbox elements, response handlers without a request.
 // Each may change with CAF's version; nothing else in ctxstore goes behind
 // CAF's back, so this file (and caf_internals.cpp) is what a CAF upgrade
-// checks first. Two more files go deeper, each for one concern: the guarded
-// plain port (guarded_port.cpp: CAF's doorman, scribe and acceptor replaced,
-// the BASP framing read as it passes) and the bounds on a peer's pending
-// bytes (actors/ctxstore/actors/peer_limits.cpp).
+// checks first. Some files go deeper, each for one concern: the guarded
+// port (guarded_port.cpp, guarded_doorman.cpp, guarded_scribe.cpp,
+// port_census.cpp: CAF's doorman, scribe and acceptor replaced, the BASP
+// framing read as it passes; guarded_scribe.cpp reaches CAF's OpenSSL
+// session through an explicit template instantiation) and the bounds on a
+// peer's pending bytes (actors/ctxstore/actors/peer_limits.cpp).
 
 namespace ctxstore::detail {
 
@@ -36,8 +38,9 @@ void on_own_response(caf::event_based_actor* self, caf::message_id rid,
 void respond_ok_to_self(caf::event_based_actor* self, caf::message_id rid);
 
 /// Puts `ok_atom` into `to`'s mailbox as the response `rid`, sent by `from`
-/// (may be null), from any thread; `host` (may be null) is the worker to run
-/// `to` on if it must be scheduled.
+/// (may be null), from any thread; `host` (may be null, or of another actor
+/// system: then ignored) is the worker to run `to` on if it must be
+/// scheduled: the one running this thread (actors/host_scope.hpp).
 void enqueue_ok(const caf::strong_actor_ptr& to,
                 const caf::strong_actor_ptr& from, caf::message_id rid,
                 caf::execution_unit* host);

@@ -12,6 +12,7 @@
 #include "ctxstore/actors/context_index.hpp"
 #include "ctxstore/actors/feed.hpp"
 #include "ctxstore/actors/feed_remote.hpp"
+#include "ctxstore/actors/host_scope.hpp"
 #include "ctxstore/async_client.hpp"
 #include "ctxstore/blocking_client.hpp"
 #include "ctxstore/messages/protocol.hpp"
@@ -172,7 +173,7 @@ protected:
     auto hdl = caf::actor_cast<caf::strong_actor_ptr>(actor_);
     if (!hdl)
       return false; // the actor is gone: so is its watch
-    enqueue_ok(hdl, nullptr, rid_, nullptr);
+    enqueue_ok(hdl, nullptr, rid_, actors::current_host);
     return true;
   }
 

@@ -1,4 +1,5 @@
 #include "ctxstore/actors/feed_remote.hpp"
+#include "ctxstore/actors/host_scope.hpp"
 
 #include <utility>
 
@@ -78,6 +79,7 @@ caf::behavior receiver(caf::stateful_actor<receiver_state>* self,
     },
     [self, sink](change_atom, context_key& key, uint64_t version,
                  uint64_t skipped, uint64_t incarnation, payload& value) {
+      host_scope host{self->context()}; // the watcher runs next, here
       if (!sink->push(feed_change{std::move(key), version,
                                   std::move(value.value), skipped,
                                   incarnation}))

@@ -69,8 +69,10 @@ child spawn_server(const options& opts) {
   return child{pid, in[1], out[0]};
 }
 
-// Reads the child's "serving <port> <port>" line (10 s at most).
-bool read_ports(const child& c, uint16_t& storage_port, uint16_t& echo_port) {
+// Reads the child's "serving <port> <port> <port>" line (10 s at most):
+// its storage, echo and feed writer.
+bool read_ports(const child& c, uint16_t& storage_port, uint16_t& echo_port,
+                uint16_t* writer_port = nullptr) {
   std::string line;
   auto deadline = bench_clock::now() + std::chrono::seconds(10);
   while (line.find('\n') == std::string::npos) {
@@ -92,10 +94,13 @@ bool read_ports(const child& c, uint16_t& storage_port, uint16_t& echo_port) {
   std::string word;
   int a = 0;
   int b = 0;
-  in >> word >> a >> b;
+  int w = 0;
+  in >> word >> a >> b >> w;
   storage_port = static_cast<uint16_t>(a);
   echo_port = static_cast<uint16_t>(b);
-  return word == "serving" && a > 0 && b > 0;
+  if (writer_port != nullptr)
+    *writer_port = static_cast<uint16_t>(w);
+  return word == "serving" && a > 0 && b > 0 && w > 0;
 }
 
 // Closes the child's stdin (it stops), waits 10 s at most, then kills it.
@@ -304,15 +309,18 @@ void run_tls(const options& opts) {
     [&] { return run_async(tls_sys, *tls, 1, 1, lim, async_cycle(tls_key)); });
 }
 
+// feed.cpp
 void measure_feed(const options& opts, caf::actor_system& sys,
                   const ctxstore::storage& st, const caf::actor& echo,
-                  const std::string& where); // feed.cpp
+                  const caf::actor& writer, const std::string& where);
+caf::actor spawn_feed_writer(caf::actor_system& sys, ctxstore::storage st);
 
 void run_feed_remote(const options& opts) {
   auto srv = spawn_server(opts);
   uint16_t storage_port = 0;
   uint16_t echo_port = 0;
-  if (srv.pid < 0 || !read_ports(srv, storage_port, echo_port)) {
+  uint16_t writer_port = 0;
+  if (srv.pid < 0 || !read_ports(srv, storage_port, echo_port, &writer_port)) {
     std::cout << "error: feed: no serving child" << std::endl;
     if (srv.pid >= 0)
       stop_server(srv);
@@ -323,11 +331,12 @@ void run_feed_remote(const options& opts) {
     caf::actor_system sys{*cfg};
     auto st = ctxstore::connect(sys, "127.0.0.1", storage_port);
     auto echo = sys.middleman().remote_actor("127.0.0.1", echo_port);
-    if (!st || !echo)
+    auto writer = sys.middleman().remote_actor("127.0.0.1", writer_port);
+    if (!st || !echo || !writer)
       std::cout << "error: feed: cannot connect to the serving child"
                 << std::endl;
     else
-      measure_feed(opts, sys, *st, *echo, "remote");
+      measure_feed(opts, sys, *st, *echo, *writer, "remote");
   }
   stop_server(srv);
 }
@@ -378,19 +387,26 @@ int serve_main(const options& opts) {
   caf::actor_system sys{*cfg};
   auto st = ctxstore::spawn_storage(sys);
   auto echo = spawn_echo(sys);
+  auto writer = spawn_feed_writer(sys, st);
   auto port = ctxstore::publish(sys, st, 0, "127.0.0.1");
   auto echo_port = sys.middleman().publish(echo, 0, "127.0.0.1");
-  if (!port || !echo_port) {
-    std::cerr << "serve: cannot publish" << std::endl;
+  auto writer_port = sys.middleman().publish(writer, 0, "127.0.0.1");
+  auto stop_actors = [&] {
     caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
+  };
+  if (!port || !echo_port || !writer_port) {
+    std::cerr << "serve: cannot publish" << std::endl;
+    stop_actors();
     return 1;
   }
-  std::cout << "serving " << *port << " " << *echo_port << std::endl;
+  std::cout << "serving " << *port << " " << *echo_port << " " << *writer_port
+            << std::endl;
   char buf[64];
   while (read(0, buf, sizeof(buf)) > 0) {
     // Nothing is sent on stdin: it only closes when the parent is done.
   }
-  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  stop_actors();
   st = ctxstore::storage{};
   return 0;
 }
