@@ -508,6 +508,67 @@ SCENARIO("a watching actor that dies is dropped", "[feed][async]") {
   f.client->store(id, counter{1});
 }
 
+SCENARIO("a watcher in another actor system of this process runs on that "
+         "system's workers",
+         "[feed][async]") {
+  // An actor's direct commit wakes its watchers from its own worker
+  // (actors/host_scope.hpp); a watcher of another actor system must still
+  // be scheduled by its own system.
+  fixture f;
+  auto id = new_id();
+  f.client->store(id, counter{0});
+  test_config cfg_b;
+  caf::actor_system sys_b{cfg_b};
+  struct seen_t {
+    std::mutex mtx;
+    int changes = 0;
+    int foreign = 0; // handlers run by a worker of another system
+    std::promise<void> done;
+  };
+  auto seen = std::make_shared<seen_t>();
+  auto started = std::make_shared<std::promise<void>>();
+  auto st = f.store;
+  auto watcher = sys_b.spawn([=](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, st);
+    auto handle = std::make_shared<watch_handle>();
+    *handle = ac->watch<counter>(
+      id, 0,
+      [=](change<counter>& c) {
+        std::lock_guard<std::mutex> guard{seen->mtx};
+        if (&self->context()->system() != &self->home_system())
+          seen->foreign += 1;
+        if (c.version == 1)
+          started->set_value();
+        else if (++seen->changes == 20)
+          seen->done.set_value();
+      },
+      [](caf::error&) {});
+    return caf::behavior{[ac, handle](int) {}};
+  });
+  REQUIRE(started->get_future().wait_for(10s) == std::future_status::ready);
+  auto writer = f.sys.spawn([=](caf::event_based_actor* self) {
+    auto ac = std::make_shared<async_client>(self, st);
+    ac->acquire<counter>(id).then(
+      [](async_session<counter> s) {
+        for (int i = 1; i <= 20; ++i) {
+          s->value = i;
+          s.commit().then([](uint64_t) {}, [](caf::error&) {});
+        }
+        s.release().then([](uint64_t) {}, [](caf::error&) {});
+      },
+      [](caf::error&) {});
+    return caf::behavior{[ac](int) {}};
+  });
+  REQUIRE(seen->done.get_future().wait_for(10s)
+          == std::future_status::ready);
+  {
+    std::lock_guard<std::mutex> guard{seen->mtx};
+    CHECK(seen->foreign == 0);
+  }
+  caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+}
+
 SCENARIO("an actor's bad watch reports its error", "[feed][async][bad_input]") {
   fixture f;
   std::promise<errc> result;
