@@ -1,10 +1,10 @@
 #include "ctxstore/actors/feed_remote.hpp"
-#include "ctxstore/actors/host_scope.hpp"
 
 #include <utility>
 
 #include <caf/all.hpp>
 
+#include "ctxstore/actors/host_scope.hpp"
 #include "ctxstore/context_types.hpp"
 #include "ctxstore/detail/async_core.hpp"
 #include "ctxstore/error.hpp"
