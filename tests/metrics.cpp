@@ -1,6 +1,7 @@
 #include "temp_dir.hpp"
 #include "async_fixture.hpp"
 #include "fixture.hpp"
+#include "forwarding_backend.hpp"
 #include "waiting.hpp"
 
 #include <atomic>
@@ -76,18 +77,13 @@ ctxstore::storage fast_path_storage(caf::actor_system& sys) {
 /// real backend refuses a write that replaces a version it does not hold),
 /// or with backend_failure (answered on the backend's thread, nothing
 /// written).
-class faulty_backend final : public backend {
+class faulty_backend final : public forwarding_backend {
 public:
   enum mode_t { pass, conflict, failure };
 
   explicit faulty_backend(std::shared_ptr<backend> real)
-      : real_(std::move(real)) {
+      : forwarding_backend(std::move(real), "faulty") {
     // nop
-  }
-
-  void load(const std::string& type, const context_id& id,
-            load_done done) override {
-    real_->load(type, id, std::move(done));
   }
 
   void write(backend_write w, write_done done) override {
@@ -96,24 +92,17 @@ public:
       w.replaces = 1'000'000;
       break;
     case failure:
-      real_->load(w.type, w.id, [done = std::move(done)](auto&&) {
+      real().load(w.type, w.id, [done = std::move(done)](auto&&) {
         done(make_error(errc::backend_failure, "disk full (test)"));
       });
       return;
     default:
       break;
     }
-    real_->write(std::move(w), std::move(done));
-  }
-
-  std::string name() const override {
-    return "faulty:" + real_->name();
+    forwarding_backend::write(std::move(w), std::move(done));
   }
 
   std::atomic<mode_t> mode{pass};
-
-private:
-  std::shared_ptr<backend> real_;
 };
 
 const std::string counter_ops = R"(ctxstore_operations_total{type="counter",)";
