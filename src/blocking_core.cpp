@@ -2,6 +2,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "ctxstore/actors/context.hpp"
 #include "ctxstore/actors/durable.hpp"
 #include "ctxstore/blocking_client.hpp"
+#include "ctxstore/context_types.hpp"
 #include "ctxstore/messages/protocol.hpp"
 #include "fast_path.hpp"
 #include "requester.hpp"
@@ -205,6 +207,132 @@ bool erase_durable(const storage& st, held_session& held) {
   return existed;
 }
 
+/// Hands a context that this thread read in (store_new_durable) to its
+/// owner: the one spawned meanwhile (it waits for us), else a new one from
+/// the registry. The caller holds `guard` and ended the thread's load.
+void hand_over(const storage& st, context& cell,
+               std::unique_lock<std::mutex>& guard) {
+  auto owner = cell.owner;
+  guard.unlock();
+  if (owner)
+    send_handover(owner);
+  else
+    caf::anon_send(st.registry(), handover_atom::value, cell.key);
+}
+
+/// A store of a durable context that is not in memory, by this thread
+/// alone (the thread's fast path): the context is put on the board
+/// `loading`, read from the backend and the store made durable on this
+/// thread (backend::load_and_wait, write_and_wait: no message and no
+/// hand-off while the backend is idle), applied, and then handed to an
+/// owner. Meanwhile everything else on it waits for its owner, which waits
+/// for this thread (context::begin_thread_load). Nothing (not taken) if the
+/// context is on the board, a request of this process on its key is on its
+/// way, or the fast path is off. A read or write that fails leaves the
+/// context `loading`: its owner reads it again (the write may have landed).
+std::optional<uint64_t> store_new_durable(const storage& st,
+                                          const context_key& key, payload& x) {
+  auto& board = st.board();
+  if (!board || !board->defaults().thread_fast_path || validate_key(key))
+    return std::nullopt;
+  auto type = context_type_of(key.type);
+  if (x.value.size() != 1 || x.value.type(0).second == nullptr
+      || *x.value.type(0).second != *type)
+    return std::nullopt; // the registry answers with the error
+  // Behind a request of this process still on its way: through the
+  // registry, in order.
+  if (board->requests_out(key).load() != 0)
+    return std::nullopt;
+  auto cell = board->create_for_thread(key, type);
+  if (!cell)
+    return std::nullopt;
+  auto& backend = board->defaults().backend;
+  std::optional<std::pair<uint64_t, payload>> old;
+  caf::error err;
+  if (auto row = backend->load_and_wait(key.type, key.id); !row) {
+    err = actors::backend_error(row.error());
+  } else if (*row) {
+    board->defaults().stats->activations += 1;
+    if (auto decoded = actors::value_of(key, **row))
+      old = std::move(*decoded);
+    else
+      err = std::move(decoded.error());
+  }
+  auto started = actors::steady_ns();
+  auto w = err ? caf::expected<backend_write>{err}
+               : actors::write_of(key, old ? old->first + 1 : 1,
+                                  old ? old->first : 0, x);
+  if (!err)
+    err = w ? backend->write_and_wait(std::move(*w)) : w.error();
+  effects fx; // outlives the lock: the replaced value goes after it
+  std::unique_lock<std::mutex> guard{cell->mtx};
+  cell->end_thread_load();
+  if (cell->stopped()) { // it may have landed: the client cannot know
+    guard.unlock();
+    throw error{errc::storage_down,
+                "storage stopped before the backend answered"};
+  }
+  if (err) {
+    if (w)
+      cell->metrics->count_failure(actors::op_kind::write,
+                                   actors::backend_error(err));
+    hand_over(st, *cell, guard); // still loading: the owner reads it
+    throw_error(actors::backend_error(err));
+  }
+  cell->metrics->durable_commit.observe(actors::steady_ns() - started);
+  cell->loaded(std::move(old), fx); // nobody waits: nothing runs
+  auto version = cell->store(std::move(x), fx);
+  touch(*cell);
+  context::wake(fx);
+  hand_over(st, *cell, guard);
+  return version;
+}
+
+/// A store of a resident durable context that nobody holds or waits for,
+/// by this thread alone: made durable by this thread like a direct
+/// session's commit (commit_durable), then applied. Meanwhile the context
+/// waits (context::begin_direct_persist: whatever reaches its owner is
+/// queued there). Nothing (not taken) if the context is not free for it or
+/// the value does not encode (its owner answers).
+std::optional<uint64_t> store_free_durable(const storage& st, context& cell,
+                                           payload& x) {
+  auto w = actors::write_of(cell.key, 0, 0, x); // versions: below
+  if (!w)
+    return std::nullopt;
+  {
+    std::lock_guard<std::mutex> guard{cell.mtx};
+    if (!cell.free_for_thread_session() || !cell.fits(x))
+      return std::nullopt;
+    w->version = cell.next_version();
+    w->replaces = cell.version();
+    cell.begin_direct_persist();
+  }
+  auto started = actors::steady_ns();
+  auto err = st.board()->defaults().backend->write_and_wait(std::move(*w));
+  effects fx; // outlives the lock: the replaced commit goes after it
+  std::unique_lock<std::mutex> guard{cell.mtx};
+  cell.end_direct_persist();
+  if (cell.stopped()) // it may have landed: the client cannot know
+    throw error{errc::storage_down,
+                "storage stopped before the backend answered"};
+  uint64_t version = 0;
+  if (err) {
+    cell.metrics->count_failure(actors::op_kind::write,
+                                actors::backend_error(err));
+    cell.begin_reload(); // it may have landed all the same
+    fx.handover = true;  // the owner reads it (owner.cpp, handover_atom)
+  } else {
+    cell.metrics->durable_commit.observe(actors::steady_ns() - started);
+    version = cell.store(std::move(x), fx);
+    touch(cell);
+  }
+  cell.run_queue(fx, false); // what reached the owner meanwhile
+  finish_direct(cell, fx, guard);
+  if (err)
+    throw_error(actors::backend_error(err));
+  return version;
+}
+
 } // namespace
 
 
@@ -228,6 +356,9 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
     if (created)
       return 1; // the first version of a new context
     cell = std::move(existing);
+    if (!cell) // a durable storage's fast path, if it may take it
+      if (auto version = store_new_durable(storage_, key, x))
+        return *version;
   }
   if (cell) {
     effects fx; // outlives the lock: the replaced commit goes after it
@@ -235,6 +366,9 @@ uint64_t blocking_core::store(const context_key& key, caf::message value) {
     if (cell->free_for_direct() && cell->fits(x))
       return cell->store(std::move(x), fx);
   }
+  if (cell && cell->durable) // a durable storage's fast path, if free
+    if (auto version = store_free_durable(storage_, *cell, x))
+      return *version;
   auto route = route_via(storage_, key, std::move(cell)); // counted while out
   return call_via_pool<uint64_t>(*this, route.owner, store_atom::value, key,
                                  std::move(x), uint64_t{0});

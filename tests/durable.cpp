@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -758,4 +760,278 @@ SCENARIO("passivation returns counts and memory to the baseline",
     WARN("resident memory not checked under a sanitizer");
   else
     CHECK(grown < 2 * 1024 * 1024);
+}
+
+namespace {
+
+/// The real backend, which notes on which thread contexts are read and
+/// written, and can hold a thread's read (`load_and_wait`) at a gate.
+class watched_backend final : public backend {
+public:
+  explicit watched_backend(std::shared_ptr<backend> real)
+      : real_(std::move(real)) {
+    // nop
+  }
+
+  void load(const std::string& type, const context_id& id,
+            load_done done) override {
+    loads += 1;
+    real_->load(type, id, std::move(done));
+  }
+
+  void write(backend_write w, write_done done) override {
+    writes += 1;
+    if (failing) {
+      std::thread{[done = std::move(done)] {
+        done(make_error(errc::backend_failure, "disk full (test)"));
+      }}.detach();
+      return;
+    }
+    real_->write(std::move(w), std::move(done));
+  }
+
+  caf::error write_and_wait(backend_write w) override {
+    if (failing)
+      return make_error(errc::backend_failure, "disk full (test)");
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      writers_.push_back(std::this_thread::get_id());
+    }
+    if (gate_write.exchange(false))
+      wait_at_gate();
+    return real_->write_and_wait(std::move(w));
+  }
+
+  caf::expected<std::optional<stored_value>>
+  load_and_wait(const std::string& type, const context_id& id) override {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      readers_.push_back(std::this_thread::get_id());
+    }
+    if (gate_load.exchange(false))
+      wait_at_gate();
+    return real_->load_and_wait(type, id);
+  }
+
+  std::string name() const override {
+    return "watched:" + real_->name();
+  }
+
+  std::vector<std::thread::id> readers() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return readers_;
+  }
+
+  std::vector<std::thread::id> writers() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return writers_;
+  }
+
+  std::atomic<int> loads{0};
+  std::atomic<int> writes{0};
+  std::atomic<bool> failing{false}; // every write fails
+  /// The next thread's read (write) waits at the gate: `entered` is ready
+  /// once it does, `open()` lets it go on.
+  std::atomic<bool> gate_load{false};
+  std::atomic<bool> gate_write{false};
+  std::promise<void> entered;
+
+  void open() {
+    gate_.set_value();
+  }
+
+private:
+  void wait_at_gate() {
+    entered.set_value();
+    gate_.get_future().wait();
+  }
+
+  std::promise<void> gate_;
+  std::shared_ptr<backend> real_;
+  std::mutex mtx_;
+  std::vector<std::thread::id> readers_;
+  std::vector<std::thread::id> writers_;
+};
+
+} // namespace
+
+SCENARIO("a thread stores a durable context that is not in memory on its "
+         "own thread",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto fresh = new_id();
+  auto kept = new_id();
+  {
+    fixture f{durable_options(sqlite_at(file))};
+    f.client->store(kept, cart_of("kim", 1));
+    f.client->store(kept, cart_of("kim", 2));
+  }
+  auto disk = std::make_shared<watched_backend>(sqlite_at(file));
+  auto opts = durable_options(disk);
+  opts.idle_timeout = 20ms;
+  fixture f{opts};
+  // (With the fast path off, the owner reads and writes it.)
+  auto fast = with_test_fast_path({}).local_fast_path;
+  WHEN("a thread stores a new context") {
+    f.client->store(fresh, cart_of("kim", 10));
+    THEN("it read and wrote the backend itself: version 1, durable") {
+      auto me = std::this_thread::get_id();
+      if (fast) {
+        CHECK(disk->readers() == std::vector<std::thread::id>{me});
+        CHECK(disk->writers() == std::vector<std::thread::id>{me});
+      }
+      CHECK(disk->loads == (fast ? 0 : 1));
+      CHECK(disk->writes == (fast ? 0 : 1));
+      auto x = f.client->snapshot_versioned<cart>(fresh);
+      CHECK(x.version == 1);
+      CHECK(x.value.total == 10);
+      AND_THEN("the context gets an owner, which lets it leave memory") {
+        REQUIRE(eventually([&] { return f.client->stats().owners == 1; }));
+        REQUIRE(eventually([&] { return f.client->stats().contexts == 0; }));
+        CHECK(f.client->snapshot_versioned<cart>(fresh).version == 1);
+      }
+    }
+  }
+  WHEN("a thread stores a context that only the backend holds") {
+    f.client->store(kept, cart_of("kim", 3));
+    THEN("its versions go on from the backend's") {
+      CHECK(disk->readers().size() == (fast ? 1 : 0));
+      auto x = f.client->snapshot_versioned<cart>(kept);
+      CHECK(x.version == 3);
+      CHECK(x.value.total == 3);
+    }
+  }
+}
+
+SCENARIO("requests on a new durable context that a thread reads in wait for "
+         "it, in order",
+         "[durable]") {
+  if (!with_test_fast_path({}).local_fast_path)
+    return; // the thread's own path only (the owner's: the specs above)
+  temp_dir dir;
+  auto disk = std::make_shared<watched_backend>(
+    sqlite_at(dir.path + "/contexts.db"));
+  fixture f{durable_options(disk)};
+  auto id = new_id();
+  GIVEN("a thread's store of a new context held in its read of the backend") {
+    disk->gate_load = true;
+    auto first = std::async(std::launch::async, [&] {
+      blocking_client c{f.sys, f.store};
+      c.store(id, cart_of("mo", 1));
+    });
+    // Opened on every way out: the thread must not wait forever.
+    struct on_exit {
+      watched_backend& disk;
+      ~on_exit() {
+        try {
+          disk.open();
+        } catch (const std::future_error&) {
+          // opened already
+        }
+      }
+    } opener{*disk};
+    REQUIRE(disk->entered.get_future().wait_for(5s)
+            == std::future_status::ready);
+    WHEN("another client stores and reads it meanwhile") {
+      auto second = std::async(std::launch::async, [&] {
+        blocking_client c{f.sys, f.store};
+        c.store(id, cart_of("mo", 2));
+        return c.snapshot_versioned<cart>(id).version;
+      });
+      // Its store reached the registry, which gave the context an owner:
+      // that owner waits for the thread.
+      REQUIRE(eventually([&] { return f.client->stats().owners == 1; }));
+      CHECK(second.wait_for(20ms) == std::future_status::timeout);
+      disk->open();
+      THEN("the thread's store comes first, then the other one") {
+        first.get();
+        CHECK(second.get() == 2);
+        auto x = f.client->snapshot_versioned<cart>(id);
+        CHECK(x.version == 2);
+        CHECK(x.value.total == 2);
+        CHECK(disk->loads == 0); // nobody read it twice
+      }
+    }
+  }
+}
+
+SCENARIO("a thread's store of a new durable context that the backend refuses "
+         "leaves nothing",
+         "[durable]") {
+  temp_dir dir;
+  auto disk = std::make_shared<watched_backend>(
+    sqlite_at(dir.path + "/contexts.db"));
+  fixture f{durable_options(disk)};
+  auto id = new_id();
+  WHEN("the write fails") {
+    disk->failing = true;
+    CHECK(error_code_of([&] { f.client->store(id, cart_of("nia", 1)); })
+          == errc::backend_failure);
+    disk->failing = false;
+    THEN("the context is in neither memory nor backend") {
+      CHECK(error_code_of([&] { f.client->snapshot<cart>(id); })
+            == errc::no_such_context);
+      REQUIRE(eventually([&] {
+        auto x = f.client->stats();
+        return x.contexts == 0 && x.owners == 0;
+      }));
+      AND_THEN("a later store creates it at version 1") {
+        f.client->store(id, cart_of("nia", 2));
+        auto x = f.client->snapshot_versioned<cart>(id);
+        CHECK(x.version == 1);
+        CHECK(x.value.total == 2);
+      }
+    }
+  }
+}
+
+SCENARIO("a thread stores a free resident durable context on its own thread; "
+         "others wait for that write",
+         "[durable]") {
+  if (!with_test_fast_path({}).local_fast_path)
+    return; // the thread's own path only (the owner's: the specs above)
+  temp_dir dir;
+  auto disk = std::make_shared<watched_backend>(
+    sqlite_at(dir.path + "/contexts.db"));
+  fixture f{durable_options(disk)};
+  auto id = new_id();
+  f.client->store(id, cart_of("oz", 1));
+  REQUIRE(eventually([&] { return f.client->stats().owners == 1; }));
+  WHEN("it stores it again while another client's store comes") {
+    disk->gate_write = true;
+    auto first = std::async(std::launch::async, [&] {
+      blocking_client c{f.sys, f.store};
+      c.store(id, cart_of("oz", 2));
+    });
+    struct on_exit {
+      watched_backend& disk;
+      ~on_exit() {
+        try {
+          disk.open();
+        } catch (const std::future_error&) {
+          // opened already
+        }
+      }
+    } opener{*disk};
+    REQUIRE(disk->entered.get_future().wait_for(5s)
+            == std::future_status::ready);
+    auto second = std::async(std::launch::async, [&] {
+      blocking_client c{f.sys, f.store};
+      c.store(id, cart_of("oz", 3));
+    });
+    // The other store waits in the context's queue at its owner.
+    REQUIRE(eventually([&] { return f.client->stats().waiters == 1; }));
+    disk->open();
+    first.get();
+    second.get();
+    THEN("both are durable, the thread's first") {
+      auto me = disk->writers();
+      CHECK(me.size() >= 2); // the first store's and the thread's
+      CHECK(disk->writes >= 1); // the other one, by the owner
+      auto x = f.client->snapshot_versioned<cart>(id);
+      CHECK(x.version == 3);
+      CHECK(x.value.total == 3);
+    }
+  }
 }

@@ -82,6 +82,14 @@ public:
   /// which saves the hand-off to its worker and back.
   virtual caf::error write_and_wait(backend_write w);
 
+  /// Reads the context `id` of `type` like `load` and returns the outcome,
+  /// blocking the calling thread meanwhile (a blocking client that stores a
+  /// context not in memory). The default submits `load` and waits for its
+  /// answer; a backend may instead read on the calling thread when it has
+  /// nothing else to do.
+  virtual caf::expected<std::optional<stored_value>>
+  load_and_wait(const std::string& type, const context_id& id);
+
   /// Where it keeps the contexts, for messages: "sqlite:PATH",
   /// "redis://HOST:PORT/PREFIX".
   virtual std::string name() const = 0;

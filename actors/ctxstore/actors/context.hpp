@@ -485,6 +485,29 @@ public:
     return due;
   }
 
+  /// A thread of this process reads this new durable context from the
+  /// backend and makes its first store durable itself (blocking_core.cpp):
+  /// set before anybody can find the context (context_index::
+  /// create_for_thread), it stays `loading` meanwhile, so everything else
+  /// waits for it, and an owner spawned meanwhile waits for the thread's
+  /// handover instead of reading the context itself.
+  void begin_thread_load() noexcept {
+    thread_loading_.store(true);
+  }
+
+  /// The thread of begin_thread_load is done (the caller holds mtx): the
+  /// context is loaded and stored, or still `loading` for its owner to read.
+  void end_thread_load() noexcept {
+    thread_loading_.store(false);
+  }
+
+  /// True between begin_thread_load and end_thread_load. Atomic: a new
+  /// owner reads it when it starts, without the lock (a thread that ends
+  /// the load afterwards reads the owner under the lock and hands over).
+  bool thread_loading() const noexcept {
+    return thread_loading_.load();
+  }
+
   /// Takes the oldest waiter off the queue (after `fx.persist_next`: a store
   /// or erase that the owner makes durable, then answers itself).
   waiter* pop() noexcept;
@@ -526,6 +549,7 @@ private:
   bool loading_ = false;
   bool persisting_ = false;
   bool evicted_ = false;
+  std::atomic<bool> thread_loading_{false}; // see begin_thread_load
   uint64_t version_ = 1;
   uint64_t incarnation_ = 0;
   messages::payload committed_;

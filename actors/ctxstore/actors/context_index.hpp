@@ -76,6 +76,21 @@ public:
     return cell;
   }
 
+  /// A new `loading` cell for `key` that the calling thread reads from the
+  /// backend itself (context::begin_thread_load, set before anybody can
+  /// find the cell); null if `key` has a cell or the storage stopped.
+  cell_ptr create_for_thread(const messages::context_key& key,
+                             const std::type_info* type) {
+    auto& s = shard_of(key);
+    std::lock_guard<std::mutex> guard{s.mtx};
+    if (closed() || s.entries.count(key) != 0)
+      return nullptr;
+    auto cell = std::make_shared<context>(key, type, defaults_);
+    cell->begin_thread_load();
+    s.entries.emplace(key, cell);
+    return cell;
+  }
+
   /// Forgets `cell` if it is still the cell of its key (a retired owner's
   /// cleanup never removes its successor's cell).
   void erase(const context& cell) {

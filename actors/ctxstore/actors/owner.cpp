@@ -289,9 +289,10 @@ caf::error refuse(owner_ptr self, const context_key& key) {
 
 /// True if a request that arrives now may run at once: nobody holds the
 /// context and nobody waits (a durable context's queue may hold a store
-/// on its way to the backend).
+/// on its way to the backend), and no thread's store of a durable context
+/// is on its way to the backend (blocking_core.cpp, store_free_durable).
 bool free_now(const context& ctx) {
-  return ctx.token() == 0 && ctx.queue_empty();
+  return ctx.token() == 0 && ctx.queue_empty() && !ctx.persisting();
 }
 
 caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {

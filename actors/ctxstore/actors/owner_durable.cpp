@@ -145,6 +145,23 @@ caf::behavior loading(owner_ptr self) {
   };
 }
 
+/// Until the thread that reads the context (and makes its first store
+/// durable) hands it over, only its handover runs (context::
+/// begin_thread_load). Then the context is in memory, or still `loading`
+/// (the thread failed): read here.
+caf::behavior awaiting_thread(owner_ptr self) {
+  return {
+    [=](handover_atom) {
+      if (self->state.ctx->thread_loading())
+        return; // not from the thread: it is still at work
+      backend_answered(self);
+      step s{self};
+      if (s.ctx().loading())
+        load(self);
+    },
+  };
+}
+
 } // namespace
 
 void persist_head(owner_ptr self) {
@@ -216,6 +233,12 @@ caf::result<bool> persist_erase(owner_ptr self) {
 
 void load(owner_ptr self) {
   auto& st = self->state;
+  // Only a new owner can find a thread at work (its cell is new): the
+  // thread hands over to us when it is done.
+  if (st.ctx->thread_loading()) {
+    await_backend(self, awaiting_thread(self));
+    return;
+  }
   auto seq = ++st.backend_seq;
   auto me = self->address();
   auto slot = std::make_shared<handoff<loaded_value>>();

@@ -163,10 +163,10 @@ bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
   if (!cell)
     return false;
   if (self->state.options.max_resident > 0) {
-    bool fresh;
+    bool fresh; // read in now (by its owner, or by a thread: see adopt)
     {
       std::lock_guard<std::mutex> guard{cell->mtx};
-      fresh = cell->loading() && !cell->owner;
+      fresh = !cell->owner;
     }
     if (fresh)
       make_room(self); // one in, one out
@@ -190,6 +190,25 @@ bool forward(registry_ptr self, const context_key& key, Ts&&... xs) {
     return false;
   self->delegate(owner, std::forward<Ts>(xs)...);
   return true;
+}
+
+/// A thread of this process read `key`'s durable context into memory and
+/// made its store durable itself (blocking_core.cpp): the context gets its
+/// owner now (which times its idleness and lets it leave memory), or reads
+/// it if the thread failed. Nothing if it has an owner already.
+void adopt(registry_ptr self, const context_key& key) {
+  auto cell = self->state.board->find_cell(key);
+  if (!cell)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{cell->mtx};
+    if (cell->owner || cell->thread_loading())
+      return; // (a new cell: its thread asks again when done)
+  }
+  if (self->state.options.max_resident > 0)
+    make_room(self); // one in, one out
+  if (auto owner = owner_of(self, cell))
+    self->send(owner, handover_atom::value); // its first step arms its timer
 }
 
 /// Counts a request on `key` that failed with `code` (metrics).
@@ -384,6 +403,10 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         x.version = (*row)->version;
         read.rp.deliver(std::move(x));
       }
+    },
+    [=](handover_atom, const context_key& key) {
+      if (durable(self) && !validate_key(key))
+        adopt(self, key);
     },
     [=](metrics_atom) {
       auto& defaults = self->state.board->defaults();

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 namespace ctxstore {
@@ -27,6 +28,26 @@ caf::error backend::write_and_wait(backend_write w) {
   std::unique_lock<std::mutex> guard{slot->mtx};
   slot->cv.wait(guard, [&] { return slot->done; });
   return std::move(slot->err);
+}
+
+caf::expected<std::optional<stored_value>>
+backend::load_and_wait(const std::string& type, const context_id& id) {
+  using loaded = caf::expected<std::optional<stored_value>>;
+  struct answer {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::optional<loaded> value;
+  };
+  // Shared: the callback may still run after an exception left this frame.
+  auto slot = std::make_shared<answer>();
+  load(type, id, [slot](loaded x) {
+    std::lock_guard<std::mutex> guard{slot->mtx};
+    slot->value = std::move(x);
+    slot->cv.notify_one();
+  });
+  std::unique_lock<std::mutex> guard{slot->mtx};
+  slot->cv.wait(guard, [&] { return slot->value.has_value(); });
+  return std::move(*slot->value);
 }
 
 } // namespace ctxstore
@@ -88,6 +109,28 @@ caf::error batching_backend::write_and_wait(backend_write w) {
   }
   cv_.notify_one(); // what was queued meanwhile
   return std::move(results[0]);
+}
+
+caf::expected<std::optional<stored_value>>
+batching_backend::load_and_wait(const std::string& type,
+                                const context_id& id) {
+  {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (busy_ || !queue_.empty() || stopping_) {
+      guard.unlock();
+      return backend::load_and_wait(type, id); // its turn in the queue
+    }
+    busy_ = true; // the worker waits until we are done
+  }
+  // On this thread: no hand-off to the worker and back.
+  on_tick();
+  auto result = read(type, id);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    busy_ = false;
+  }
+  cv_.notify_one(); // what was queued meanwhile
+  return result;
 }
 
 void batching_backend::on_batch(std::function<void(size_t)> sizes) {

@@ -42,6 +42,12 @@ public:
   /// is not answered); otherwise it joins the worker's next batch.
   caf::error write_and_wait(backend_write w) final;
 
+  /// Reads on the calling thread if the worker is idle and nothing is
+  /// queued (nothing submitted before it is unanswered: it sees every write
+  /// submitted before it); otherwise it waits its turn in the queue.
+  caf::expected<std::optional<stored_value>>
+  load_and_wait(const std::string& type, const context_id& id) final;
+
   /// `sizes` gets the number of writes of each batch (the storage's
   /// metrics), on the thread that writes the batch (the worker, or a caller
   /// of write_and_wait).
