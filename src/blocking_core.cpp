@@ -249,21 +249,29 @@ std::optional<uint64_t> store_new_durable(const storage& st,
   auto& backend = board->defaults().backend;
   std::optional<std::pair<uint64_t, payload>> old;
   caf::error err;
-  if (auto row = backend->load_and_wait(key.type, key.id); !row) {
-    err = actors::backend_error(row.error());
-  } else if (*row) {
-    board->defaults().stats->activations += 1;
-    if (auto decoded = actors::value_of(key, **row))
-      old = std::move(*decoded);
-    else
-      err = std::move(decoded.error());
-  }
+  bool written = false; // the write reached the backend
   auto started = actors::steady_ns();
-  auto w = err ? caf::expected<backend_write>{err}
-               : actors::write_of(key, old ? old->first + 1 : 1,
-                                  old ? old->first : 0, x);
-  if (!err)
-    err = w ? backend->write_and_wait(std::move(*w)) : w.error();
+  try {
+    if (auto row = backend->load_and_wait(key.type, key.id); !row) {
+      err = actors::backend_error(row.error());
+    } else if (*row) {
+      board->defaults().stats->activations += 1;
+      if (auto decoded = actors::value_of(key, **row))
+        old = std::move(*decoded);
+      else
+        err = std::move(decoded.error());
+    }
+    if (!err) {
+      started = actors::steady_ns();
+      auto w = actors::write_of(key, old ? old->first + 1 : 1,
+                                old ? old->first : 0, x);
+      written = static_cast<bool>(w);
+      err = w ? backend->write_and_wait(std::move(*w)) : w.error();
+    }
+  } catch (const std::exception& ex) {
+    // A backend that throws must not leave the context waiting for us.
+    err = make_error(errc::backend_failure, ex.what());
+  }
   effects fx; // outlives the lock: the replaced value goes after it
   std::unique_lock<std::mutex> guard{cell->mtx};
   cell->end_thread_load();
@@ -273,7 +281,7 @@ std::optional<uint64_t> store_new_durable(const storage& st,
                 "storage stopped before the backend answered"};
   }
   if (err) {
-    if (w)
+    if (written)
       cell->metrics->count_failure(actors::op_kind::write,
                                    actors::backend_error(err));
     hand_over(st, *cell, guard); // still loading: the owner reads it
@@ -308,7 +316,13 @@ std::optional<uint64_t> store_free_durable(const storage& st, context& cell,
     cell.begin_direct_persist();
   }
   auto started = actors::steady_ns();
-  auto err = st.board()->defaults().backend->write_and_wait(std::move(*w));
+  caf::error err;
+  try {
+    err = st.board()->defaults().backend->write_and_wait(std::move(*w));
+  } catch (const std::exception& ex) {
+    // A backend that throws must not leave the context waiting for us.
+    err = make_error(errc::backend_failure, ex.what());
+  }
   effects fx; // outlives the lock: the replaced commit goes after it
   std::unique_lock<std::mutex> guard{cell.mtx};
   cell.end_direct_persist();

@@ -836,6 +836,8 @@ public:
   std::atomic<bool> gate_write{false};
   std::promise<void> entered;
 
+  std::future<void> entered_future = entered.get_future();
+
   void open() {
     gate_.set_value();
   }
@@ -843,10 +845,11 @@ public:
 private:
   void wait_at_gate() {
     entered.set_value();
-    gate_.get_future().wait();
+    gate_future_.wait();
   }
 
   std::promise<void> gate_;
+  std::shared_future<void> gate_future_ = gate_.get_future().share();
   std::shared_ptr<backend> real_;
   std::mutex mtx_;
   std::vector<std::thread::id> readers_;
@@ -931,7 +934,7 @@ SCENARIO("requests on a new durable context that a thread reads in wait for "
         }
       }
     } opener{*disk};
-    REQUIRE(disk->entered.get_future().wait_for(5s)
+    REQUIRE(disk->entered_future.wait_for(5s)
             == std::future_status::ready);
     WHEN("another client stores and reads it meanwhile") {
       auto second = std::async(std::launch::async, [&] {
@@ -1014,7 +1017,7 @@ SCENARIO("a thread stores a free resident durable context on its own thread; "
         }
       }
     } opener{*disk};
-    REQUIRE(disk->entered.get_future().wait_for(5s)
+    REQUIRE(disk->entered_future.wait_for(5s)
             == std::future_status::ready);
     auto second = std::async(std::launch::async, [&] {
       blocking_client c{f.sys, f.store};
