@@ -288,6 +288,58 @@ SCENARIO("Redis writes that wait together go out in one pipeline",
   }
 }
 
+SCENARIO("Redis loads that wait together each get their own context",
+         "[backend][redis]") {
+  redis_server server;
+  auto b = open_on(server);
+  auto kept = fresh_id();
+  auto absent = fresh_id();
+  REQUIRE_FALSE(write_now(*b, put(kept, 3, 0, bytes_of("kept"))));
+  GIVEN("loads of a kept, an absent and a kept-but-other-type context, "
+        "queued while the worker is busy (one pipeline)") {
+    using result = caf::expected<std::optional<stored_value>>;
+    std::promise<void> queued;
+    auto go = queued.get_future().share();
+    auto entered = std::make_shared<std::promise<void>>();
+    auto in_answer = entered->get_future();
+    b->write(put(fresh_id(), 1, 0, bytes_of("blocker")),
+             [entered, go](const caf::error&) {
+               entered->set_value();
+               go.wait(); // the answer runs on the worker
+             });
+    REQUIRE(in_answer.wait_for(patience) == std::future_status::ready);
+    std::vector<std::promise<result>> loaded(3);
+    std::vector<std::future<result>> answers;
+    for (auto& p : loaded)
+      answers.push_back(p.get_future());
+    b->load("cart", kept, [&loaded](result x) {
+      loaded[0].set_value(std::move(x));
+    });
+    b->load("cart", absent, [&loaded](result x) {
+      loaded[1].set_value(std::move(x));
+    });
+    b->load("other", kept, [&loaded](result x) {
+      loaded[2].set_value(std::move(x));
+    });
+    queued.set_value();
+    THEN("each answer is its own") {
+      std::vector<result> got;
+      for (auto& fut : answers) {
+        REQUIRE(fut.wait_for(patience) == std::future_status::ready);
+        got.push_back(fut.get());
+      }
+      REQUIRE(got[0]);
+      REQUIRE(got[0]->has_value());
+      CHECK((*got[0])->version == 3);
+      CHECK((*got[0])->bytes == bytes_of("kept"));
+      REQUIRE(got[1]);
+      CHECK_FALSE(got[1]->has_value());
+      REQUIRE(got[2]);
+      CHECK_FALSE(got[2]->has_value());
+    }
+  }
+}
+
 SCENARIO("a Redis prefix is held by one backend at a time",
          "[backend][redis]") {
   redis_server server;

@@ -369,6 +369,61 @@ SCENARIO("writes that wait together commit in one transaction",
   }
 }
 
+SCENARIO("loads queued between writes do not split their batch, and see the "
+         "writes of their context submitted before them",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto b = open_or_fail(dir.file("store.db"));
+  REQUIRE_FALSE(write_now(*b, write_of(id_of(1), 1, 0, bytes_of("one"))));
+  GIVEN("a write, a load of another context, a write and a load of the "
+        "first context, queued while the worker is busy") {
+    using loaded = caf::expected<std::optional<stored_value>>;
+    std::promise<void> queued;
+    auto go = queued.get_future().share();
+    auto entered = std::make_shared<std::promise<void>>();
+    auto in_answer = entered->get_future();
+    auto blocker = std::make_shared<std::promise<caf::error>>();
+    auto blocker_done = blocker->get_future();
+    b->write(write_of(id_of(9), 1, 0, bytes_of("blocker")),
+             [blocker, entered, go](const caf::error& err) {
+               entered->set_value();
+               go.wait();
+               blocker->set_value(err);
+             });
+    REQUIRE(in_answer.wait_for(std::chrono::seconds{5})
+            == std::future_status::ready);
+    auto first = submit(*b, write_of(id_of(1), 2, 1, bytes_of("two")));
+    auto other = std::make_shared<std::promise<loaded>>();
+    auto other_done = other->get_future();
+    b->load("cart", id_of(1 + 1),
+            [other](loaded x) { other->set_value(std::move(x)); });
+    auto second = submit(*b, write_of(id_of(3), 1, 0, bytes_of("three")));
+    auto again = std::make_shared<std::promise<loaded>>();
+    auto again_done = again->get_future();
+    b->load("cart", id_of(1),
+            [again](loaded x) { again->set_value(std::move(x)); });
+    auto batches_before = b->batches();
+    queued.set_value();
+    REQUIRE_FALSE(await(blocker_done));
+    THEN("both writes share one transaction and the load of the first "
+         "context sees its write") {
+      CHECK_FALSE(await(first));
+      CHECK_FALSE(await(second));
+      CHECK(b->batches() - batches_before == 1);
+      REQUIRE(other_done.wait_for(patience) == std::future_status::ready);
+      auto none = other_done.get();
+      REQUIRE(none);
+      CHECK_FALSE(none->has_value());
+      REQUIRE(again_done.wait_for(patience) == std::future_status::ready);
+      auto x = again_done.get();
+      REQUIRE(x);
+      REQUIRE(x->has_value());
+      CHECK((*x)->version == 2);
+      CHECK((*x)->bytes == bytes_of("two"));
+    }
+  }
+}
+
 SCENARIO("a write that fails on its own fails alone in its batch",
          "[backend][sqlite]") {
   temp_dir dir;

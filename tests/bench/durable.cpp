@@ -13,7 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -296,6 +298,23 @@ ids_ptr fill_durable(caf::actor_system& sys, const ctxstore::storage& st,
   return ids;
 }
 
+/// Ids never stored before, for every op of every repetition. (The
+/// driver's per-client generators start again at each repetition: with
+/// them, the second repetition on would store the first one's contexts
+/// again, in memory by then.)
+key_fn fresh_keys(uint64_t seed) {
+  struct generator {
+    std::mutex mtx;
+    std::mt19937_64 rng;
+  };
+  auto gen = std::make_shared<generator>();
+  gen->rng.seed(seed);
+  return [gen](int, uint64_t) {
+    std::lock_guard<std::mutex> guard{gen->mtx};
+    return random_id(gen->rng);
+  };
+}
+
 void durable_backend(const options& opts, caf::actor_system& sys,
                      const std::string& name,
                      std::shared_ptr<ctxstore::backend> backend,
@@ -327,11 +346,13 @@ void durable_backend(const options& opts, caf::actor_system& sys,
   auto source = copies_of(make_ctx());
   measure(opts, prefix + ".store.new",
           label + "store new contexts, blocking, 1 thread", [&] {
-            return run_blocking(sys, st, 1, lim, blocking_store_new(source));
+            return run_blocking(sys, st, 1, lim,
+                                blocking_store(fresh_keys(22), source));
           });
   measure(opts, prefix + ".store.new.64",
           label + "store new contexts, async, 64 in flight", [&] {
-            return run_async(sys, st, 1, 64, lim, async_store_new(source));
+            return run_async(sys, st, 1, 64, lim,
+                             async_store(fresh_keys(23), source));
           });
   stop_storage(sys, st);
   // Reads of contexts that are not in memory: with max_resident = 1, each

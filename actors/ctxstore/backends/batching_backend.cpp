@@ -4,6 +4,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <utility>
 
 namespace ctxstore {
@@ -175,39 +177,75 @@ void batching_backend::run() {
       busy_ = true;
     }
     on_tick();
-    // In submission order: consecutive writes as one batch, each load
-    // after the writes submitted before it.
-    size_t i = 0;
-    while (i < jobs.size()) {
-      if (!jobs[i].is_write) {
-        jobs[i].on_loaded(read(jobs[i].type, jobs[i].id));
-        ++i;
-        continue;
-      }
-      auto last = i;
-      while (last < jobs.size() && jobs[last].is_write)
-        ++last;
-      if (on_batch)
-        on_batch(last - i);
-      run_writes(jobs, i, last);
-      i = last;
-    }
+    run_jobs(jobs, on_batch);
     jobs.clear();
     std::lock_guard<std::mutex> guard{mtx_};
     busy_ = false;
   }
 }
 
-void batching_backend::run_writes(std::vector<job>& jobs, size_t first,
-                                  size_t last) {
+void batching_backend::run_jobs(std::vector<job>& jobs,
+                                const std::function<void(size_t)>& on_batch) {
+  // The writes as one batch, in submission order. The loads together too:
+  // before the writes (their answers need not wait for the fsync), except
+  // a load submitted after a write of its own context, which must see it:
+  // after the writes.
+  std::vector<size_t> reads_first;
+  std::vector<size_t> writes;
+  std::vector<size_t> reads_after;
+  std::set<std::pair<std::string, context_id>> written;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto& j = jobs[i];
+    if (j.is_write) {
+      writes.push_back(i);
+      written.emplace(j.w.type, j.w.id);
+    } else if (written.count({j.type, j.id}) != 0) {
+      reads_after.push_back(i);
+    } else {
+      reads_first.push_back(i);
+    }
+  }
+  run_reads(jobs, reads_first);
+  if (!writes.empty()) {
+    if (on_batch)
+      on_batch(writes.size());
+    run_writes(jobs, writes);
+  }
+  run_reads(jobs, reads_after);
+}
+
+std::vector<caf::expected<std::optional<stored_value>>>
+batching_backend::read_many(const std::vector<read_key>& keys) {
+  std::vector<caf::expected<std::optional<stored_value>>> result;
+  result.reserve(keys.size());
+  for (auto& key : keys)
+    result.push_back(read(key.first, key.second));
+  return result;
+}
+
+void batching_backend::run_reads(std::vector<job>& jobs,
+                                 const std::vector<size_t>& which) {
+  if (which.empty())
+    return;
+  std::vector<read_key> keys;
+  keys.reserve(which.size());
+  for (auto i : which)
+    keys.emplace_back(jobs[i].type, jobs[i].id);
+  auto rows = read_many(keys);
+  for (size_t k = 0; k < which.size(); ++k)
+    jobs[which[k]].on_loaded(std::move(rows[k]));
+}
+
+void batching_backend::run_writes(std::vector<job>& jobs,
+                                  const std::vector<size_t>& which) {
   std::vector<backend_write> batch;
-  batch.reserve(last - first);
-  for (auto i = first; i < last; ++i)
+  batch.reserve(which.size());
+  for (auto i : which)
     batch.push_back(std::move(jobs[i].w));
   std::vector<caf::error> results(batch.size());
   write_batch(batch, results);
-  for (auto i = first; i < last; ++i)
-    jobs[i].on_written(results[i - first]);
+  for (size_t k = 0; k < which.size(); ++k)
+    jobs[which[k]].on_written(results[k]);
 }
 
 } // namespace ctxstore::backends

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -18,13 +19,16 @@
 
 namespace ctxstore::backends {
 
-/// The half that every backend shares: one worker thread that runs loads
-/// and writes in the order they were submitted, where every write waiting
-/// when the worker comes round joins one batch (group commit: one
-/// transaction, one pipeline, one fsync for all of them). A concrete backend
-/// says how to read one context and how to make one batch durable; both run
-/// on one thread at a time (the worker, or a blocking caller that found the
-/// worker idle: see write_and_wait), so they need no lock of their own.
+/// The half that every backend shares: one worker thread that takes what
+/// is waiting when it comes round: every write joins one batch (group
+/// commit: one transaction, one pipeline, one fsync for all of them), made
+/// durable in submission order, and the loads are read together, before
+/// that batch, except a load submitted after a write of its own context,
+/// which is read after it (a load sees every write of its context submitted
+/// before it). A concrete backend says how to read contexts and how to make
+/// one batch durable; both run on one thread at a time (the worker, or a
+/// blocking caller that found the worker idle: see write_and_wait), so they
+/// need no lock of their own.
 class batching_backend : public backend {
 public:
   /// Most writes in one batch.
@@ -68,6 +72,15 @@ protected:
   read(const std::string& type, const context_id& id)
     = 0;
 
+  /// A context to read (`read_many`): its type and id.
+  using read_key = std::pair<std::string, context_id>;
+
+  /// Reads several contexts, in order (worker thread): one answer per key.
+  /// By default one `read` after the other; a backend may send them
+  /// together (one round trip).
+  virtual std::vector<caf::expected<std::optional<stored_value>>>
+  read_many(const std::vector<read_key>& keys);
+
   /// Makes `batch` durable (worker thread): `results[i]` (sized like
   /// `batch`, all empty on entry) gets the error of write `i`, if any. A
   /// write that fails leaves nothing of itself; the others may still land.
@@ -97,7 +110,10 @@ private:
   };
 
   void run();
-  void run_writes(std::vector<job>& jobs, size_t first, size_t last);
+  void run_jobs(std::vector<job>& jobs,
+                const std::function<void(size_t)>& on_batch);
+  void run_reads(std::vector<job>& jobs, const std::vector<size_t>& which);
+  void run_writes(std::vector<job>& jobs, const std::vector<size_t>& which);
 
   std::mutex mtx_;
   std::condition_variable cv_;

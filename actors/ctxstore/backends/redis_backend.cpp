@@ -357,6 +357,38 @@ redis_backend::read(const std::string& type, const context_id& id) {
     disconnect(std::string{"connection lost: "} + ctx_->errstr);
     return failure(last_error_);
   }
+  return row_of(type, id, *r);
+}
+
+std::vector<caf::expected<std::optional<stored_value>>>
+redis_backend::read_many(const std::vector<read_key>& keys) {
+  if (keys.size() == 1 || ctx_ == nullptr)
+    return batching_backend::read_many(keys);
+  std::vector<caf::expected<std::optional<stored_value>>> result;
+  result.reserve(keys.size());
+  bool sent = true;
+  for (auto& key : keys)
+    if (!append(ctx_, {"HMGET", context_key(key.first, key.second), "v", "d"}))
+      sent = false;
+  for (auto& key : keys) {
+    reply_ptr r;
+    if (sent && ctx_ != nullptr)
+      r = next_reply(ctx_);
+    if (!r) {
+      if (ctx_ != nullptr)
+        disconnect(std::string{"connection lost: "} + ctx_->errstr);
+      result.push_back(failure(last_error_));
+      continue;
+    }
+    result.push_back(row_of(key.first, key.second, *r));
+  }
+  return result;
+}
+
+caf::expected<std::optional<stored_value>>
+redis_backend::row_of(const std::string& type, const context_id& id,
+                      const redisReply& reply) {
+  auto r = &reply;
   if (r->type == REDIS_REPLY_ERROR)
     return failure("HMGET failed: " + text_of(*r));
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)

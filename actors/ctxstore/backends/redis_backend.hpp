@@ -15,6 +15,7 @@
 #include "ctxstore/backends/batching_backend.hpp"
 
 struct redisContext; // hiredis
+struct redisReply;   // hiredis
 
 namespace ctxstore::backends {
 
@@ -100,6 +101,10 @@ protected:
   caf::expected<std::optional<stored_value>>
   read(const std::string& type, const context_id& id) override;
 
+  /// One pipeline of HMGETs: one round trip for all of them.
+  std::vector<caf::expected<std::optional<stored_value>>>
+  read_many(const std::vector<read_key>& keys) override;
+
   void write_batch(const std::vector<backend_write>& batch,
                    std::vector<caf::error>& results) override;
 
@@ -126,6 +131,10 @@ private:
   void release();
 
   caf::error failure(const std::string& what) const;
+
+  /// The context that an HMGET of (type, id) returned (`r`: its reply).
+  caf::expected<std::optional<stored_value>>
+  row_of(const std::string& type, const context_id& id, const redisReply& r);
 
   std::string context_key(const std::string& type, const context_id& id) const;
 
