@@ -20,6 +20,7 @@
 #include "eventually.hpp"
 #include "temp_dir.hpp"
 #include "fixture.hpp"
+#include "forwarding_backend.hpp"
 #include "redis_server.hpp"
 #include "resident_memory.hpp"
 
@@ -37,16 +38,11 @@ std::shared_ptr<backend> sqlite_at(const std::string& file) {
 
 /// The real backend, whose writes fail while `failing` is set (a disk that
 /// is full, for a while): the storage must change nothing then.
-class failing_backend final : public backend {
+class failing_backend final : public forwarding_backend {
 public:
   explicit failing_backend(std::shared_ptr<backend> real)
-      : real_(std::move(real)) {
+      : forwarding_backend(std::move(real), "failing") {
     // nop
-  }
-
-  void load(const std::string& type, const context_id& id,
-            load_done done) override {
-    real_->load(type, id, std::move(done));
   }
 
   void write(backend_write w, write_done done) override {
@@ -57,60 +53,41 @@ public:
       }}.detach();
       return;
     }
-    real_->write(std::move(w), std::move(done));
-  }
-
-  std::string name() const override {
-    return "failing:" + real_->name();
+    forwarding_backend::write(std::move(w), std::move(done));
   }
 
   std::atomic<bool> failing{false};
-
-private:
-  std::shared_ptr<backend> real_;
 };
 
 /// The real backend, whose writes land but are reported failed while
 /// `lying` is set: a server that applied the write and then stopped
 /// answering. Both ways of writing lie: the owner's (`write`) and a
 /// thread's own commit (`write_and_wait`).
-class landed_but_failed final : public backend {
+class landed_but_failed final : public forwarding_backend {
 public:
   explicit landed_but_failed(std::shared_ptr<backend> real)
-      : real_(std::move(real)) {
+      : forwarding_backend(std::move(real), "landed-but-failed") {
     // nop
   }
 
-  void load(const std::string& type, const context_id& id,
-            load_done done) override {
-    real_->load(type, id, std::move(done));
-  }
-
   void write(backend_write w, write_done done) override {
-    real_->write(std::move(w),
-                 [this, done = std::move(done)](const caf::error& err) {
-                   if (lying && !err)
-                     done(make_error(errc::backend_failure, "no reply (test)"));
-                   else
-                     done(err);
-                 });
+    forwarding_backend::write(
+      std::move(w), [this, done = std::move(done)](const caf::error& err) {
+        if (lying && !err)
+          done(make_error(errc::backend_failure, "no reply (test)"));
+        else
+          done(err);
+      });
   }
 
   caf::error write_and_wait(backend_write w) override {
-    auto err = real_->write_and_wait(std::move(w));
+    auto err = real().write_and_wait(std::move(w));
     if (lying && !err)
       return make_error(errc::backend_failure, "no reply (test)");
     return err;
   }
 
-  std::string name() const override {
-    return "landed-but-failed:" + real_->name();
-  }
-
   std::atomic<bool> lying{false};
-
-private:
-  std::shared_ptr<backend> real_;
 };
 
 /// Keeps `b`'s worker thread busy until `release` is called: writes
@@ -766,17 +743,17 @@ namespace {
 
 /// The real backend, which notes on which thread contexts are read and
 /// written, and can hold a thread's read (`load_and_wait`) at a gate.
-class watched_backend final : public backend {
+class watched_backend final : public forwarding_backend {
 public:
   explicit watched_backend(std::shared_ptr<backend> real)
-      : real_(std::move(real)) {
+      : forwarding_backend(std::move(real), "watched") {
     // nop
   }
 
   void load(const std::string& type, const context_id& id,
             load_done done) override {
     loads += 1;
-    real_->load(type, id, std::move(done));
+    forwarding_backend::load(type, id, std::move(done));
   }
 
   void write(backend_write w, write_done done) override {
@@ -787,7 +764,7 @@ public:
       }}.detach();
       return;
     }
-    real_->write(std::move(w), std::move(done));
+    forwarding_backend::write(std::move(w), std::move(done));
   }
 
   caf::error write_and_wait(backend_write w) override {
@@ -799,7 +776,7 @@ public:
     }
     if (gate_write.exchange(false))
       wait_at_gate();
-    return real_->write_and_wait(std::move(w));
+    return real().write_and_wait(std::move(w));
   }
 
   caf::expected<std::optional<stored_value>>
@@ -810,12 +787,9 @@ public:
     }
     if (gate_load.exchange(false))
       wait_at_gate();
-    return real_->load_and_wait(type, id);
+    return real().load_and_wait(type, id);
   }
 
-  std::string name() const override {
-    return "watched:" + real_->name();
-  }
 
   std::vector<std::thread::id> readers() {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -850,7 +824,6 @@ private:
 
   std::promise<void> gate_;
   std::shared_future<void> gate_future_ = gate_.get_future().share();
-  std::shared_ptr<backend> real_;
   std::mutex mtx_;
   std::vector<std::thread::id> readers_;
   std::vector<std::thread::id> writers_;
