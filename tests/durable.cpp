@@ -829,6 +829,20 @@ private:
   std::vector<std::thread::id> writers_;
 };
 
+/// Opens `disk`'s gate on every way out of a spec: a thread held at it must
+/// not wait forever.
+struct gate_opener {
+  watched_backend& disk;
+
+  ~gate_opener() {
+    try {
+      disk.open();
+    } catch (const std::future_error&) {
+      // opened already
+    }
+  }
+};
+
 } // namespace
 
 SCENARIO("a thread stores a durable context that is not in memory on its "
@@ -896,17 +910,7 @@ SCENARIO("requests on a new durable context that a thread reads in wait for "
       blocking_client c{f.sys, f.store};
       c.store(id, cart_of("mo", 1));
     });
-    // Opened on every way out: the thread must not wait forever.
-    struct on_exit {
-      watched_backend& disk;
-      ~on_exit() {
-        try {
-          disk.open();
-        } catch (const std::future_error&) {
-          // opened already
-        }
-      }
-    } opener{*disk};
+    gate_opener opener{*disk};
     REQUIRE(disk->entered_future.wait_for(5s)
             == std::future_status::ready);
     WHEN("another client stores and reads it meanwhile") {
@@ -980,16 +984,7 @@ SCENARIO("a thread stores a free resident durable context on its own thread; "
       blocking_client c{f.sys, f.store};
       c.store(id, cart_of("oz", 2));
     });
-    struct on_exit {
-      watched_backend& disk;
-      ~on_exit() {
-        try {
-          disk.open();
-        } catch (const std::future_error&) {
-          // opened already
-        }
-      }
-    } opener{*disk};
+    gate_opener opener{*disk};
     REQUIRE(disk->entered_future.wait_for(5s)
             == std::future_status::ready);
     auto second = std::async(std::launch::async, [&] {
