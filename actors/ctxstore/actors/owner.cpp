@@ -518,7 +518,12 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
         self->quit();
     },
   };
-  if (!st.ctx->loading())
+  bool loading = false; // a thread may end its load meanwhile: read locked
+  {
+    std::lock_guard<std::mutex> guard{st.ctx->mtx};
+    loading = st.ctx->loading();
+  }
+  if (!loading)
     return main;
   // Read from the backend first: on top of `main`, which runs once it is
   // read (CAF applies a returned behavior by replacing the top one: none).

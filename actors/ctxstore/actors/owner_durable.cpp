@@ -118,11 +118,16 @@ caf::behavior loading(owner_ptr self) {
   return {
     [=](loaded_atom, uint64_t seq) {
       auto& st = self->state;
-      if (seq != st.backend_seq || !st.ctx->loading())
-        return;
+      if (seq != st.backend_seq)
+        return; // a load given up
       auto x = st.loaded->take();
       backend_answered(self);
       step s{self};
+      // A thread that stored the context as new (begin_thread_load) may
+      // have ended its own load after we started ours: its value is at
+      // least as new as what we read.
+      if (!s.ctx().loading())
+        return;
       std::optional<std::pair<uint64_t, payload>> value;
       if (!x) {
         st.load_error = backend_error(x.error());
