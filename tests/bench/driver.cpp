@@ -151,9 +151,23 @@ void done_fn::operator()(bool ok) const {
   issue(cs, now);
 }
 
+namespace {
+
+/// The first seed of a run's clients: every run (every repetition) its own,
+/// so that the ids a store of new contexts draws are new in each repetition
+/// (the same seeds would store the first repetition's contexts again).
+/// Still the same sequence in every process.
+uint64_t next_run_seed() {
+  static std::atomic<uint64_t> runs{0};
+  return 0x5eed + runs.fetch_add(1) * 0x10000;
+}
+
+} // namespace
+
 rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
                      int clients, int inflight, const limits& lim,
                      async_op op) {
+  auto run_seed = next_run_seed();
   auto sh = std::make_shared<async_shared>();
   sh->op = std::move(op);
   sh->latencies = lim.latencies;
@@ -165,7 +179,7 @@ rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
     auto cs = std::make_shared<async_client_state>();
     cs->sh = sh.get();
     cs->ctx.index = i;
-    cs->ctx.rng.seed(0x5eed + static_cast<uint64_t>(i));
+    cs->ctx.rng.seed(run_seed + static_cast<uint64_t>(i));
     states.push_back(cs);
   }
   auto start = bench_clock::now();
@@ -204,6 +218,7 @@ rep_sample run_async(caf::actor_system& sys, const ctxstore::storage& st,
 rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
                         int threads, const limits& lim, blocking_op op,
                         bool scoped) {
+  auto run_seed = next_run_seed();
   budget b;
   b.max_ops = lim.max_ops;
   std::mutex mtx;
@@ -217,7 +232,7 @@ rep_sample run_blocking(caf::actor_system& sys, const ctxstore::storage& st,
     pool.emplace_back([&, i] {
       blocking_ctx ctx;
       ctx.index = i;
-      ctx.rng.seed(0x5eed + static_cast<uint64_t>(i));
+      ctx.rng.seed(run_seed + static_cast<uint64_t>(i));
       if (st)
         ctx.client.emplace(sys, st);
       if (scoped)

@@ -14,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/actors/durable.hpp"
+#include "ctxstore/actors/memory_trim.hpp"
 #include "ctxstore/detail/recycled_value.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
@@ -441,15 +442,26 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       // step below marks it used now, so read it first.
       auto last = st.ctx->last_used.load(std::memory_order_relaxed);
       auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-      step s{self};
-      if (std::chrono::nanoseconds{now - last} >= st.cfg.options.idle_timeout)
-        passivate(self, s.ctx());
+      bool trim = false;
+      {
+        step s{self};
+        if (std::chrono::nanoseconds{now - last}
+            >= st.cfg.options.idle_timeout)
+          trim = passivate(self, s.ctx());
+      }
+      if (trim)
+        give_back_free_memory();
     },
     [=](evict_atom) {
       if (sender_of(self) != self->state.cfg.registry)
         return;
-      step s{self};
-      passivate(self, s.ctx());
+      bool trim = false;
+      {
+        step s{self};
+        trim = passivate(self, s.ctx());
+      }
+      if (trim)
+        give_back_free_memory();
     },
     [=](handover_atom) {
       // A client ended a direct session while requests were parked (the step

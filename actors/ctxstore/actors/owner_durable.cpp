@@ -16,6 +16,7 @@
 #include <caf/all.hpp>
 
 #include "ctxstore/actors/durable.hpp"
+#include "ctxstore/actors/memory_trim.hpp"
 #include "ctxstore/actors/owner_state.hpp"
 #include "ctxstore/messages/protocol.hpp"
 
@@ -270,13 +271,14 @@ bool reactivate(owner_ptr self) {
   return true;
 }
 
-void passivate(owner_ptr self, context& ctx) {
+bool passivate(owner_ptr self, context& ctx) {
   if (!self->state.backend || !ctx.present() || !ctx.quiet() || ctx.retiring)
-    return;
+    return false;
   if (ctx.changes->watched(ctx.key))
-    return; // its watchers keep it in memory
+    return false; // its watchers keep it in memory
   ctx.evict();
-  self->state.cfg.stats->passivations += 1;
+  auto n = self->state.cfg.stats->passivations.fetch_add(1) + 1;
+  return n % passivations_per_trim == 0;
 }
 
 } // namespace ctxstore::actors::owner_detail

@@ -161,7 +161,8 @@ caf::result<bool> persist_erase(owner_ptr self);
 bool reactivate(owner_ptr self);
 
 /// The context leaves memory if nothing involves it (the backend has it);
-/// the step's end asks the registry to retire us.
-void passivate(owner_ptr self, context& ctx);
+/// the step's end asks the registry to retire us. True if the caller is to
+/// give the storage's free memory back once out of the step (memory_trim.hpp).
+bool passivate(owner_ptr self, context& ctx);
 
 } // namespace ctxstore::actors::owner_detail
