@@ -288,6 +288,19 @@ caf::error refuse(owner_ptr self, const context_key& key) {
   return self->state.load_error;
 }
 
+/// A step in which the context leaves memory if `due` (passivate); then,
+/// outside the step's lock, the storage's free memory goes back to the
+/// system if this passivation is the one that trims (memory_trim.hpp).
+void passivation_step(owner_ptr self, bool due) {
+  bool trim = false;
+  {
+    step s{self};
+    trim = due && passivate(self, s.ctx());
+  }
+  if (trim)
+    give_back_free_memory();
+}
+
 /// True if a request that arrives now may run at once: nobody holds the
 /// context and nobody waits (a durable context's queue may hold a store
 /// on its way to the backend), and no thread's store of a durable context
@@ -442,26 +455,12 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
       // step below marks it used now, so read it first.
       auto last = st.ctx->last_used.load(std::memory_order_relaxed);
       auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-      bool trim = false;
-      {
-        step s{self};
-        if (std::chrono::nanoseconds{now - last}
-            >= st.cfg.options.idle_timeout)
-          trim = passivate(self, s.ctx());
-      }
-      if (trim)
-        give_back_free_memory();
+      passivation_step(self, std::chrono::nanoseconds{now - last}
+                               >= st.cfg.options.idle_timeout);
     },
     [=](evict_atom) {
-      if (sender_of(self) != self->state.cfg.registry)
-        return;
-      bool trim = false;
-      {
-        step s{self};
-        trim = passivate(self, s.ctx());
-      }
-      if (trim)
-        give_back_free_memory();
+      if (sender_of(self) == self->state.cfg.registry)
+        passivation_step(self, true);
     },
     [=](handover_atom) {
       // A client ended a direct session while requests were parked (the step
