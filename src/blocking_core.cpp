@@ -222,10 +222,10 @@ void hand_over(const storage& st, context& cell,
 
 /// A store of a durable context that is not in memory, by this thread
 /// alone (the thread's fast path): the context is put on the board
-/// `loading`, read from the backend and the store made durable on this
-/// thread (backend::load_and_wait, write_and_wait: no message and no
-/// hand-off while the backend is idle), applied, and then handed to an
-/// owner. Meanwhile everything else on it waits for its owner, which waits
+/// `loading`, the store made durable on this thread as the version after
+/// the backend's (backend::store_and_wait: one step, no message and no
+/// hand-off while the backend is idle; the value it replaces is not read),
+/// applied, and then handed to an owner. Meanwhile everything else on it waits for its owner, which waits
 /// for this thread (context::begin_thread_load). Nothing (not taken) if the
 /// context is on the board, a request of this process on its key is on its
 /// way, or the fast path is off. A read or write that fails leaves the
@@ -247,26 +247,21 @@ std::optional<uint64_t> store_new_durable(const storage& st,
   if (!cell)
     return std::nullopt;
   auto& backend = board->defaults().backend;
-  std::optional<std::pair<uint64_t, payload>> old;
+  uint64_t version = 0; // that the write left
   caf::error err;
   bool written = false; // the write reached the backend
   auto started = actors::steady_ns();
   try {
-    if (auto row = backend->load_and_wait(key.type, key.id); !row) {
-      err = actors::backend_error(row.error());
-    } else if (*row) {
-      board->defaults().stats->activations += 1;
-      if (auto decoded = actors::value_of(key, **row))
-        old = std::move(*decoded);
-      else
-        err = std::move(decoded.error());
-    }
-    if (!err) {
-      started = actors::steady_ns();
-      auto w = actors::write_of(key, old ? old->first + 1 : 1,
-                                old ? old->first : 0, x);
-      written = static_cast<bool>(w);
-      err = w ? backend->write_and_wait(std::move(*w)) : w.error();
+    // One step: the backend continues the context's versions itself, and
+    // the value it replaces is not read (a store replaces it unseen).
+    auto w = actors::write_of(key, 0, 0, x);
+    written = static_cast<bool>(w);
+    if (!w) {
+      err = w.error();
+    } else if (auto left = backend->store_and_wait(std::move(*w)); !left) {
+      err = actors::backend_error(left.error());
+    } else {
+      version = *left;
     }
   } catch (const std::exception& ex) {
     // A backend that throws must not leave the context waiting for us.
@@ -288,8 +283,13 @@ std::optional<uint64_t> store_new_durable(const storage& st,
     throw_error(actors::backend_error(err));
   }
   cell->metrics->durable_commit.observe(actors::steady_ns() - started);
-  cell->loaded(std::move(old), fx); // nobody waits: nothing runs
-  auto version = cell->store(std::move(x), fx);
+  std::optional<std::pair<uint64_t, payload>> before; // its version, unread
+  if (version > 1) {
+    board->defaults().stats->activations += 1;
+    before.emplace(version - 1, payload{});
+  }
+  cell->loaded(std::move(before), fx); // nobody waits: nothing runs
+  cell->store(std::move(x), fx);
   touch(*cell);
   context::wake(fx);
   hand_over(st, *cell, guard);

@@ -228,6 +228,56 @@ SCENARIO("a Redis write against another version than it replaces changes "
   }
 }
 
+SCENARIO("a Redis store writes the version after the one held, in one "
+         "script",
+         "[backend][redis]") {
+  redis_server server;
+  auto b = open_on(server);
+  auto id = fresh_id();
+  WHEN("a context the server does not have is stored") {
+    auto left = b->store_and_wait(put(id, 0, 0, bytes_of("one")));
+    THEN("it is version 1") {
+      REQUIRE(left);
+      CHECK(*left == 1);
+      auto got = load_now(*b, id);
+      REQUIRE(got);
+      REQUIRE(got->has_value());
+      CHECK((*got)->version == 1);
+      CHECK((*got)->bytes == bytes_of("one"));
+    }
+  }
+  WHEN("a context at version 5 is stored") {
+    REQUIRE(!write_now(*b, put(id, 5, 0, bytes_of("five"))));
+    auto left = b->store_and_wait(put(id, 0, 0, bytes_of("six")));
+    THEN("it is version 6, with the new bytes, and later writes follow it") {
+      REQUIRE(left);
+      CHECK(*left == 6);
+      auto got = load_now(*b, id);
+      REQUIRE(got);
+      REQUIRE(got->has_value());
+      CHECK((*got)->version == 6);
+      CHECK((*got)->bytes == bytes_of("six"));
+      CHECK(!write_now(*b, put(id, 7, 6, bytes_of("seven"))));
+    }
+  }
+  WHEN("the server holds a version that is not a number") {
+    auto bad = server.command(
+      {"HSET", "ctxstore:c:cart:" + boost::uuids::to_string(id), "v", "x",
+       "d", "?"});
+    REQUIRE(bad);
+    auto left = b->store_and_wait(put(id, 0, 0, bytes_of("new")));
+    THEN("the store fails with conflict and changes nothing") {
+      REQUIRE(!left);
+      CHECK(to_errc(left.error()) == errc::conflict);
+      auto v = server.command(
+        {"HGET", "ctxstore:c:cart:" + boost::uuids::to_string(id), "v"});
+      REQUIRE(v);
+      REQUIRE(v->type == REDIS_REPLY_STRING);
+      CHECK(std::string{v->str, v->len} == "x");
+    }
+  }
+}
+
 SCENARIO("Redis writes that wait together go out in one pipeline",
          "[backend][redis]") {
   redis_server server;
@@ -388,13 +438,16 @@ SCENARIO("a Redis backend that lost its lease can no longer write",
     REQUIRE(del->integer == 1);
     auto b = open_on(server, "shop");
     CHECK(as_redis(*b).epoch() > as_redis(*a).epoch());
-    WHEN("A writes, to a context B has and to a new one") {
+    WHEN("A writes, to a context B has and to a new one, and stores") {
       auto other = fresh_id();
       auto err1 = write_now(*a, put(id, 2, 1, bytes_of("a2")));
       auto err2 = write_now(*a, put(other, 1, 0, bytes_of("a-new")));
-      THEN("both fail with conflict and nothing of them lands") {
+      auto stored = a->store_and_wait(put(other, 0, 0, bytes_of("a-store")));
+      THEN("all fail with conflict and nothing of them lands") {
         CHECK(to_errc(err1) == errc::conflict);
         CHECK(to_errc(err2) == errc::conflict);
+        REQUIRE(!stored);
+        CHECK(to_errc(stored.error()) == errc::conflict);
         CHECK_THAT(describe(err1), Catch::Contains("lost the prefix"));
         CHECK(as_redis(*a).fenced());
         auto got = load_now(*b, id);

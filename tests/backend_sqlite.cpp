@@ -147,6 +147,40 @@ SCENARIO("a written context loads back with its version and bytes",
   }
 }
 
+SCENARIO("a store writes the version after the one held, without a read",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto b = open_or_fail(dir.file("store.db"));
+  WHEN("a context the file does not have is stored") {
+    auto left = b->store_and_wait(write_of(id_of(1), 0, 0, bytes_of("one")));
+    THEN("it is version 1") {
+      REQUIRE(left);
+      CHECK(*left == 1);
+      auto loaded = load_now(*b, id_of(1));
+      REQUIRE(loaded);
+      REQUIRE(loaded->has_value());
+      CHECK((*loaded)->version == 1);
+      CHECK((*loaded)->bytes == bytes_of("one"));
+    }
+  }
+  WHEN("a context at version 5 is stored") {
+    REQUIRE_FALSE(write_now(*b, write_of(id_of(2), 5, 0, bytes_of("five"))));
+    auto left = b->store_and_wait(write_of(id_of(2), 0, 0, bytes_of("six")));
+    THEN("it is version 6, with the new bytes") {
+      REQUIRE(left);
+      CHECK(*left == 6);
+      auto loaded = load_now(*b, id_of(2));
+      REQUIRE(loaded);
+      REQUIRE(loaded->has_value());
+      CHECK((*loaded)->version == 6);
+      CHECK((*loaded)->bytes == bytes_of("six"));
+      AND_THEN("a write that replaces version 6 follows it") {
+        CHECK_FALSE(write_now(*b, write_of(id_of(2), 7, 6, bytes_of("7"))));
+      }
+    }
+  }
+}
+
 SCENARIO("an acknowledged write survives closing the backend",
          "[backend][sqlite]") {
   temp_dir dir;

@@ -90,6 +90,16 @@ public:
   virtual caf::expected<std::optional<stored_value>>
   load_and_wait(const std::string& type, const context_id& id);
 
+  /// Makes `w` durable as the version after the one the backend holds (1
+  /// if it holds none; `w.version` and `w.replaces` are ignored) and
+  /// returns that version, blocking the calling thread meanwhile: a
+  /// blocking client's store of a context that is not in memory, which
+  /// continues the context's versions but replaces its value unread. Errors
+  /// as for `write`. The default reads the context (load_and_wait) and
+  /// writes the next version (write_and_wait); a backend may do both in one
+  /// step (one round trip to a server).
+  virtual caf::expected<uint64_t> store_and_wait(backend_write w);
+
   /// Where it keeps the contexts, for messages: "sqlite:PATH",
   /// "redis://HOST:PORT/PREFIX".
   virtual std::string name() const = 0;

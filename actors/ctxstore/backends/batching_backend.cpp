@@ -52,6 +52,18 @@ backend::load_and_wait(const std::string& type, const context_id& id) {
   return std::move(*slot->value);
 }
 
+caf::expected<uint64_t> backend::store_and_wait(backend_write w) {
+  auto row = load_and_wait(w.type, w.id);
+  if (!row)
+    return std::move(row.error());
+  w.replaces = *row ? (*row)->version : 0;
+  w.version = w.replaces + 1;
+  auto version = w.version;
+  if (auto err = write_and_wait(std::move(w)))
+    return err;
+  return version;
+}
+
 } // namespace ctxstore
 
 namespace ctxstore::backends {
@@ -85,17 +97,33 @@ void batching_backend::write(backend_write w, write_done done) {
   cv_.notify_one();
 }
 
+bool batching_backend::take_idle(std::function<void(size_t)>& on_batch) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (busy_ || !queue_.empty() || stopping_)
+    return false;
+  busy_ = true; // the worker waits until give_back
+  on_batch = on_batch_;
+  return true;
+}
+
+void batching_backend::give_back() {
+  bool queued;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    busy_ = false;
+    queued = !queue_.empty() || worker_waits_;
+  }
+  // Only for what was queued meanwhile (or a worker that waits for us): a
+  // worker woken for nothing would take the backend for an empty round, and
+  // the caller's next call, finding it busy, would wait in the queue.
+  if (queued)
+    cv_.notify_one();
+}
+
 caf::error batching_backend::write_and_wait(backend_write w) {
   std::function<void(size_t)> on_batch;
-  {
-    std::unique_lock<std::mutex> guard{mtx_};
-    if (busy_ || !queue_.empty() || stopping_) {
-      guard.unlock();
-      return backend::write_and_wait(std::move(w)); // the next batch
-    }
-    busy_ = true; // the worker waits until we are done
-    on_batch = on_batch_;
-  }
+  if (!take_idle(on_batch))
+    return backend::write_and_wait(std::move(w)); // the next batch
   // A batch of one on this thread: one fsync and no hand-off to the worker
   // and back (two thread wake-ups, more than the fsync itself on a VM).
   on_tick();
@@ -105,33 +133,39 @@ caf::error batching_backend::write_and_wait(backend_write w) {
   batch.push_back(std::move(w));
   std::vector<caf::error> results(1);
   write_batch(batch, results);
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    busy_ = false;
-  }
-  cv_.notify_one(); // what was queued meanwhile
+  give_back();
   return std::move(results[0]);
+}
+
+caf::expected<uint64_t> batching_backend::store_and_wait(backend_write w) {
+  std::function<void(size_t)> on_batch;
+  if (!take_idle(on_batch))
+    return backend::store_and_wait(std::move(w)); // in the queue's turn
+  // As write_and_wait; the backend finds the version itself: no read first.
+  on_tick();
+  if (on_batch)
+    on_batch(1);
+  std::vector<backend_write> batch;
+  batch.push_back(std::move(w));
+  batch.front().replaces = replaces_any;
+  std::vector<caf::error> results(1);
+  write_batch(batch, results);
+  give_back();
+  if (results[0])
+    return std::move(results[0]);
+  return batch.front().version;
 }
 
 caf::expected<std::optional<stored_value>>
 batching_backend::load_and_wait(const std::string& type,
                                 const context_id& id) {
-  {
-    std::unique_lock<std::mutex> guard{mtx_};
-    if (busy_ || !queue_.empty() || stopping_) {
-      guard.unlock();
-      return backend::load_and_wait(type, id); // its turn in the queue
-    }
-    busy_ = true; // the worker waits until we are done
-  }
+  std::function<void(size_t)> unused;
+  if (!take_idle(unused))
+    return backend::load_and_wait(type, id); // its turn in the queue
   // On this thread: no hand-off to the worker and back.
   on_tick();
   auto result = read(type, id);
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    busy_ = false;
-  }
-  cv_.notify_one(); // what was queued meanwhile
+  give_back();
   return result;
 }
 
@@ -163,7 +197,9 @@ void batching_backend::run() {
       on_batch = on_batch_;
       if (queue_.empty() && !stopping_)
         cv_.wait_for(guard, tick());
+      worker_waits_ = true;
       cv_.wait(guard, [this] { return !busy_; }); // a caller's own write
+      worker_waits_ = false;
       if (queue_.empty() && stopping_)
         return; // everything submitted was answered
       // Everything waiting, up to a batch of writes: what queued meanwhile

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -52,6 +53,12 @@ public:
   caf::expected<std::optional<stored_value>>
   load_and_wait(const std::string& type, const context_id& id) final;
 
+  /// Writes `w` as the next version on the calling thread if the worker is
+  /// idle and nothing is queued, in one step of the concrete backend (a
+  /// write with `replaces` = `replaces_any`); otherwise the default's read
+  /// and write, each in its turn in the queue.
+  caf::expected<uint64_t> store_and_wait(backend_write w) final;
+
   /// `sizes` gets the number of writes of each batch (the storage's
   /// metrics), on the thread that writes the batch (the worker, or a caller
   /// of write_and_wait).
@@ -81,10 +88,17 @@ protected:
   virtual std::vector<caf::expected<std::optional<stored_value>>>
   read_many(const std::vector<read_key>& keys);
 
+  /// `backend_write::replaces` of a write that replaces whatever version
+  /// the backend holds (store_and_wait): the backend writes that version +
+  /// 1 (1 if it holds none) and sets the write's `version` to it.
+  static constexpr uint64_t replaces_any = UINT64_MAX;
+
   /// Makes `batch` durable (worker thread): `results[i]` (sized like
   /// `batch`, all empty on entry) gets the error of write `i`, if any. A
   /// write that fails leaves nothing of itself; the others may still land.
-  virtual void write_batch(const std::vector<backend_write>& batch,
+  /// A write with `replaces` = `replaces_any` is fenced by the backend's
+  /// hold alone and gets the version it left in its `version`.
+  virtual void write_batch(std::vector<backend_write>& batch,
                            std::vector<caf::error>& results)
     = 0;
 
@@ -109,6 +123,13 @@ private:
     load_done on_loaded;    // a load
   };
 
+  /// Takes the derived backend for the calling thread (true) if the worker
+  /// is idle and nothing is queued; `on_batch` gets the metrics' callback.
+  bool take_idle(std::function<void(size_t)>& on_batch);
+
+  /// Gives the derived backend back to the worker (after take_idle).
+  void give_back();
+
   void run();
   void run_jobs(std::vector<job>& jobs,
                 const std::function<void(size_t)>& on_batch);
@@ -122,6 +143,8 @@ private:
   /// True while the worker or a caller of write_and_wait uses the derived
   /// backend (its connection): one at a time, handed over under `mtx_`.
   bool busy_ = false;
+  /// True while the worker waits for a caller to give the backend back.
+  bool worker_waits_ = false;
   std::function<void(size_t)> on_batch_; // guarded by mtx_
   std::thread worker_;
 };

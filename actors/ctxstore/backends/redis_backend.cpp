@@ -19,25 +19,29 @@ namespace {
 // -- scripts ------------------------------------------------------------------
 
 // One write: KEYS = lease, context hash; ARGV = our epoch, the version the
-// write replaces ("0": none), the version it leaves, "1" for an erase, the
-// value bytes. Checks the lease and the version before it changes anything,
-// all in one script (Redis runs a script atomically), so a writer that lost
-// its lease or raced another never lands anything.
+// write replaces ("0": none; "*": whatever is held, and the write leaves the
+// next one), the version it leaves, "1" for an erase, the value bytes.
+// Checks the lease and the version before it changes anything, all in one
+// script (Redis runs a script atomically), so a writer that lost its lease
+// or raced another never lands anything. Returns {'ok', the version left}.
 constexpr const char* write_script = R"lua(
 local lease = redis.call('GET', KEYS[1])
 if lease ~= ARGV[1] then
   return {'lease', lease or ''}
 end
 local held = redis.call('HGET', KEYS[2], 'v') or '0'
-if held ~= ARGV[2] then
+local version = ARGV[3]
+if ARGV[2] == '*' and tonumber(held) then
+  version = string.format('%d', tonumber(held) + 1)
+elseif held ~= ARGV[2] then
   return {'version', held}
 end
 if ARGV[4] == '1' then
   redis.call('DEL', KEYS[2])
 else
-  redis.call('HSET', KEYS[2], 'v', ARGV[3], 'd', ARGV[5])
+  redis.call('HSET', KEYS[2], 'v', version, 'd', ARGV[5])
 end
-return {'ok'}
+return {'ok', version}
 )lua";
 
 // Lease renewal: KEYS = lease, epoch counter; ARGV = our epoch, lease ms.
@@ -404,7 +408,7 @@ redis_backend::row_of(const std::string& type, const context_id& id,
   return std::optional<stored_value>{std::move(result)};
 }
 
-void redis_backend::write_batch(const std::vector<backend_write>& batch,
+void redis_backend::write_batch(std::vector<backend_write>& batch,
                                 std::vector<caf::error>& results) {
   if (fenced_.load()) {
     for (auto& res : results)
@@ -429,7 +433,9 @@ void redis_backend::write_batch(const std::vector<backend_write>& batch,
     args.emplace_back(lease_key_);
     args.emplace_back(context_key(w.type, w.id));
     args.emplace_back(epoch_text_);
-    args.emplace_back(std::to_string(w.replaces));
+    args.emplace_back(w.replaces == replaces_any
+                        ? std::string{"*"}
+                        : std::to_string(w.replaces));
     args.emplace_back(std::to_string(w.version));
     args.emplace_back(w.erase ? "1" : "0");
     if (w.erase)
@@ -474,8 +480,12 @@ void redis_backend::write_batch(const std::vector<backend_write>& batch,
       auto arg = r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING
                    ? text_of(*r->element[1])
                    : std::string{};
-      if (tag == "ok")
+      if (tag == "ok") {
+        if (w.replaces == replaces_any
+            && (r->elements < 2 || !parse_u64(*r->element[1], w.version)))
+          results[i] = failure("write script: no version in its reply");
         continue;
+      }
       if (tag == "lease" && arg.empty()) {
         // The lease ran out and nobody took it: this worker stalled longer
         // than the lease (a long batch, a paused process). Not applied; the
@@ -501,7 +511,9 @@ void redis_backend::write_batch(const std::vector<backend_write>& batch,
           errc::conflict, name() + ": " + w.type + " "
                             + boost::uuids::to_string(w.id) + " is at version "
                             + arg + ", the write expected "
-                            + std::to_string(w.replaces));
+                            + (w.replaces == replaces_any
+                                 ? std::string{"a version"}
+                                 : std::to_string(w.replaces)));
       } else {
         results[i] = failure("write script: unexpected reply " + tag);
       }

@@ -105,7 +105,7 @@ protected:
   std::vector<caf::expected<std::optional<stored_value>>>
   read_many(const std::vector<read_key>& keys) override;
 
-  void write_batch(const std::vector<backend_write>& batch,
+  void write_batch(std::vector<backend_write>& batch,
                    std::vector<caf::error>& results) override;
 
   void on_tick() override;

@@ -320,7 +320,7 @@ void sqlite_backend::roll_back() {
   }
 }
 
-void sqlite_backend::write_batch(const std::vector<backend_write>& batch,
+void sqlite_backend::write_batch(std::vector<backend_write>& batch,
                                  std::vector<caf::error>& results) {
   ++batches_;
   if (cap_requested_.exchange(false)) {
@@ -353,6 +353,10 @@ void sqlite_backend::write_batch(const std::vector<backend_write>& batch,
       roll_back();
       fail_all(err);
       return;
+    }
+    if (w.replaces == replaces_any) { // the next version, whatever it is
+      w.replaces = *held;
+      w.version = *held + 1;
     }
     // Fencing: the backend must hold what the writer believes it replaces.
     if (*held != w.replaces) {

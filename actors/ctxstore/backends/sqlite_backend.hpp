@@ -62,7 +62,7 @@ protected:
   caf::expected<std::optional<stored_value>>
   read(const std::string& type, const context_id& id) override;
 
-  void write_batch(const std::vector<backend_write>& batch,
+  void write_batch(std::vector<backend_write>& batch,
                    std::vector<caf::error>& results) override;
 
 private:
