@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -164,6 +165,43 @@ public:
     return ok;
   }
 
+  /// One upsert in the transaction that is open, beginning one first if
+  /// none is and committing it after its `per_commit`th upsert: the group
+  /// commit of a writer that had `per_commit` writes waiting every time,
+  /// without anything else (the ceiling of the durable rows' group commit).
+  bool upsert_grouped(const context_id& id, uint64_t version,
+                      const std::vector<char>& value, int per_commit) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    bool ok = sqlite3_get_autocommit(db_) == 0 || step(begin_);
+    if (ok) {
+      sqlite3_bind_blob(upsert_, 1, id.data, static_cast<int>(id.size()),
+                        SQLITE_STATIC);
+      sqlite3_bind_int64(upsert_, 2, static_cast<sqlite3_int64>(version));
+      sqlite3_bind_blob(upsert_, 3, value.data(),
+                        static_cast<int>(value.size()), SQLITE_STATIC);
+      ok = step(upsert_);
+    }
+    if (ok && ++in_txn_ >= per_commit) {
+      in_txn_ = 0;
+      ok = step(commit_);
+    }
+    if (!ok) {
+      std::cout << "error: bare sqlite: " << sqlite3_errmsg(db_) << std::endl;
+      if (sqlite3_get_autocommit(db_) == 0)
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      in_txn_ = 0;
+    }
+    return ok;
+  }
+
+  /// Commits what upsert_grouped left open.
+  void commit_open() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (sqlite3_get_autocommit(db_) == 0)
+      step(commit_);
+    in_txn_ = 0;
+  }
+
   /// One read of `id`'s row, its value copied out; false (after printing
   /// why) when there is none.
   bool read(const context_id& id) {
@@ -211,6 +249,7 @@ private:
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* select_ = nullptr;
   std::vector<char> read_buf_;
+  int in_txn_ = 0; // upserts in the open transaction (upsert_grouped)
 };
 
 // -- Redis without ctxstore ---------------------------------------------------
@@ -271,6 +310,9 @@ struct bare_rows {
   std::string read_key; // "bare.sqlite.read.1"
   std::string read_name;
   blocking_op read; // client `index`, op `seq`: reads key `seq % 1000`
+  std::string grouped_key = {}; // "bare.sqlite.upsert.grouped32"
+  std::string grouped_name = {};
+  std::function<rep_sample()> grouped = {}; // a repetition; none: no row
 };
 
 /// Stores `n` contexts with random ids (from `seed`), 64 at a time: one
@@ -343,16 +385,22 @@ void durable_backend(const options& opts, caf::actor_system& sys,
     [&] { return run_async(sys, st, 64, 1, lim, async_cycle(spread)); },
     bare.key_64, bare.name_64,
     [&] { return run_blocking(sys, none, 64, lim, bare.op); });
+  if (bare.grouped)
+    measure(opts, bare.grouped_key, bare.grouped_name, bare.grouped);
   auto source = copies_of(make_ctx());
+  // One generator per row, not per repetition: every repetition stores ids
+  // that no repetition stored before.
+  auto new_ids = fresh_keys(22);
   measure(opts, prefix + ".store.new",
           label + "store new contexts, blocking, 1 thread", [&] {
             return run_blocking(sys, st, 1, lim,
-                                blocking_store(fresh_keys(22), source));
+                                blocking_store(new_ids, source));
           });
+  auto new_ids_64 = fresh_keys(23);
   measure(opts, prefix + ".store.new.64",
           label + "store new contexts, async, 64 in flight", [&] {
             return run_async(sys, st, 1, 64, lim,
-                             async_store(fresh_keys(23), source));
+                             async_store(new_ids_64, source));
           });
   stop_storage(sys, st);
   // Reads of contexts that are not in memory: with max_resident = 1, each
@@ -430,6 +478,20 @@ void sqlite_rows(const options& opts, caf::actor_system& sys,
                    [&](blocking_ctx&, uint64_t seq) {
                      return db.read(keys[seq % keys.size()]);
                    }};
+    bare.grouped_key = "bare.sqlite.upsert.grouped32";
+    bare.grouped_name = "bare SQLite: 32 upserts per transaction, 1 thread, "
+                        "1,000 keys (the group commit's ceiling)";
+    bare.grouped = [&] {
+      auto limits = limits_of(opts);
+      auto rep = run_blocking(
+        sys, ctxstore::storage{}, 1, limits,
+        [&](blocking_ctx&, uint64_t seq) {
+          return db.upsert_grouped(keys[(seq * 7919) % keys.size()], seq + 2,
+                                   value, 32);
+        });
+      db.commit_open();
+      return without_fairness(std::move(rep));
+    };
     durable_backend(opts, sys, "sqlite", std::move(*backend), bare);
   } catch (const std::exception& e) {
     std::cout << "error: durable sqlite rows: " << e.what() << std::endl;

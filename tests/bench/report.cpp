@@ -239,6 +239,25 @@ void print_local_bounds() {
               << std::endl;
 }
 
+/// The most a group commit can gain on this disk: one thread that commits
+/// 32 upserts per transaction (about what 64 clients have waiting: half of
+/// them wait for the commit under way) against one transaction per upsert.
+void print_durable_bounds() {
+  auto grouped = find_result("bare.sqlite.upsert.grouped32");
+  auto single = find_result("bare.sqlite.upsert.64");
+  if (!grouped || !single || rate(grouped) <= 0 || rate(single) <= 0)
+    return;
+  std::cout << "\nBounds of this machine (baselines without ctxstore code) "
+               "against durable targets, this run:\n\n"
+               "| bound | best possible ratio | required |\n"
+               "|---|---:|---:|\n"
+               "| SQLite, 32 upserts per transaction by one thread alone vs "
+               "bare.sqlite.upsert.64 (the 64-client rows' group commit at "
+               "its best, with no CPU spent on anything else) | "
+            << fmt("%.1f", rate(grouped) / rate(single)) << " | >= 10 |"
+            << std::endl;
+}
+
 } // namespace
 
 int print_targets(const options& opts) {
@@ -456,6 +475,7 @@ int print_targets(const options& opts) {
             << t.skipped << " not measured" << std::endl;
   print_local_bounds();
   print_remote_bounds();
+  print_durable_bounds();
   return t.missed;
 }
 
