@@ -209,15 +209,20 @@ bool erase_durable(const storage& st, held_session& held) {
 
 /// Hands a context that this thread read in (store_new_durable) to its
 /// owner: the one spawned meanwhile (it waits for us), else a new one from
-/// the registry. The caller holds `guard` and ended the thread's load.
+/// the registry: at once if `now` (the thread failed: the owner reads the
+/// context, and requests may wait for that), else with the other contexts
+/// that threads stored meanwhile (adoption_queue). The caller holds `guard`
+/// and ended the thread's load.
 void hand_over(const storage& st, context& cell,
-               std::unique_lock<std::mutex>& guard) {
+               std::unique_lock<std::mutex>& guard, bool now) {
   auto owner = cell.owner;
   guard.unlock();
   if (owner)
     send_handover(owner);
-  else
+  else if (now)
     caf::anon_send(st.registry(), handover_atom::value, cell.key);
+  else if (st.board()->adoptions().push(cell.key))
+    caf::anon_send(st.registry(), adopt_atom::value);
 }
 
 /// A store of a durable context that is not in memory, by this thread
@@ -279,7 +284,7 @@ std::optional<uint64_t> store_new_durable(const storage& st,
     if (written)
       cell->metrics->count_failure(actors::op_kind::write,
                                    actors::backend_error(err));
-    hand_over(st, *cell, guard); // still loading: the owner reads it
+    hand_over(st, *cell, guard, true); // still loading: the owner reads it
     throw_error(actors::backend_error(err));
   }
   cell->metrics->durable_commit.observe(actors::steady_ns() - started);
@@ -292,7 +297,7 @@ std::optional<uint64_t> store_new_durable(const storage& st,
   cell->store(std::move(x), fx);
   touch(*cell);
   context::wake(fx);
-  hand_over(st, *cell, guard);
+  hand_over(st, *cell, guard, false);
   return version;
 }
 

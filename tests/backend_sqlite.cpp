@@ -14,6 +14,7 @@
 #include <future>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -399,6 +400,30 @@ SCENARIO("writes that wait together commit in one transaction",
       REQUIRE(loaded->has_value());
       CHECK((*loaded)->version == 50);
       CHECK((*loaded)->bytes == bytes_of("v50"));
+    }
+  }
+}
+
+SCENARIO("a batch-size callback set while the worker waits counts its next "
+         "batch",
+         "[backend][sqlite]") {
+  temp_dir dir;
+  auto b = open_or_fail(dir.file("store.db"));
+  // A first write answered: the worker went round and waits for work again
+  // (its tick is a second) when a storage sets its metrics' callback.
+  REQUIRE_FALSE(write_now(*b, write_of(id_of(2), 1, 0, bytes_of("first"))));
+  std::mutex mtx;
+  std::vector<size_t> sizes;
+  b->on_batch([&](size_t n) {
+    std::lock_guard<std::mutex> guard{mtx};
+    sizes.push_back(n);
+  });
+  WHEN("a write goes through the worker") {
+    REQUIRE_FALSE(write_now(*b, write_of(id_of(1), 1, 0, bytes_of("x"))));
+    THEN("the callback saw its batch") {
+      std::lock_guard<std::mutex> guard{mtx};
+      REQUIRE(sizes.size() == 1);
+      CHECK(sizes[0] == 1);
     }
   }
 }

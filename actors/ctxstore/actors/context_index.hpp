@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "ctxstore/actors/adoption_queue.hpp"
 #include "ctxstore/actors/context.hpp"
 #include "ctxstore/error.hpp"
 #include "ctxstore/messages/context_key.hpp"
@@ -155,6 +156,11 @@ public:
     return shard_of(key).via_registry;
   }
 
+  /// Contexts that threads stored without an owner, for the registry.
+  adoption_queue& adoptions() noexcept {
+    return adoptions_;
+  }
+
   /// True once the storage stopped (see close).
   bool closed() const noexcept {
     return closed_.load(std::memory_order_acquire);
@@ -207,6 +213,7 @@ private:
   context_defaults defaults_;
   std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};
+  adoption_queue adoptions_;
 };
 
 } // namespace ctxstore::actors

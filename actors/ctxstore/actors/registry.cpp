@@ -36,6 +36,12 @@ using cell_ptr = std::shared_ptr<context>;
 using owner_detail::handoff;
 using owner_detail::loaded_value;
 
+/// How long contexts that threads store wait, at most, for the next drain
+/// of the adoption queue while stores keep coming: short next to any
+/// idle_timeout, long enough that a thread storing one new context after
+/// the other costs the registry one wake-up per interval, not per store.
+constexpr auto adoption_interval = std::chrono::milliseconds{50};
+
 struct owned_cell {
   caf::actor owner; // keeps the owner alive until it retires
   cell_ptr cell;
@@ -407,6 +413,17 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
     [=](handover_atom, const context_key& key) {
       if (durable(self) && !validate_key(key))
         adopt(self, key);
+    },
+    [=](adopt_atom) {
+      auto keys = self->state.board->adoptions().take();
+      if (keys.empty())
+        return; // the drain ends: the next thread's store starts another
+      for (auto& key : keys)
+        if (durable(self))
+          adopt(self, key);
+      // Threads may go on storing: what they queue meanwhile is taken in
+      // one go, a moment later.
+      self->delayed_send(self, adoption_interval, adopt_atom::value);
     },
     [=](metrics_atom) {
       auto& defaults = self->state.board->defaults();

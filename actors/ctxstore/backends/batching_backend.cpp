@@ -194,7 +194,6 @@ void batching_backend::run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> guard{mtx_};
-      on_batch = on_batch_;
       if (queue_.empty() && !stopping_)
         cv_.wait_for(guard, tick());
       worker_waits_ = true;
@@ -202,6 +201,8 @@ void batching_backend::run() {
       worker_waits_ = false;
       if (queue_.empty() && stopping_)
         return; // everything submitted was answered
+      // After the wait: a storage sets it once this worker already waits.
+      on_batch = on_batch_;
       // Everything waiting, up to a batch of writes: what queued meanwhile
       // shares the next transaction.
       size_t writes = 0;

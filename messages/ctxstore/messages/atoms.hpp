@@ -61,6 +61,10 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 /// its queue (or retires).
 using handover_atom = caf::atom_constant<caf::atom("handover")>;
 
+/// Internal: threads stored durable contexts that wait for an owner (the
+/// board's adoption_queue): the registry takes them.
+using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
+
 /// Internal: a durable owner's backend answered its write (sequence number;
 /// the outcome waits in the owner's hand-off).
 using persisted_atom = caf::atom_constant<caf::atom("persisted")>;
