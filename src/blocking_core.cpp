@@ -230,8 +230,9 @@ void hand_over(const storage& st, context& cell,
 /// `loading`, the store made durable on this thread as the version after
 /// the backend's (backend::store_and_wait: one step, no message and no
 /// hand-off while the backend is idle; the value it replaces is not read),
-/// applied, and then handed to an owner. Meanwhile everything else on it waits for its owner, which waits
-/// for this thread (context::begin_thread_load). Nothing (not taken) if the
+/// applied, and then handed to an owner. Meanwhile everything else on it
+/// waits for its owner, which waits for this thread
+/// (context::begin_thread_load). Nothing (not taken) if the
 /// context is on the board, a request of this process on its key is on its
 /// way, or the fast path is off. A read or write that fails leaves the
 /// context `loading`: its owner reads it again (the write may have landed).
