@@ -88,6 +88,16 @@ load_now(backend& b, const context_id& id, const std::string& type = "cart") {
   return fut.get();
 }
 
+/// Checks that `b` holds `id` at `version` with `bytes`.
+void check_row(backend& b, const context_id& id, uint64_t version,
+               const std::vector<char>& bytes) {
+  auto got = load_now(b, id);
+  REQUIRE(got);
+  REQUIRE(got->has_value());
+  CHECK((*got)->version == version);
+  CHECK((*got)->bytes == bytes);
+}
+
 std::shared_ptr<backend> open_on(const redis_server& server,
                                  const std::string& prefix = "ctxstore") {
   auto res = open_redis("127.0.0.1", server.port(), prefix);
@@ -239,11 +249,7 @@ SCENARIO("a Redis store writes the version after the one held, in one "
     THEN("it is version 1") {
       REQUIRE(left);
       CHECK(*left == 1);
-      auto got = load_now(*b, id);
-      REQUIRE(got);
-      REQUIRE(got->has_value());
-      CHECK((*got)->version == 1);
-      CHECK((*got)->bytes == bytes_of("one"));
+      check_row(*b, id, 1, bytes_of("one"));
     }
   }
   WHEN("a context at version 5 is stored") {
@@ -252,11 +258,7 @@ SCENARIO("a Redis store writes the version after the one held, in one "
     THEN("it is version 6, with the new bytes, and later writes follow it") {
       REQUIRE(left);
       CHECK(*left == 6);
-      auto got = load_now(*b, id);
-      REQUIRE(got);
-      REQUIRE(got->has_value());
-      CHECK((*got)->version == 6);
-      CHECK((*got)->bytes == bytes_of("six"));
+      check_row(*b, id, 6, bytes_of("six"));
       CHECK(!write_now(*b, put(id, 7, 6, bytes_of("seven"))));
     }
   }

@@ -96,6 +96,16 @@ load_now(backend& b, const context_id& id, const std::string& type = "cart") {
   return result.get();
 }
 
+/// Checks that `b` holds `id` at `version` with `bytes`.
+void check_row(backend& b, const context_id& id, uint64_t version,
+               const std::vector<char>& bytes) {
+  auto loaded = load_now(b, id);
+  REQUIRE(loaded);
+  REQUIRE(loaded->has_value());
+  CHECK((*loaded)->version == version);
+  CHECK((*loaded)->bytes == bytes);
+}
+
 std::shared_ptr<sqlite_backend> open_or_fail(const std::string& path) {
   auto result = sqlite_backend::open(path);
   INFO((result ? std::string{} : describe(result.error())));
@@ -157,11 +167,7 @@ SCENARIO("a store writes the version after the one held, without a read",
     THEN("it is version 1") {
       REQUIRE(left);
       CHECK(*left == 1);
-      auto loaded = load_now(*b, id_of(1));
-      REQUIRE(loaded);
-      REQUIRE(loaded->has_value());
-      CHECK((*loaded)->version == 1);
-      CHECK((*loaded)->bytes == bytes_of("one"));
+      check_row(*b, id_of(1), 1, bytes_of("one"));
     }
   }
   WHEN("a context at version 5 is stored") {
@@ -170,11 +176,7 @@ SCENARIO("a store writes the version after the one held, without a read",
     THEN("it is version 6, with the new bytes") {
       REQUIRE(left);
       CHECK(*left == 6);
-      auto loaded = load_now(*b, id_of(2));
-      REQUIRE(loaded);
-      REQUIRE(loaded->has_value());
-      CHECK((*loaded)->version == 6);
-      CHECK((*loaded)->bytes == bytes_of("six"));
+      check_row(*b, id_of(2), 6, bytes_of("six"));
       AND_THEN("a write that replaces version 6 follows it") {
         CHECK_FALSE(write_now(*b, write_of(id_of(2), 7, 6, bytes_of("7"))));
       }

@@ -148,20 +148,9 @@ public:
   bool upsert(const context_id& id, uint64_t version,
               const std::vector<char>& value) {
     std::lock_guard<std::mutex> guard{mtx_};
-    bool ok = step(begin_);
-    if (ok) {
-      sqlite3_bind_blob(upsert_, 1, id.data, static_cast<int>(id.size()),
-                        SQLITE_STATIC);
-      sqlite3_bind_int64(upsert_, 2, static_cast<sqlite3_int64>(version));
-      sqlite3_bind_blob(upsert_, 3, value.data(),
-                        static_cast<int>(value.size()), SQLITE_STATIC);
-      ok = step(upsert_) && step(commit_);
-    }
-    if (!ok) {
-      std::cout << "error: bare sqlite: " << sqlite3_errmsg(db_) << std::endl;
-      if (sqlite3_get_autocommit(db_) == 0)
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
+    bool ok = step(begin_) && step_upsert(id, version, value) && step(commit_);
+    if (!ok)
+      report_and_roll_back();
     return ok;
   }
 
@@ -172,23 +161,14 @@ public:
   bool upsert_grouped(const context_id& id, uint64_t version,
                       const std::vector<char>& value, int per_commit) {
     std::lock_guard<std::mutex> guard{mtx_};
-    bool ok = sqlite3_get_autocommit(db_) == 0 || step(begin_);
-    if (ok) {
-      sqlite3_bind_blob(upsert_, 1, id.data, static_cast<int>(id.size()),
-                        SQLITE_STATIC);
-      sqlite3_bind_int64(upsert_, 2, static_cast<sqlite3_int64>(version));
-      sqlite3_bind_blob(upsert_, 3, value.data(),
-                        static_cast<int>(value.size()), SQLITE_STATIC);
-      ok = step(upsert_);
-    }
+    bool ok = (sqlite3_get_autocommit(db_) == 0 || step(begin_))
+              && step_upsert(id, version, value);
     if (ok && ++in_txn_ >= per_commit) {
       in_txn_ = 0;
       ok = step(commit_);
     }
     if (!ok) {
-      std::cout << "error: bare sqlite: " << sqlite3_errmsg(db_) << std::endl;
-      if (sqlite3_get_autocommit(db_) == 0)
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      report_and_roll_back();
       in_txn_ = 0;
     }
     return ok;
@@ -234,6 +214,24 @@ private:
   void prepare(sqlite3_stmt*& stmt, const char* sql) {
     if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK)
       fail(sql);
+  }
+
+  /// The upsert of `id` at `version` (the caller holds mtx_).
+  bool step_upsert(const context_id& id, uint64_t version,
+                   const std::vector<char>& value) {
+    sqlite3_bind_blob(upsert_, 1, id.data, static_cast<int>(id.size()),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(upsert_, 2, static_cast<sqlite3_int64>(version));
+    sqlite3_bind_blob(upsert_, 3, value.data(), static_cast<int>(value.size()),
+                      SQLITE_STATIC);
+    return step(upsert_);
+  }
+
+  /// Says why the last statement failed and ends the open transaction.
+  void report_and_roll_back() {
+    std::cout << "error: bare sqlite: " << sqlite3_errmsg(db_) << std::endl;
+    if (sqlite3_get_autocommit(db_) == 0)
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
 
   static bool step(sqlite3_stmt* stmt) {

@@ -415,12 +415,13 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
         adopt(self, key);
     },
     [=](adopt_atom) {
+      if (!durable(self))
+        return; // nothing is queued without a backend
       auto keys = self->state.board->adoptions().take();
       if (keys.empty())
         return; // the drain ends: the next thread's store starts another
       for (auto& key : keys)
-        if (durable(self))
-          adopt(self, key);
+        adopt(self, key);
       // Threads may go on storing: what they queue meanwhile is taken in
       // one go, a moment later.
       self->delayed_send(self, adoption_interval, adopt_atom::value);

@@ -120,10 +120,8 @@ void batching_backend::give_back() {
     cv_.notify_one();
 }
 
-caf::error batching_backend::write_and_wait(backend_write w) {
-  std::function<void(size_t)> on_batch;
-  if (!take_idle(on_batch))
-    return backend::write_and_wait(std::move(w)); // the next batch
+caf::error batching_backend::write_one(backend_write& w,
+                                       const std::function<void(size_t)>& on_batch) {
   // A batch of one on this thread: one fsync and no hand-off to the worker
   // and back (two thread wake-ups, more than the fsync itself on a VM).
   on_tick();
@@ -134,26 +132,26 @@ caf::error batching_backend::write_and_wait(backend_write w) {
   std::vector<caf::error> results(1);
   write_batch(batch, results);
   give_back();
+  w = std::move(batch.front()); // with the version a replaces_any write left
   return std::move(results[0]);
+}
+
+caf::error batching_backend::write_and_wait(backend_write w) {
+  std::function<void(size_t)> on_batch;
+  if (!take_idle(on_batch))
+    return backend::write_and_wait(std::move(w)); // the next batch
+  return write_one(w, on_batch);
 }
 
 caf::expected<uint64_t> batching_backend::store_and_wait(backend_write w) {
   std::function<void(size_t)> on_batch;
   if (!take_idle(on_batch))
     return backend::store_and_wait(std::move(w)); // in the queue's turn
-  // As write_and_wait; the backend finds the version itself: no read first.
-  on_tick();
-  if (on_batch)
-    on_batch(1);
-  std::vector<backend_write> batch;
-  batch.push_back(std::move(w));
-  batch.front().replaces = replaces_any;
-  std::vector<caf::error> results(1);
-  write_batch(batch, results);
-  give_back();
-  if (results[0])
-    return std::move(results[0]);
-  return batch.front().version;
+  // The backend finds the version itself: no read first.
+  w.replaces = replaces_any;
+  if (auto err = write_one(w, on_batch))
+    return err;
+  return w.version;
 }
 
 caf::expected<std::optional<stored_value>>

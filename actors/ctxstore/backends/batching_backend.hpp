@@ -130,6 +130,11 @@ private:
   /// Gives the derived backend back to the worker (after take_idle).
   void give_back();
 
+  /// Writes `w` as a batch of one on the calling thread, which took the
+  /// backend (take_idle), and gives it back; `w` comes back as written.
+  caf::error write_one(backend_write& w,
+                       const std::function<void(size_t)>& on_batch);
+
   void run();
   void run_jobs(std::vector<job>& jobs,
                 const std::function<void(size_t)>& on_batch);
