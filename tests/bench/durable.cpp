@@ -311,6 +311,9 @@ struct bare_rows {
   std::string grouped_key = {}; // "bare.sqlite.upsert.grouped32"
   std::string grouped_name = {};
   std::function<rep_sample()> grouped = {}; // a repetition; none: no row
+  std::string new_key = {}; // "bare.sqlite.upsert.new.1": the store-new row's
+  std::string new_name = {};
+  blocking_op store_new = {}; // one write of a key never written before
 };
 
 /// Stores `n` contexts with random ids (from `seed`), 64 at a time: one
@@ -389,11 +392,15 @@ void durable_backend(const options& opts, caf::actor_system& sys,
   // One generator per row, not per repetition: every repetition stores ids
   // that no repetition stored before.
   auto new_ids = fresh_keys(22);
-  measure(opts, prefix + ".store.new",
-          label + "store new contexts, blocking, 1 thread", [&] {
-            return run_blocking(sys, st, 1, lim,
-                                blocking_store(new_ids, source));
-          });
+  // Beside the bare write of new keys: a new row costs the backend more
+  // than replacing one (SQLite: a B-tree insert, more pages in the WAL).
+  measure_alternating(
+    opts, prefix + ".store.new", label + "store new contexts, blocking, 1 thread",
+    [&] {
+      return run_blocking(sys, st, 1, lim, blocking_store(new_ids, source));
+    },
+    bare.new_key, bare.new_name,
+    [&] { return run_blocking(sys, none, 1, lim, bare.store_new); });
   auto new_ids_64 = fresh_keys(23);
   measure(opts, prefix + ".store.new.64",
           label + "store new contexts, async, 64 in flight", [&] {
@@ -476,6 +483,13 @@ void sqlite_rows(const options& opts, caf::actor_system& sys,
                    [&](blocking_ctx&, uint64_t seq) {
                      return db.read(keys[seq % keys.size()]);
                    }};
+    auto bare_new_ids = fresh_keys(24);
+    bare.new_key = "bare.sqlite.upsert.new.1";
+    bare.new_name = "bare SQLite: one transaction per upsert, 1 thread, a new "
+                    "key each";
+    bare.store_new = [&](blocking_ctx& c, uint64_t seq) {
+      return db.upsert(bare_new_ids(c.index, seq), 1, value);
+    };
     bare.grouped_key = "bare.sqlite.upsert.grouped32";
     bare.grouped_name = "bare SQLite: 32 upserts per transaction, 1 thread, "
                         "1,000 keys (the group commit's ceiling)";
@@ -542,6 +556,14 @@ void redis_rows(const options& opts, caf::actor_system& sys,
                    [&](blocking_ctx& c, uint64_t seq) {
                      return conns.get(c.index, keys[seq % keys.size()]);
                    }};
+    auto bare_new = std::make_shared<std::atomic<uint64_t>>(0);
+    bare.new_key = "bare.redis.set.new.1";
+    bare.new_name = "bare Redis: one SET per op (hiredis), 1 connection, a "
+                    "new key each";
+    bare.store_new = [&conns, &value, bare_new](blocking_ctx& c, uint64_t) {
+      return conns.set(c.index, "bare:new:" + std::to_string(++*bare_new),
+                       value);
+    };
     durable_backend(opts, sys, "redis", std::move(*backend), bare);
   } catch (const std::exception& e) {
     std::cout << "error: durable redis rows: " << e.what() << std::endl;

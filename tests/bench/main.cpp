@@ -160,7 +160,8 @@ bool smoke_complete() {
         "snapshot.async.64", "cycle.async.64x1000", "contention.async.64",
         "held.blocking.1", "store.async.new", "store.async.new.shared",
         "durable.sqlite.cycle.1", "durable.sqlite.cycle.64x1000",
-        "durable.sqlite.store.new", "bare.sqlite.upsert.64", "scale.create",
+        "durable.sqlite.store.new", "bare.sqlite.upsert.new.1",
+        "bare.sqlite.upsert.64", "scale.create",
         "remote.cycle.blocking.1", "remote.snapshot.async.64"}) {
     auto r = find_result(key);
     if (r == nullptr || r->errors > 0 || (r->ops_per_s <= 0)) {
@@ -171,7 +172,7 @@ bool smoke_complete() {
   // The Redis rows run only where there is a redis-server; where they ran,
   // they must not have failed.
   for (auto key : {"durable.redis.cycle.1", "durable.redis.cycle.64x1000",
-                   "bare.redis.set.64"}) {
+                   "bare.redis.set.64", "bare.redis.set.new.1"}) {
     auto r = find_result(key);
     if (r != nullptr && r->errors > 0) {
       std::cout << "smoke: row " << key << " failed" << std::endl;
