@@ -139,6 +139,35 @@ storage_options durable_options(std::shared_ptr<backend> b) {
   return opts;
 }
 
+/// Writes `bytes` as version `version` of the cart `id` into the SQLite
+/// file `file`, straight through its backend (a value ctxstore never wrote).
+void put_row(const std::string& file, const context_id& id, uint64_t version,
+             std::vector<char> bytes) {
+  auto b = sqlite_at(file);
+  backend_write w;
+  w.type = "cart";
+  w.id = id;
+  w.version = version;
+  w.bytes = std::move(bytes);
+  std::promise<caf::error> done;
+  b->write(std::move(w), [&](const caf::error& err) { done.set_value(err); });
+  auto fut = done.get_future();
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  REQUIRE(!fut.get());
+}
+
+/// Checks that `op` fails as a value that does not decode.
+template <class F>
+void check_undecodable(F op) {
+  try {
+    op();
+    FAIL("a value that does not decode was read");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::backend_failure);
+    CHECK(std::string{e.what()}.find("does not decode") != std::string::npos);
+  }
+}
+
 } // namespace
 
 SCENARIO("a durable context survives the storage and continues its versions",
@@ -422,32 +451,52 @@ SCENARIO("a stored value that does not decode fails only its context",
   auto file = dir.path + "/contexts.db";
   auto bad = new_id();
   auto good = new_id();
-  {
-    auto b = sqlite_at(file);
-    auto put = [&](const context_id& id, std::vector<char> bytes) {
-      backend_write w;
-      w.type = "cart";
-      w.id = id;
-      w.version = 7;
-      w.bytes = std::move(bytes);
-      std::promise<caf::error> done;
-      b->write(std::move(w), [&](const caf::error& err) { done.set_value(err); });
-      auto fut = done.get_future();
-      REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-      REQUIRE(!fut.get());
-    };
-    put(bad, {'\x01', '\x02'}); // truncated
-  }
+  put_row(file, bad, 7, {'\x01', '\x02'}); // truncated
   fixture f{durable_options(sqlite_at(file))};
   f.client->store(good, cart_of("eve", 1));
-  try {
-    f.client->snapshot<cart>(bad);
-    FAIL("a value that does not decode was read");
-  } catch (const error& e) {
-    CHECK(e.code() == errc::backend_failure);
-    CHECK(std::string{e.what()}.find("does not decode") != std::string::npos);
-  }
+  check_undecodable([&] { f.client->snapshot<cart>(bad); });
   CHECK(f.client->snapshot<cart>(good).owner == "eve");
+}
+
+SCENARIO("a stored value that does not decode can be replaced or erased "
+         "through its owner",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto bad = new_id();
+  put_row(file, bad, 7, {'\x01', '\x02'}); // truncated
+  // Without the fast path (whatever ctest's run asks for), every request
+  // goes through the context's owner.
+  auto opts = durable_options(sqlite_at(file));
+  opts.local_fast_path = false;
+  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  GIVEN("its owner read it first") {
+    check_undecodable([&] { f.client->snapshot<cart>(bad); });
+    check_undecodable([&] { f.client->acquire<cart>(bad); });
+    WHEN("a client stores it") {
+      THEN("the store replaces it as the version after the one held") {
+        f.client->store(bad, cart_of("fix", 1));
+        auto x = f.client->snapshot_versioned<cart>(bad);
+        CHECK(x.value.owner == "fix");
+        CHECK(x.version == 8);
+      }
+    }
+    WHEN("a client erases it") {
+      THEN("it was there, and is gone") {
+        CHECK(f.client->erase<cart>(bad));
+        CHECK_FALSE(f.client->erase<cart>(bad));
+        CHECK_THROWS_AS(f.client->snapshot<cart>(bad), error);
+      }
+    }
+  }
+  GIVEN("a store is the first request on it") {
+    THEN("the store replaces it") {
+      f.client->store(bad, cart_of("fix", 2));
+      auto x = f.client->snapshot_versioned<cart>(bad);
+      CHECK(x.value.total == 2);
+      CHECK(x.version == 8);
+    }
+  }
 }
 
 SCENARIO("concurrent commits of many contexts are all durable",
@@ -705,6 +754,36 @@ SCENARIO("max_resident bounds the durable contexts in memory",
       auto& stats = *f.store.board()->defaults().stats;
       CHECK(stats.passivations.load() >= keys);
       CHECK(stats.activations.load() >= keys);
+    }
+  }
+}
+
+SCENARIO("an owner that keeps its context for max_resident makes another "
+         "leave",
+         "[durable][passivation]") {
+  temp_dir dir;
+  auto opts = durable_options(sqlite_at(dir.path + "/contexts.db"));
+  opts.max_resident = 2;
+  // Through the owners alone (whatever ctest's run asks for): each request
+  // marks its context used, in the order they are sent.
+  opts.local_fast_path = false;
+  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  auto kept = new_id();
+  auto other = new_id();
+  f.client->store(kept, cart_of("kim", 1));
+  f.client->store(other, cart_of("kim", 2));
+  auto w = f.client->watch<cart>(kept); // its watchers keep it in memory
+  f.client->update<cart>(other, [](cart& c) { c.total += 1; }); // used last
+  REQUIRE(f.client->stats().contexts == 2);
+  WHEN("a third context is read in") {
+    f.client->store(new_id(), cart_of("kim", 3));
+    THEN("the least recently used that can leave does, though the least "
+         "recently used of all stays") {
+      // The registry asks the least recently used (the watched one) first.
+      CHECK(eventually([&] { return f.client->stats().contexts <= 2; },
+                       std::chrono::seconds{5}));
+      CHECK(f.client->snapshot<cart>(kept).total == 1);
+      CHECK(f.client->snapshot<cart>(other).total == 3);
     }
   }
 }

@@ -63,13 +63,26 @@ context::context(messages::context_key key, const std::type_info* type,
 void context::loaded(
   std::optional<std::pair<uint64_t, messages::payload>> value, effects& fx) {
   loading_ = false;
+  auto was_unreadable = static_cast<bool>(std::exchange(unreadable_, {}));
   if (value) {
     version_ = value->first;
     committed_ = std::move(value->second);
     set_present(true);
   } else if (present_) { // read again: it is not there any more
     drop_value();
+  } else if (was_unreadable) { // its row is gone
+    version_ = 0;
   }
+  run_queue(fx, true);
+}
+
+void context::loaded_unreadable(uint64_t version, caf::error why,
+                                effects& fx) {
+  loading_ = false;
+  if (present_)
+    drop_value(); // read again (it changed under us): not readable now
+  version_ = version;
+  unreadable_ = std::move(why);
   run_queue(fx, true);
 }
 
@@ -81,6 +94,7 @@ bool context::fits(const messages::payload& x) const noexcept {
 }
 
 void context::evict() noexcept {
+  unreadable_ = caf::error{}; // read again when it comes back
   committed_ = messages::payload{};
   set_present(false);
   evicted_ = true;
@@ -92,6 +106,7 @@ void context::drop_value() {
   // Created again, it starts at version 1, whether or not its owner retired
   // in between (and whether or not a backend kept it).
   committed_ = messages::payload{};
+  unreadable_ = caf::error{};
   version_ = 0;
   set_present(false);
 }
@@ -208,6 +223,7 @@ waiter* context::pop() noexcept {
 uint64_t context::store(messages::payload value, effects& fx) {
   fx.replaced = std::move(committed_.value);
   committed_ = std::move(value);
+  unreadable_ = caf::error{}; // replaced: its version continues
   set_present(true);
   metrics->written.fetch_add(1, std::memory_order_relaxed);
   ++version_;
@@ -222,7 +238,7 @@ void context::end_session(effects& fx, bool by_owner) {
 }
 
 bool context::erase(effects& fx, bool by_owner) {
-  auto existed = present_;
+  auto existed = stored();
   metrics->erased.fetch_add(1, std::memory_order_relaxed);
   drop_value();
   close_session();
@@ -264,7 +280,7 @@ void context::run_queue(effects& fx, bool by_owner) {
         if (present_) {
           grant(w, fx);
         } else {
-          w.error = messages::missing_context(key);
+          w.error = unreadable_ ? unreadable_ : messages::missing_context(key);
           w.result = waiter::outcome::failed;
         }
         break;
@@ -273,7 +289,7 @@ void context::run_queue(effects& fx, bool by_owner) {
         w.result = waiter::outcome::done;
         break;
       case waiter::request::erase:
-        w.existed = present_;
+        w.existed = stored();
         metrics->erased.fetch_add(1, std::memory_order_relaxed);
         drop_value();
         w.result = waiter::outcome::done;

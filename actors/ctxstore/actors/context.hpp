@@ -245,6 +245,20 @@ public:
     return loading_;
   }
 
+  /// Why the value the backend holds (at `version()`) does not decode; none
+  /// if it does. Such a context is not present: nothing reads it (a
+  /// snapshot or acquire gets this error), but a store replaces it and an
+  /// erase removes it, each against that version.
+  const caf::error& unreadable() const noexcept {
+    return unreadable_;
+  }
+
+  /// True if the backend holds this context at `version()` (present, or
+  /// there but unreadable): a write replaces that version.
+  bool stored() const noexcept {
+    return present_ || unreadable_;
+  }
+
   /// True once a durable context left memory (see `evict`); a request
   /// that reaches its owner before it retired reads it again.
   bool evicted() const noexcept {
@@ -441,6 +455,11 @@ public:
   void loaded(std::optional<std::pair<uint64_t, messages::payload>> value,
               effects& fx);
 
+  /// The backend answered the load of a `loading` context with a value at
+  /// `version` that does not decode (`why`): see `unreadable`. The queue
+  /// runs: acquires fail with `why`, stores and erases go to the backend.
+  void loaded_unreadable(uint64_t version, caf::error why, effects& fx);
+
   /// The backend may hold another version than memory (a write whose
   /// outcome is unknown), or the context left memory: the owner reads it
   /// again; until `loaded`, the queue waits.
@@ -553,6 +572,7 @@ private:
   uint64_t version_ = 1;
   uint64_t incarnation_ = 0;
   messages::payload committed_;
+  caf::error unreadable_; // see unreadable()
 
   uint64_t lease_due_ = 0;  // a direct session whose lease ran out while
                             // its holder's write was on its way

@@ -208,7 +208,10 @@ caf::error type_error(owner_ptr self, const payload& x) {
                       + self->state.cfg.key.type);
 }
 
+/// Why the context cannot be read: not there, or there but unreadable.
 caf::error missing(owner_ptr self) {
+  if (auto& why = self->state.ctx->unreadable())
+    return why;
   return missing_context(self->state.cfg.key);
 }
 
@@ -291,14 +294,19 @@ caf::error refuse(owner_ptr self, const context_key& key) {
 /// A step in which the context leaves memory if `due` (passivate); then,
 /// outside the step's lock, the storage's free memory goes back to the
 /// system if this passivation is the one that trims (memory_trim.hpp).
-void passivation_step(owner_ptr self, bool due) {
+/// True if the context left memory now.
+bool passivation_step(owner_ptr self, bool due) {
   bool trim = false;
+  bool left = false;
   {
     step s{self};
+    auto before = s.ctx().evicted();
     trim = due && passivate(self, s.ctx());
+    left = !before && s.ctx().evicted();
   }
   if (trim)
     give_back_free_memory();
+  return left;
 }
 
 /// True if a request that arrives now may run at once: nobody holds the
@@ -459,8 +467,13 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
                                >= st.cfg.options.idle_timeout);
     },
     [=](evict_atom) {
-      if (sender_of(self) == self->state.cfg.registry)
-        passivation_step(self, true);
+      auto& registry = self->state.cfg.registry;
+      if (sender_of(self) != registry)
+        return;
+      // Kept (busy, watched, or leaving already): the registry asks another.
+      if (!passivation_step(self, true))
+        if (auto r = caf::actor_cast<caf::actor>(registry))
+          self->send(r, evict_atom::value);
     },
     [=](handover_atom) {
       // A client ended a direct session while requests were parked (the step

@@ -103,13 +103,13 @@ void persist(owner_ptr self, std::optional<caf::expected<backend_write>> w,
 caf::expected<backend_write> next_write(owner_ptr self, const payload& value) {
   auto& ctx = *self->state.ctx;
   return write_of(ctx.key, ctx.next_version(),
-                  ctx.present() ? ctx.version() : 0, value);
+                  ctx.stored() ? ctx.version() : 0, value);
 }
 
 /// The write that erases the context, none if it is not there.
 std::optional<caf::expected<backend_write>> erase_write(owner_ptr self) {
   auto& ctx = *self->state.ctx;
-  if (!ctx.present())
+  if (!ctx.stored())
     return std::nullopt;
   return caf::expected<backend_write>{erase_of(ctx.key, ctx.version())};
 }
@@ -135,14 +135,18 @@ caf::behavior loading(owner_ptr self) {
       } else if (*x) {
         st.cfg.stats->activations += 1;
         auto decoded = value_of(st.cfg.key, **x);
-        if (decoded)
-          value = std::move(*decoded);
-        else
-          st.load_error = std::move(decoded.error());
+        if (!decoded) {
+          // There but unreadable: reads get the error, a store or erase
+          // replaces or removes it (context::unreadable).
+          s.ctx().loaded_unreadable((**x).version, std::move(decoded.error()),
+                                    s.fx);
+          return;
+        }
+        value = std::move(*decoded);
       }
-      // Unreadable: the requests waiting now get the error, the session
-      // (if any) ends, and the owner retires, so that a later request
-      // reads it again.
+      // The backend could not answer: the requests waiting now get the
+      // error, the session (if any) ends, and the owner retires, so that a
+      // later request reads it again.
       if (st.load_error)
         s.ctx().stop(st.load_error, s.fx, true);
       else
@@ -185,8 +189,7 @@ void persist_head(owner_ptr self) {
       w->version = ctx.store(std::move(w->input), s.fx);
       w->result = waiter::outcome::done;
     } else {
-      w->existed = ctx.present();
-      ctx.erase(s.fx, true);
+      w->existed = ctx.erase(s.fx, true);
       w->result = waiter::outcome::done;
     }
     s.fx.push_woken(*w);

@@ -54,6 +54,9 @@ struct registry_state {
   std::shared_ptr<actors::context_index> board;
   bool hidden = false;
   std::minstd_rand sampler; // picks owners for max_resident
+  // Owners that may still be asked, since the last activation, in place of
+  // one that could not let its context leave memory (make_room).
+  int evict_retries = 0;
   // infos of durable contexts not in memory, waiting for the backend's read
   struct info_read {
     caf::typed_response_promise<context_info> rp;
@@ -128,10 +131,17 @@ cell_ptr find_or_load(registry_ptr self, const context_key& key) {
   return board.find_or_load(key, ctxstore::detail::context_type_of(key.type));
 }
 
+/// How many other owners one activation may ask in turn when the owner
+/// asked could not let its context leave memory (busy, watched, or leaving
+/// already): bounded, so that contexts all in use cost a few messages, not
+/// a loop.
+constexpr int max_evict_retries = 8;
+
 /// With max_resident: if as many contexts as allowed are in memory, asks the
 /// least recently used of a sample of owners to let its context leave
-/// memory (it does if nothing involves it). Sampled like Redis's LRU: no
-/// list to keep in order on every access.
+/// memory (it does if nothing involves it; else it says so, and another is
+/// asked: see evict_atom). Sampled like Redis's LRU: no list to keep in
+/// order on every access.
 void make_room(registry_ptr self) {
   auto& st = self->state;
   auto bound = st.options.max_resident;
@@ -174,8 +184,10 @@ bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
       std::lock_guard<std::mutex> guard{cell->mtx};
       fresh = !cell->owner;
     }
-    if (fresh)
+    if (fresh) {
+      self->state.evict_retries = max_evict_retries;
       make_room(self); // one in, one out
+    }
   }
   auto owner = owner_of(self, cell);
   if (!owner)
@@ -413,6 +425,17 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
     [=](handover_atom, const context_key& key) {
       if (durable(self) && !validate_key(key))
         adopt(self, key);
+    },
+    [=](evict_atom) {
+      // The owner asked by make_room kept its context: another is asked
+      // while the bound is exceeded (a refused ask would leave one context
+      // too many in memory until the next activation, or for good).
+      auto& st = self->state;
+      auto from = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      if (st.evict_retries > 0 && st.owners.count(from) != 0) {
+        --st.evict_retries;
+        make_room(self);
+      }
     },
     [=](adopt_atom) {
       if (!durable(self))
