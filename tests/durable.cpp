@@ -473,6 +473,7 @@ SCENARIO("a stored value that does not decode can be replaced or erased "
   GIVEN("its owner read it first") {
     check_undecodable([&] { f.client->snapshot<cart>(bad); });
     check_undecodable([&] { f.client->acquire<cart>(bad); });
+    check_undecodable([&] { f.client->watch<cart>(bad); });
     WHEN("a client stores it") {
       THEN("the store replaces it as the version after the one held") {
         f.client->store(bad, cart_of("fix", 1));
