@@ -170,6 +170,13 @@ void make_room(registry_ptr self) {
   self->send(oldest->owner, evict_atom::value);
 }
 
+/// One context comes into memory: one leaves (make_room), with a fresh
+/// budget of owners to ask in turn.
+void make_room_for_one(registry_ptr self) {
+  self->state.evict_retries = max_evict_retries;
+  make_room(self);
+}
+
 /// Forwards the current request to the owner of `key`'s context (spawning it
 /// if needed; with a backend, reading the context from there); false if
 /// there is no such context.
@@ -184,10 +191,8 @@ bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
       std::lock_guard<std::mutex> guard{cell->mtx};
       fresh = !cell->owner;
     }
-    if (fresh) {
-      self->state.evict_retries = max_evict_retries;
-      make_room(self); // one in, one out
-    }
+    if (fresh)
+      make_room_for_one(self);
   }
   auto owner = owner_of(self, cell);
   if (!owner)
@@ -224,7 +229,7 @@ void adopt(registry_ptr self, const context_key& key) {
       return; // (a new cell: its thread asks again when done)
   }
   if (self->state.options.max_resident > 0)
-    make_room(self); // one in, one out
+    make_room_for_one(self);
   if (auto owner = owner_of(self, cell))
     self->send(owner, handover_atom::value); // its first step arms its timer
 }
