@@ -500,6 +500,75 @@ SCENARIO("a stored value that does not decode can be replaced or erased "
   }
 }
 
+namespace {
+
+/// Counts the loads and one-step stores that reach a real backend.
+class counting_backend : public forwarding_backend {
+public:
+  explicit counting_backend(std::shared_ptr<backend> real)
+      : forwarding_backend(std::move(real), "counting") {
+    // nop
+  }
+
+  void load(const std::string& type, const context_id& id,
+            load_done done) override {
+    ++loads;
+    forwarding_backend::load(type, id, std::move(done));
+  }
+
+  void store(backend_write w, store_done done) override {
+    ++stores;
+    real().store(std::move(w), std::move(done));
+  }
+
+  std::atomic<int> loads{0};
+  std::atomic<int> stores{0};
+};
+
+} // namespace
+
+SCENARIO("an owner stores a durable context that is not in memory in one "
+         "backend step",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto stored = new_id();
+  put_row(file, stored, 7, {'\x01', '\x02'}); // not even readable
+  auto counting = std::make_shared<counting_backend>(sqlite_at(file));
+  auto opts = durable_options(counting);
+  // Through the owners alone (an actor's or a remote client's way; the
+  // fixture's blocking client would store on its own thread otherwise).
+  opts.local_fast_path = false;
+  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  WHEN("a client stores a context that is in the backend") {
+    f.client->store(stored, cart_of("one", 1));
+    THEN("the backend wrote the version after its own, unread") {
+      CHECK(counting->loads.load() == 0);
+      CHECK(counting->stores.load() == 1);
+      auto x = f.client->snapshot_versioned<cart>(stored);
+      CHECK(x.value.owner == "one");
+      CHECK(x.version == 8);
+      CHECK(counting->loads.load() == 0); // in memory now
+    }
+  }
+  WHEN("a client stores a context that is nowhere") {
+    auto fresh = new_id();
+    f.client->store(fresh, cart_of("one", 2));
+    THEN("it is version 1, written in one step") {
+      CHECK(counting->loads.load() == 0);
+      CHECK(counting->stores.load() == 1);
+      CHECK(f.client->snapshot_versioned<cart>(fresh).version == 1);
+    }
+  }
+  WHEN("the first request on a context is not a store") {
+    CHECK_THROWS_AS(f.client->snapshot<cart>(new_id()), error);
+    THEN("it is read first, as always") {
+      CHECK(counting->loads.load() == 1);
+      CHECK(counting->stores.load() == 0);
+    }
+  }
+}
+
 SCENARIO("concurrent commits of many contexts are all durable",
          "[durable]") {
   temp_dir dir;

@@ -59,6 +59,10 @@ public:
   using load_done
     = std::function<void(caf::expected<std::optional<stored_value>>)>;
 
+  /// Gets the outcome of a store (see `store`): the version it left, or an
+  /// error.
+  using store_done = std::function<void(caf::expected<uint64_t>)>;
+
   virtual ~backend();
 
   /// Reads the context `id` of `type`: nothing if the backend does not have
@@ -74,6 +78,15 @@ public:
   /// `errc::conflict` (the backend holds another version than `w.replaces`,
   /// or lost its hold to another writer: nothing applied).
   virtual void write(backend_write w, write_done done) = 0;
+
+  /// Makes `w` durable as the version after the one the backend holds (1
+  /// if it holds none; `w.version` and `w.replaces` are ignored) and hands
+  /// that version to `done`, like `write` hands its outcome: an owner's
+  /// store of a context that is not in memory, which continues the
+  /// context's versions but replaces its value unread. Errors as for
+  /// `write`. The default reads the context (`load`) and then writes the
+  /// next version (`write`); a backend may do both in one step.
+  virtual void store(backend_write w, store_done done);
 
   /// Makes `w` durable like `write` and returns its outcome, blocking the
   /// calling thread meanwhile (a blocking client's own commit). The default

@@ -552,7 +552,10 @@ caf::behavior owner_behavior(owner_ptr self, owner_config cfg) {
   // Read from the backend first: on top of `main`, which runs once it is
   // read (CAF applies a returned behavior by replacing the top one: none).
   self->become(std::move(main));
-  load(self);
+  if (st.cfg.first_store)
+    await_first_store(self);
+  else
+    load(self);
   return caf::behavior{};
 }
 

@@ -22,6 +22,11 @@ struct owner_config {
   std::shared_ptr<counters> stats;
   caf::actor_addr registry; // weak: the registry owns its owners, not back
   std::shared_ptr<actors::context_index> board; // has `ctx` already
+  /// Spawned for a store of a durable context that is not in memory: if
+  /// that store is its first message, it is made durable in one backend
+  /// step, without reading the context first (owner_durable.cpp,
+  /// await_first_store).
+  bool first_store = false;
 };
 
 /// Spawns an owner monitored by `registry_self` (not linked: a link puts an

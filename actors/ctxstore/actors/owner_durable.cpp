@@ -172,7 +172,98 @@ caf::behavior awaiting_thread(owner_ptr self) {
   };
 }
 
+/// The one-step store of await_first_store while the backend works on it.
+struct first_store {
+  caf::typed_response_promise<uint64_t> rp;
+  payload value;
+  handoff<caf::expected<uint64_t>> left; // the version, from the backend
+};
+
+/// Until the backend answered the one-step store of await_first_store,
+/// only its answer runs. Then the context is in memory at the version the
+/// backend left, with the value stored; or, if the store failed, still
+/// `loading`: read here (the write may have landed).
+caf::behavior first_stored(owner_ptr self, std::shared_ptr<first_store> fs) {
+  return {
+    [=](persisted_atom, uint64_t seq) {
+      auto& st = self->state;
+      if (seq != st.backend_seq)
+        return;
+      auto left = fs->left.take();
+      backend_answered(self);
+      st.fail_in_flight = nullptr;
+      step s{self};
+      auto& ctx = s.ctx();
+      if (!left) {
+        fs->rp.deliver(backend_error(left.error()));
+        load(self);
+        return;
+      }
+      std::optional<std::pair<uint64_t, payload>> before; // unread
+      if (*left > 1) {
+        st.cfg.stats->activations += 1;
+        before.emplace(*left - 1, payload{});
+      }
+      ctx.loaded(std::move(before), s.fx); // nothing waits: nothing runs
+      fs->rp.deliver(ctx.store(std::move(fs->value), s.fx));
+    },
+  };
+}
+
 } // namespace
+
+void await_first_store(owner_ptr self) {
+  // The registry sends the store right after it spawned us: until then,
+  // whatever else comes waits in the mailbox, in order (a request sent
+  // straight to us is concurrent with that store).
+  await_backend(
+    self,
+    caf::behavior{
+      [=](store_atom, const context_key& key, payload& value,
+          uint64_t token) -> caf::result<uint64_t> {
+        auto& st = self->state;
+        auto& ctx = *st.ctx;
+        backend_answered(self); // this mode ends here either way
+        // Not a store this path takes, or a thread that stores the context
+        // is at work (it made the cell): read it first, as always; the
+        // store waits for that in the mailbox.
+        bool takes = key == st.cfg.key && token == 0 && ctx.fits(value);
+        if (takes) {
+          std::lock_guard<std::mutex> guard{ctx.mtx};
+          takes = ctx.loading() && !ctx.thread_loading();
+        }
+        auto w = takes ? write_of(key, 0, 0, value)
+                       : caf::expected<backend_write>{caf::sec::invalid_argument};
+        if (!w) { // (or it does not encode: the usual path answers that)
+          load(self);
+          return caf::skip;
+        }
+        auto fs = std::make_shared<first_store>();
+        fs->rp = self->make_response_promise<uint64_t>();
+        fs->value = std::move(value);
+        auto seq = ++st.backend_seq;
+        auto me = self->address(); // weak: the backend may outlive us
+        auto counts = ctx.metrics; // answered on the backend's thread
+        auto started = steady_ns();
+        st.fail_in_flight = [fs](const caf::error& err) {
+          fs->rp.deliver(err);
+        };
+        st.backend->store(
+          std::move(*w),
+          [me, seq, fs, counts, started](caf::expected<uint64_t> left) {
+            if (left)
+              counts->durable_commit.observe(steady_ns() - started);
+            else
+              counts->count_failure(op_kind::write, backend_error(left.error()));
+            fs->left.put(std::move(left));
+            if (auto owner = caf::actor_cast<caf::actor>(me))
+              caf::anon_send(owner, persisted_atom::value, seq);
+          });
+        await_backend(self, first_stored(self, fs));
+        return fs->rp;
+      },
+    });
+}
 
 void persist_head(owner_ptr self) {
   auto& ctx = *self->state.ctx;

@@ -165,4 +165,10 @@ bool reactivate(owner_ptr self);
 /// give the storage's free memory back once out of the step (memory_trim.hpp).
 bool passivate(owner_ptr self, context& ctx);
 
+/// Spawned for a store (owner_config::first_store) of a context still
+/// `loading`: its first message, if that store, is made durable in one
+/// backend step (backend::store); any other first message makes the owner
+/// read the context first (load), as always.
+void await_first_store(owner_ptr self);
+
 } // namespace ctxstore::actors::owner_detail

@@ -5,6 +5,8 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -89,7 +91,9 @@ using registry_ptr = caf::stateful_actor<registry_state>*;
 
 /// The owner of `cell`, spawned now if the context has none yet. Null if the
 /// context is gone (erased, or its owner retired, since it was looked up).
-caf::actor owner_of(registry_ptr self, const cell_ptr& cell) {
+/// `for_store`: the caller forwards a store to it (owner_config::first_store).
+caf::actor owner_of(registry_ptr self, const cell_ptr& cell,
+                    bool for_store = false) {
   std::lock_guard<std::mutex> guard{cell->mtx};
   if (cell->owner) {
     cell->forwards += 1; // the caller forwards a request to it
@@ -101,6 +105,7 @@ caf::actor owner_of(registry_ptr self, const cell_ptr& cell) {
   owner_config cfg;
   cfg.key = cell->key;
   cfg.ctx = cell;
+  cfg.first_store = for_store && cell->loading();
   cfg.options = st.options;
   cfg.stats = st.board->defaults().stats;
   cfg.registry = self->address();
@@ -182,6 +187,11 @@ void make_room_for_one(registry_ptr self) {
 /// there is no such context.
 template <class... Ts>
 bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
+  // A store: a new owner makes it durable in one step, unread
+  // (owner_config::first_store).
+  constexpr bool for_store
+    = std::is_same<std::tuple<std::decay_t<Ts>...>,
+                   std::tuple<store_atom, context_key, payload, uint64_t>>::value;
   auto cell = find_or_load(self, key);
   if (!cell)
     return false;
@@ -194,7 +204,7 @@ bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
     if (fresh)
       make_room_for_one(self);
   }
-  auto owner = owner_of(self, cell);
+  auto owner = owner_of(self, cell, for_store);
   if (!owner)
     return false;
   self->delegate(owner, std::forward<Ts>(xs)...);

@@ -52,6 +52,29 @@ backend::load_and_wait(const std::string& type, const context_id& id) {
   return std::move(*slot->value);
 }
 
+void backend::store(backend_write w, store_done done) {
+  auto type = w.type;
+  auto id = w.id;
+  load(type, id,
+       [this, w = std::move(w), done = std::move(done)](
+         caf::expected<std::optional<stored_value>> row) mutable {
+         if (!row) {
+           done(std::move(row.error()));
+           return;
+         }
+         w.replaces = *row ? (*row)->version : 0;
+         w.version = w.replaces + 1;
+         auto version = w.version;
+         write(std::move(w), [done = std::move(done),
+                              version](const caf::error& err) {
+           if (err)
+             done(err);
+           else
+             done(version);
+         });
+       });
+}
+
 caf::expected<uint64_t> backend::store_and_wait(backend_write w) {
   auto row = load_and_wait(w.type, w.id);
   if (!row)
@@ -78,11 +101,7 @@ void batching_backend::load(const std::string& type, const context_id& id,
   j.type = type;
   j.id = id;
   j.on_loaded = std::move(done);
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    queue_.push_back(std::move(j));
-  }
-  cv_.notify_one();
+  submit(std::move(j));
 }
 
 void batching_backend::write(backend_write w, write_done done) {
@@ -90,6 +109,19 @@ void batching_backend::write(backend_write w, write_done done) {
   j.is_write = true;
   j.w = std::move(w);
   j.on_written = std::move(done);
+  submit(std::move(j));
+}
+
+void batching_backend::store(backend_write w, store_done done) {
+  job j;
+  j.is_write = true;
+  j.w = std::move(w);
+  j.w.replaces = replaces_any; // one step: the backend finds the version
+  j.on_stored = std::move(done);
+  submit(std::move(j));
+}
+
+void batching_backend::submit(job j) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     queue_.push_back(std::move(j));
@@ -279,8 +311,15 @@ void batching_backend::run_writes(std::vector<job>& jobs,
     batch.push_back(std::move(jobs[i].w));
   std::vector<caf::error> results(batch.size());
   write_batch(batch, results);
-  for (size_t k = 0; k < which.size(); ++k)
-    jobs[which[k]].on_written(results[k]);
+  for (size_t k = 0; k < which.size(); ++k) {
+    auto& j = jobs[which[k]];
+    if (!j.on_stored)
+      j.on_written(results[k]);
+    else if (results[k])
+      j.on_stored(std::move(results[k]));
+    else
+      j.on_stored(batch[k].version); // the version a store left
+  }
 }
 
 } // namespace ctxstore::backends

@@ -42,6 +42,10 @@ public:
 
   void write(backend_write w, write_done done) final;
 
+  /// Joins the worker's next batch as one write of the concrete backend (a
+  /// write with `replaces` = `replaces_any`): no read first.
+  void store(backend_write w, store_done done) final;
+
   /// Writes `w` on the calling thread if the worker is idle and nothing is
   /// queued (a batch of one, in order: nothing was submitted before it that
   /// is not answered); otherwise it joins the worker's next batch.
@@ -118,10 +122,14 @@ private:
     bool is_write = false;
     backend_write w;        // a write
     write_done on_written;  // a write
+    store_done on_stored;   // a store: a write that answers here instead
     std::string type;       // a load
     context_id id{};        // a load
     load_done on_loaded;    // a load
   };
+
+  /// Queues `j` for the worker.
+  void submit(job j);
 
   /// Takes the derived backend for the calling thread (true) if the worker
   /// is idle and nothing is queued; `on_batch` gets the metrics' callback.
