@@ -569,6 +569,37 @@ SCENARIO("an owner stores a durable context that is not in memory in one "
   }
 }
 
+SCENARIO("an owner's one-step store that the backend refuses changes "
+         "nothing",
+         "[durable]") {
+  temp_dir dir;
+  auto file = dir.path + "/contexts.db";
+  auto id = new_id();
+  {
+    fixture g{durable_options(sqlite_at(file))};
+    g.client->store(id, cart_of("ann", 1));
+  }
+  // A failing_backend makes its stores with the default backend::store
+  // (a load, then a write): the write fails.
+  auto disk = std::make_shared<failing_backend>(sqlite_at(file));
+  disk->failing = true;
+  auto opts = durable_options(disk);
+  opts.local_fast_path = false; // through the owners alone
+  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  CHECK(error_code_of([&] { f.client->store(id, cart_of("ann", 2)); })
+        == errc::backend_failure);
+  disk->failing = false;
+  THEN("the context is read again: the last durable commit, its version") {
+    auto x = f.client->snapshot_versioned<cart>(id);
+    CHECK(x.value.total == 1);
+    CHECK(x.version == 1);
+    AND_THEN("the next store goes on from there") {
+      f.client->store(id, cart_of("ann", 3));
+      CHECK(f.client->snapshot_versioned<cart>(id).version == 2);
+    }
+  }
+}
+
 SCENARIO("concurrent commits of many contexts are all durable",
          "[durable]") {
   temp_dir dir;
