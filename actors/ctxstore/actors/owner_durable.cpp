@@ -176,7 +176,9 @@ caf::behavior awaiting_thread(owner_ptr self) {
 struct first_store {
   caf::typed_response_promise<uint64_t> rp;
   payload value;
-  handoff<caf::expected<uint64_t>> left; // the version, from the backend
+  // The version, from the backend's thread (which holds only this).
+  std::shared_ptr<handoff<caf::expected<uint64_t>>> left
+    = std::make_shared<handoff<caf::expected<uint64_t>>>();
 };
 
 /// Until the backend answered the one-step store of await_first_store,
@@ -189,7 +191,7 @@ caf::behavior first_stored(owner_ptr self, std::shared_ptr<first_store> fs) {
       auto& st = self->state;
       if (seq != st.backend_seq)
         return;
-      auto left = fs->left.take();
+      auto left = fs->left->take();
       backend_answered(self);
       st.fail_in_flight = nullptr;
       step s{self};
@@ -249,13 +251,13 @@ void await_first_store(owner_ptr self) {
           fs->rp.deliver(err);
         };
         st.backend->store(
-          std::move(*w),
-          [me, seq, fs, counts, started](caf::expected<uint64_t> left) {
+          std::move(*w), [me, seq, slot = fs->left, counts,
+                          started](caf::expected<uint64_t> left) {
             if (left)
               counts->durable_commit.observe(steady_ns() - started);
             else
               counts->count_failure(op_kind::write, backend_error(left.error()));
-            fs->left.put(std::move(left));
+            slot->put(std::move(left));
             if (auto owner = caf::actor_cast<caf::actor>(me))
               caf::anon_send(owner, persisted_atom::value, seq);
           });
