@@ -289,13 +289,7 @@ std::optional<uint64_t> store_new_durable(const storage& st,
     throw_error(actors::backend_error(err));
   }
   cell->metrics->durable_commit.observe(actors::steady_ns() - started);
-  std::optional<std::pair<uint64_t, payload>> before; // its version, unread
-  if (version > 1) {
-    board->defaults().stats->activations += 1;
-    before.emplace(version - 1, payload{});
-  }
-  cell->loaded(std::move(before), fx); // nobody waits: nothing runs
-  cell->store(std::move(x), fx);
+  actors::apply_unread_store(*cell, version, std::move(x), fx);
   touch(*cell);
   context::wake(fx);
   hand_over(st, *cell, guard, false);

@@ -139,6 +139,15 @@ storage_options durable_options(std::shared_ptr<backend> b) {
   return opts;
 }
 
+/// Spawns a storage with `opts` whose every request goes through the
+/// context's owner (the local fast path off, whatever ctest's run asks for:
+/// the fixture's own constructor would apply CTXSTORE_TEST_LOCAL_FAST_PATH),
+/// for fixture's second constructor.
+auto through_owners(storage_options opts) {
+  opts.local_fast_path = false;
+  return [opts](caf::actor_system& sys) { return spawn_storage(sys, opts); };
+}
+
 /// Writes `bytes` as version `version` of the cart `id` into the SQLite
 /// file `file`, straight through its backend (a value ctxstore never wrote).
 void put_row(const std::string& file, const context_id& id, uint64_t version,
@@ -465,11 +474,7 @@ SCENARIO("a stored value that does not decode can be replaced or erased "
   auto file = dir.path + "/contexts.db";
   auto bad = new_id();
   put_row(file, bad, 7, {'\x01', '\x02'}); // truncated
-  // Without the fast path (whatever ctest's run asks for), every request
-  // goes through the context's owner.
-  auto opts = durable_options(sqlite_at(file));
-  opts.local_fast_path = false;
-  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  fixture f{{}, through_owners(durable_options(sqlite_at(file)))};
   GIVEN("its owner read it first") {
     check_undecodable([&] { f.client->snapshot<cart>(bad); });
     check_undecodable([&] { f.client->acquire<cart>(bad); });
@@ -535,11 +540,9 @@ SCENARIO("an owner stores a durable context that is not in memory in one "
   auto stored = new_id();
   put_row(file, stored, 7, {'\x01', '\x02'}); // not even readable
   auto counting = std::make_shared<counting_backend>(sqlite_at(file));
-  auto opts = durable_options(counting);
-  // Through the owners alone (an actor's or a remote client's way; the
+  // Through the owners alone: an actor's or a remote client's way (the
   // fixture's blocking client would store on its own thread otherwise).
-  opts.local_fast_path = false;
-  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  fixture f{{}, through_owners(durable_options(counting))};
   WHEN("a client stores a context that is in the backend") {
     f.client->store(stored, cart_of("one", 1));
     THEN("the backend wrote the version after its own, unread") {
@@ -583,9 +586,7 @@ SCENARIO("an owner's one-step store that the backend refuses changes "
   // (a load, then a write): the write fails.
   auto disk = std::make_shared<failing_backend>(sqlite_at(file));
   disk->failing = true;
-  auto opts = durable_options(disk);
-  opts.local_fast_path = false; // through the owners alone
-  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  fixture f{{}, through_owners(durable_options(disk))};
   CHECK(error_code_of([&] { f.client->store(id, cart_of("ann", 2)); })
         == errc::backend_failure);
   disk->failing = false;
@@ -865,10 +866,9 @@ SCENARIO("an owner that keeps its context for max_resident makes another "
   temp_dir dir;
   auto opts = durable_options(sqlite_at(dir.path + "/contexts.db"));
   opts.max_resident = 2;
-  // Through the owners alone (whatever ctest's run asks for): each request
-  // marks its context used, in the order they are sent.
-  opts.local_fast_path = false;
-  fixture f{{}, [&](caf::actor_system& sys) { return spawn_storage(sys, opts); }};
+  // Through the owners alone: each request marks its context used, in the
+  // order they are sent.
+  fixture f{{}, through_owners(opts)};
   auto kept = new_id();
   auto other = new_id();
   f.client->store(kept, cart_of("kim", 1));

@@ -69,4 +69,15 @@ value_of(const messages::context_key& key, const stored_value& x) {
   return std::make_pair(x.version, std::move(value));
 }
 
+uint64_t apply_unread_store(context& ctx, uint64_t version,
+                            messages::payload value, effects& fx) {
+  std::optional<std::pair<uint64_t, messages::payload>> before; // unread
+  if (version > 1) {
+    ctx.stats->activations += 1;
+    before.emplace(version - 1, messages::payload{});
+  }
+  ctx.loaded(std::move(before), fx); // nothing waits: nothing runs
+  return ctx.store(std::move(value), fx);
+}
+
 } // namespace ctxstore::actors

@@ -7,6 +7,7 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "ctxstore/actors/context.hpp"
 #include "ctxstore/backend.hpp"
 #include "ctxstore/messages/context_key.hpp"
 #include "ctxstore/messages/payload.hpp"
@@ -37,5 +38,13 @@ backend_write erase_of(const messages::context_key& key, uint64_t version);
 /// type.
 caf::expected<std::pair<uint64_t, messages::payload>>
 value_of(const messages::context_key& key, const stored_value& x);
+
+/// A `loading` context whose store the backend made in one step
+/// (backend::store, backend::store_and_wait) at `version`: loaded as the
+/// version before it, whose value was replaced unread, then `value` stored
+/// as `version`, which it returns. (The caller holds its lock; nothing
+/// waits on it.)
+uint64_t apply_unread_store(context& ctx, uint64_t version,
+                            messages::payload value, effects& fx);
 
 } // namespace ctxstore::actors

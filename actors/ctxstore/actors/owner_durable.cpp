@@ -201,13 +201,7 @@ caf::behavior first_stored(owner_ptr self, std::shared_ptr<first_store> fs) {
         load(self);
         return;
       }
-      std::optional<std::pair<uint64_t, payload>> before; // unread
-      if (*left > 1) {
-        st.cfg.stats->activations += 1;
-        before.emplace(*left - 1, payload{});
-      }
-      ctx.loaded(std::move(before), s.fx); // nothing waits: nothing runs
-      fs->rp.deliver(ctx.store(std::move(fs->value), s.fx));
+      fs->rp.deliver(apply_unread_store(ctx, *left, std::move(fs->value), s.fx));
     },
   };
 }
@@ -226,17 +220,19 @@ void await_first_store(owner_ptr self) {
         auto& st = self->state;
         auto& ctx = *st.ctx;
         backend_answered(self); // this mode ends here either way
-        // Not a store this path takes, or a thread that stores the context
-        // is at work (it made the cell): read it first, as always; the
-        // store waits for that in the mailbox.
-        bool takes = key == st.cfg.key && token == 0 && ctx.fits(value);
-        if (takes) {
+        // Not a store this path takes, one whose value does not encode
+        // (the usual path answers that), or a thread that stores the
+        // context is at work (it made the cell): read it first, as always;
+        // the store waits for that in the mailbox.
+        auto w = key == st.cfg.key && token == 0 && ctx.fits(value)
+                   ? write_of(key, 0, 0, value)
+                   : caf::expected<backend_write>{caf::sec::invalid_argument};
+        bool alone = false;
+        if (w) {
           std::lock_guard<std::mutex> guard{ctx.mtx};
-          takes = ctx.loading() && !ctx.thread_loading();
+          alone = ctx.loading() && !ctx.thread_loading();
         }
-        auto w = takes ? write_of(key, 0, 0, value)
-                       : caf::expected<backend_write>{caf::sec::invalid_argument};
-        if (!w) { // (or it does not encode: the usual path answers that)
+        if (!alone) {
           load(self);
           return caf::skip;
         }

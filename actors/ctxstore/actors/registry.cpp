@@ -5,8 +5,6 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <tuple>
-#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -184,14 +182,11 @@ void make_room_for_one(registry_ptr self) {
 
 /// Forwards the current request to the owner of `key`'s context (spawning it
 /// if needed; with a backend, reading the context from there); false if
-/// there is no such context.
+/// there is no such context. `for_store`: the request is a store, which a
+/// new owner makes durable in one step, unread (owner_config::first_store).
 template <class... Ts>
-bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
-  // A store: a new owner makes it durable in one step, unread
-  // (owner_config::first_store).
-  constexpr bool for_store
-    = std::is_same<std::tuple<std::decay_t<Ts>...>,
-                   std::tuple<store_atom, context_key, payload, uint64_t>>::value;
+bool forward_loading_as(registry_ptr self, const context_key& key,
+                        bool for_store, Ts&&... xs) {
   auto cell = find_or_load(self, key);
   if (!cell)
     return false;
@@ -209,6 +204,12 @@ bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
     return false;
   self->delegate(owner, std::forward<Ts>(xs)...);
   return true;
+}
+
+/// forward_loading_as a request that is not a store.
+template <class... Ts>
+bool forward_loading(registry_ptr self, const context_key& key, Ts&&... xs) {
+  return forward_loading_as(self, key, false, std::forward<Ts>(xs)...);
 }
 
 /// Forwards the current request to the owner of `key`'s context (spawning it
@@ -337,8 +338,8 @@ caf::behavior registry_behavior(registry_ptr self, storage_options options,
                             + key.type);
       }
       if (durable(self)) { // created by its owner, once durable
-        if (forward_loading(self, key, store_atom::value, key,
-                            std::move(value), token))
+        if (forward_loading_as(self, key, true, store_atom::value, key,
+                               std::move(value), token))
           return caf::delegated<uint64_t>{};
         return make_error(errc::storage_down, "storage stopped");
       }
